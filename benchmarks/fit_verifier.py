@@ -1,0 +1,150 @@
+"""Refit the verifier's logistic model on the development data and write ``dedup/verifier.json``.
+
+Data (read from ``--data``, default ``../shared/data``; never copied into the repo):
+
+* ``ntrex_dev.jsonl``: NTREX-128 articles, each in ~20 languages (CC BY-SA 4.0). Same
+  ``story`` = same article in another language. A fixed subset of documents and
+  languages is used for fitting; documents whose id hashes into the held-out half are
+  never used here (they are kept for reporting).
+* ``og2021_dev.jsonl``: OG2021 titles with story labels (CC BY-NC-ND 4.0, internal
+  evaluation only). Titles dated up to ``--og-fit-until`` are used for fitting.
+* ``seeds.jsonl``: the five seed articles.
+
+For every article, retrieval proposes its ``k`` nearest articles in the same data set
+(exactly as the detector does); each (article, candidate) pair becomes one training row
+with the verifier's features and the label "same story". Pairs outside the date window
+are left out (the detector vetoes them before the model is consulted).
+
+Run: ``python -m benchmarks.fit_verifier [--data DIR] [--out dedup/verifier.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dedup.config import Config
+from dedup.embed import EmbeddedArticle, embed_articles, load_encoder
+from dedup.index import VectorIndex
+from dedup.io import read_articles
+from dedup.types import Article
+from dedup.verify import FEATURES, compare, features
+
+logger = logging.getLogger("benchmarks.fit_verifier")
+
+NTREX_LANGS = ("src", "fra", "deu", "spa", "rus", "CN", "vie", "arb")
+
+
+def held_out(story: str) -> bool:
+    """Stories whose id hashes odd are held out from every fit (kept for reporting)."""
+    return int(hashlib.sha256(story.encode()).hexdigest(), 16) % 2 == 1
+
+
+def load_sets(data: Path, ntrex_docs: int, og_until: str) -> dict[str, tuple[list[Article], list[str]]]:
+    """The fitting subsets, each as (articles, story labels)."""
+    sets: dict[str, tuple[list[Article], list[str]]] = {}
+    arts = read_articles([data / "ntrex_dev.jsonl"], detect_lang=False).articles
+    stories = [str(a.extra["story"]) for a in arts]
+    docs = sorted({s for s in stories if not held_out(s)})[:ntrex_docs]
+    keep = [i for i, a in enumerate(arts) if stories[i] in docs and a.id.rsplit("-", 1)[-1] in NTREX_LANGS]
+    sets["ntrex"] = ([arts[i] for i in keep], [stories[i] for i in keep])
+    arts = read_articles([data / "og2021_dev.jsonl"], detect_lang=False).articles
+    keep = [i for i, a in enumerate(arts) if a.date is not None and str(a.date) <= og_until]
+    sets["og2021"] = ([arts[i] for i in keep], [str(arts[i].extra["story"]) for i in keep])
+    arts = read_articles([data / "seeds.jsonl"], detect_lang=False).articles
+    sets["seeds"] = (list(arts), [str(a.extra["story"]) for a in arts])
+    return sets
+
+
+def pair_rows(
+    items: list[EmbeddedArticle], labels: list[str], config: Config, k: int
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Feature rows and labels of every (article, retrieved candidate) pair, each pair once."""
+    index = VectorIndex(items[0].vector.shape[0])
+    index.add(np.vstack([e.vector for e in items]))
+    found = index.search(np.vstack([e.vector for e in items]), min(k + 1, len(items)))
+    seen: set[tuple[int, int]] = set()
+    xs: list[NDArray[np.float64]] = []
+    ys: list[int] = []
+    for i in range(len(items)):
+        for j in found.positions[i]:
+            key = (min(i, int(j)), max(i, int(j)))
+            if j < 0 or key[0] == key[1] or key in seen:
+                continue
+            seen.add(key)
+            ev = compare(items[key[0]], items[key[1]], config)
+            if ev.date_gap_days is not None and ev.date_gap_days > config.max_date_gap_days:
+                continue
+            xs.append(features(ev, items[key[0]], items[key[1]]))
+            ys.append(int(labels[key[0]] == labels[key[1]]))
+    return np.vstack(xs), np.asarray(ys, dtype=np.int64)
+
+
+def main() -> None:
+    """Fit and write the verifier parameters."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "dedup" / "verifier.json")
+    parser.add_argument("--model", default=Config().model)
+    parser.add_argument("--ntrex-docs", type=int, default=40)
+    parser.add_argument("--og-fit-until", default="2021-07-20")
+    parser.add_argument("--k", type=int, default=10)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    config = Config(model=args.model)
+    encoder = load_encoder(config.model)
+    sets = load_sets(args.data, args.ntrex_docs, args.og_fit_until)
+    xs, ys, groups = [], [], []
+    for name, (arts, labels) in sets.items():
+        started = time.perf_counter()
+        items = embed_articles(arts, encoder, max_passage_chars=config.max_passage_chars, batch_size=config.batch_size)
+        x, y = pair_rows(items, labels, config, args.k)
+        logger.info("%s: %d articles, %d pairs (%d positive), %.0f s", name, len(arts), len(y), y.sum(),
+                    time.perf_counter() - started)
+        xs.append(x)
+        ys.append(y)
+        groups += [name] * len(y)
+    x_all, y_all = np.vstack(xs), np.concatenate(ys)
+    # Each data set weighs the same in the fit, whatever its number of pairs.
+    group_arr = np.asarray(groups)
+    weights = np.ones(len(y_all))
+    for name in sets:
+        mask = group_arr == name
+        weights[mask] = len(y_all) / (len(sets) * mask.sum())
+    model = LogisticRegression(C=1.0, max_iter=2000)
+    model.fit(x_all, y_all, sample_weight=weights)
+    proba = model.predict_proba(x_all)[:, 1]
+    report = {}
+    for name in sets:
+        mask = group_arr == name
+        p, r, f, _ = precision_recall_fscore_support(y_all[mask], proba[mask] >= 0.5, average="binary", zero_division=0)
+        report[name] = {"pairs": int(mask.sum()), "positives": int(y_all[mask].sum()),
+                        "precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4)}
+    thresholds = np.linspace(0.05, 0.95, 19)
+    f1s = [f1_score(y_all, proba >= t, sample_weight=weights) for t in thresholds]
+    out = {
+        "features": list(FEATURES),
+        "coef": [round(float(c), 6) for c in model.coef_[0]],
+        "intercept": round(float(model.intercept_[0]), 6),
+        "source": f"benchmarks/fit_verifier.py, model {config.model}, k={args.k}, "
+                  f"ntrex {args.ntrex_docs} docs x {len(NTREX_LANGS)} langs, og2021 <= {args.og_fit_until}, seeds",
+        "fit_report_at_0.5": report,
+        "best_f1_threshold": round(float(thresholds[int(np.argmax(f1s))]), 2),
+    }
+    args.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    logger.info("%s", json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

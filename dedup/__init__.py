@@ -1,0 +1,66 @@
+"""dedup: find reports of the same news story across outlets and languages.
+
+The pipeline, one module per stage::
+
+    io (read) -> text (clean, split) -> embed -> index/store (retrieve) -> verify (decide)
+              -> detector (check / add / cluster) -> cli
+
+Examples:
+    >>> from dedup import Article, PartialDate
+    >>> Article(id="a1", title="Talks in Hanoi", date=PartialDate.parse("2025-01")).date.precision
+    <DatePrecision.MONTH: 'month'>
+"""
+
+from __future__ import annotations
+
+from .config import Config
+from .detector import ClusterResult, Detector
+from .embed import EmbeddedArticle, Encoder, load_encoder
+from .errors import (
+    ConfigError,
+    DedupError,
+    DuplicateIdError,
+    InputError,
+    ModelError,
+    OptionalDependencyError,
+    StoreCorruptError,
+    StoreError,
+    StoreMismatchError,
+    StoreNotFoundError,
+)
+from .io import read_articles
+from .store import Store
+from .types import AddReport, Article, DatePrecision, Evidence, Match, PartialDate, PassagePair, Story, Verdict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddReport",
+    "Article",
+    "ClusterResult",
+    "Config",
+    "ConfigError",
+    "DatePrecision",
+    "DedupError",
+    "Detector",
+    "DuplicateIdError",
+    "EmbeddedArticle",
+    "Encoder",
+    "Evidence",
+    "InputError",
+    "Match",
+    "ModelError",
+    "OptionalDependencyError",
+    "PartialDate",
+    "PassagePair",
+    "Store",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreMismatchError",
+    "StoreNotFoundError",
+    "Story",
+    "Verdict",
+    "__version__",
+    "load_encoder",
+    "read_articles",
+]

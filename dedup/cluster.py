@@ -1,0 +1,89 @@
+"""Story clustering over verified pairs: integers in, labels out.
+
+Average linkage on the verifier's scores. Candidate pairs are visited best first; two
+stories merge only when the *average* score over all pairs between them reaches the
+linkage threshold. A chain A~B~C where A and C are different stories therefore does not
+weld A and C together, as single linkage (connected components) would. Pairs that
+retrieval never proposed are scored on demand; pairs further apart in time than the
+window score 0, so reports months apart do not merge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+__all__ = ["average_linkage"]
+
+
+def average_linkage(
+    n: int,
+    edges: Iterable[tuple[int, int, float]],
+    score: Callable[[int, int], float],
+    *,
+    threshold: float,
+    linkage: float,
+    max_pairs: int = 4096,
+) -> list[int]:
+    """Cluster ``n`` items; returns one label per item, numbered by first appearance.
+
+    Args:
+        n: Number of items.
+        edges: Scored candidate pairs ``(i, j, score)``; only those at or above
+            ``threshold`` can start a merge.
+        score: Score of any pair, called for pairs not in ``edges`` (cached here).
+        threshold: Minimum pair score to consider a merge.
+        linkage: Minimum average score between two clusters to merge them.
+        max_pairs: Above this many cross pairs, the average is taken over the known
+            (scored) pairs plus an evenly spaced sample of the others.
+
+    Examples:
+        >>> s = {(0, 1): 0.9, (1, 2): 0.9, (0, 2): 0.0}
+        >>> average_linkage(3, [(i, j, v) for (i, j), v in s.items()], lambda i, j: s[min(i, j), max(i, j)],
+        ...                 threshold=0.5, linkage=0.5)
+        [0, 0, 1]
+    """
+    known: dict[tuple[int, int], float] = {}
+    for i, j, value in edges:
+        if i != j:
+            key = (min(i, j), max(i, j))
+            known[key] = max(value, known.get(key, 0.0))
+
+    def pair(i: int, j: int) -> float:
+        key = (min(i, j), max(i, j))
+        if key not in known:
+            known[key] = score(*key)
+        return known[key]
+
+    parent = list(range(n))
+    members: dict[int, list[int]] = {i: [i] for i in range(n)}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for (i, j), value in sorted(known.items(), key=lambda kv: (-kv[1], kv[0])):
+        if value < threshold:
+            break
+        ri, rj = find(i), find(j)
+        if ri == rj:
+            continue
+        a, b = members[ri], members[rj]
+        cross = [(x, y) for x in a for y in b]
+        if len(cross) > max_pairs:
+            step = len(cross) / max_pairs
+            cross = [cross[int(k * step)] for k in range(max_pairs)]
+        mean = sum(pair(x, y) for x, y in cross) / len(cross)
+        if mean >= linkage:
+            if len(a) < len(b):
+                ri, rj = rj, ri
+            parent[rj] = ri
+            members[ri].extend(members.pop(rj))
+
+    labels: dict[int, int] = {}
+    out: list[int] = []
+    for i in range(n):
+        root = find(i)
+        out.append(labels.setdefault(root, len(labels)))
+    return out

@@ -1,0 +1,76 @@
+"""One frozen, validated configuration object. Every threshold lives here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["Config"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of a detector. Validated on construction; change with :meth:`with_`.
+
+    Attributes:
+        model: Embedding model: ``"dedup/multilingual-e5-small-q4"`` (the offline default,
+            built from PyPI packages), any sentence-transformers model name or a local path.
+        batch_size: Passages per encoder batch.
+        max_passage_chars: Paragraphs longer than this are split into several passages.
+        max_article_chars: Articles longer than this are refused (clear error), never truncated.
+        candidates: How many nearest stored articles retrieval proposes per query.
+        min_candidate_similarity: Stored articles below this article cosine are not verified.
+        threshold: Verifier score at or above which a pair is a duplicate.
+        max_date_gap_days: Pairs whose dates are further apart are never the same story.
+        align_min_similarity: Passage pairs below this cosine never count as aligned.
+        align_min_margin: A mutual-best passage pair must beat the runner-ups by this much.
+        cluster_linkage: Average verifier score two stories need between them to merge.
+    """
+
+    model: str = "dedup/multilingual-e5-small-q4"
+    batch_size: int = 32
+    max_passage_chars: int = 500
+    max_article_chars: int = 1_000_000
+    candidates: int = 20
+    min_candidate_similarity: float = 0.0
+    threshold: float = 0.5
+    max_date_gap_days: int = 7
+    align_min_similarity: float = 0.5
+    align_min_margin: float = 0.02
+    cluster_linkage: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError(f"model must be a non-empty string, got {self.model!r}")
+        for name in ("batch_size", "candidates", "max_passage_chars", "max_article_chars"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_passage_chars < 20:
+            raise ConfigError(f"max_passage_chars must be at least 20, got {self.max_passage_chars}")
+        if not isinstance(self.max_date_gap_days, int) or self.max_date_gap_days < 0:
+            raise ConfigError(f"max_date_gap_days must be a non-negative integer, got {self.max_date_gap_days!r}")
+        for name in ("threshold", "cluster_linkage"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {value!r}")
+        for name in ("min_candidate_similarity", "align_min_similarity"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not -1.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be in [-1, 1], got {value!r}")
+        if not isinstance(self.align_min_margin, (int, float)) or not 0.0 <= self.align_min_margin <= 1.0:
+            raise ConfigError(f"align_min_margin must be in [0, 1], got {self.align_min_margin!r}")
+
+    def with_(self, **changes: Any) -> Config:
+        """A copy with some fields changed (validated again).
+
+        Raises:
+            ConfigError: On an unknown field or an invalid value.
+        """
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; known: {sorted(known)}")
+        return replace(self, **changes)

@@ -1,0 +1,248 @@
+"""The facade that wires the pipeline: embed -> retrieve -> verify -> check / add / cluster.
+
+Examples:
+    Typical use (loads the default model, so not run as a doctest)::
+
+        det = Detector.open("newsroom.store", create=True)
+        det.add(articles)                      # persistent, atomic
+        verdict = det.check(article)           # Verdict(is_duplicate, matches with evidence)
+        stories = det.cluster(feed)            # list[Story]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .cluster import average_linkage
+from .config import Config
+from .embed import EmbeddedArticle, Encoder, embed_articles, load_encoder
+from .errors import StoreNotFoundError
+from .store import MANIFEST, Store
+from .types import AddReport, Article, Match, Story, Verdict
+from .verify import Verifier
+
+__all__ = ["ClusterResult", "Detector"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClusterResult:
+    """Stories of a batch, and the story label of every article.
+
+    Attributes:
+        stories: Stories, numbered by first appearance in the input.
+        labels: Article id -> story id.
+        edges: Verified duplicate pairs ``(id_a, id_b, score)`` the clustering started from.
+    """
+
+    stories: tuple[Story, ...]
+    labels: dict[str, str]
+    edges: tuple[tuple[str, str, float], ...]
+
+
+class Detector:
+    """Checks, stores and clusters articles. Build with :meth:`open` or :meth:`in_memory`.
+
+    Args:
+        store: Where checked-against articles live.
+        encoder: The embedding model; must match the store's model.
+        config: Thresholds and settings.
+        verifier: The pairwise decision model (default: the shipped parameters).
+    """
+
+    def __init__(self, store: Store, encoder: Encoder, config: Config, verifier: Verifier | None = None) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.config = config
+        self.verifier = verifier or Verifier.default()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        config: Config | None = None,
+        *,
+        encoder: Encoder | None = None,
+        create: bool = False,
+        verify: bool = True,
+    ) -> Detector:
+        """Open the store at ``path`` (creating it when ``create`` and missing).
+
+        Raises:
+            StoreNotFoundError: No store there and not ``create``.
+            StoreMismatchError: The store was built with another model or dimension.
+        """
+        config = config or Config()
+        root = Path(path)
+        exists = (root / MANIFEST).is_file()
+        if not exists and not create:
+            raise StoreNotFoundError(f"no store at {root} (create one with `dedup add --store {root} ...`)")
+        if exists:
+            Store._read_manifest(root)  # fail fast on a bad store before loading the model
+        encoder = encoder or load_encoder(config.model)
+        if exists:
+            store = Store.open(root, model=encoder.name, dim=encoder.dim, verify=verify)
+        else:
+            store = Store.create(root, encoder.name, encoder.dim)
+        return cls(store, encoder, config)
+
+    @classmethod
+    def in_memory(cls, config: Config | None = None, *, encoder: Encoder | None = None) -> Detector:
+        """A detector whose store lives in memory only."""
+        config = config or Config()
+        encoder = encoder or load_encoder(config.model)
+        return cls(Store.in_memory(encoder.name, encoder.dim), encoder, config)
+
+    # -------------------------------------------------------------------- embedding
+    def embed(self, articles: Sequence[Article], *, show_progress: bool = False) -> list[EmbeddedArticle]:
+        """Clean, split and embed articles (every passage, no truncation)."""
+        return embed_articles(
+            articles,
+            self.encoder,
+            max_passage_chars=self.config.max_passage_chars,
+            batch_size=self.config.batch_size,
+            show_progress=show_progress,
+        )
+
+    # ------------------------------------------------------------------------ check
+    def check(self, article: Article, *, top: int = 0) -> Verdict:
+        """Is ``article`` a duplicate of a stored one? See :meth:`check_embedded`."""
+        return self.check_embedded(self.embed([article]), top=top)[0]
+
+    def check_many(
+        self, articles: Sequence[Article], *, top: int = 0, add: bool = False, show_progress: bool = False
+    ) -> list[Verdict]:
+        """Check several articles; with ``add``, each is stored after its check."""
+        return self.check_embedded(self.embed(articles, show_progress=show_progress), top=top, add=add)
+
+    def check_embedded(self, items: Sequence[EmbeddedArticle], *, top: int = 0, add: bool = False) -> list[Verdict]:
+        """Check embedded articles against the store, in order.
+
+        Args:
+            items: Embedded query articles.
+            top: Also list the ``top`` best candidates that are not duplicates (near misses).
+            add: Store every article after its check, atomically at the end; later items
+                are checked against earlier ones too.
+
+        Returns:
+            One :class:`Verdict` per item.
+        """
+        if top < 0:
+            raise ValueError(f"top must be >= 0, got {top}")
+        pending = Store.in_memory(self.store.model, self.store.dim) if add else None
+        verdicts: list[Verdict] = []
+        for item in items:
+            matches, truncated = self._candidates(item, self.store)
+            if pending is not None and len(pending):
+                more, more_truncated = self._candidates(item, pending)
+                matches = sorted(matches + more, key=lambda m: -m.score)
+                truncated = truncated or more_truncated
+            duplicates = [m for m in matches if m.is_duplicate]
+            near = [m for m in matches if not m.is_duplicate][:top]
+            verdicts.append(Verdict(item.id, bool(duplicates), tuple(duplicates + near), truncated))
+            if pending is not None and item.id not in pending and item.id not in self.store:
+                pending.add([item])
+        if add:
+            self.store.add(list(items))
+        return verdicts
+
+    def _candidates(self, item: EmbeddedArticle, store: Store) -> tuple[list[Match], bool]:
+        if not len(store):
+            return [], False
+        k = self.config.candidates + (1 if item.id in store else 0)
+        found = store.search(item.vector[None, :], k)
+        matches: list[Match] = []
+        for position, sim in zip(found.positions[0], found.similarities[0], strict=True):
+            if position < 0 or sim < self.config.min_candidate_similarity:
+                continue
+            other = store.embedded(int(position))
+            if other.id == item.id:
+                continue
+            matches.append(self.verifier.decide(item, other, self.config))
+        matches.sort(key=lambda m: -m.score)
+        last_sim = float(found.similarities[0][-1]) if found.similarities.shape[1] else -1.0
+        truncated = bool(found.truncated[0]) and last_sim >= self.config.min_candidate_similarity
+        return matches, truncated
+
+    # -------------------------------------------------------------------------- add
+    def add(self, articles: Sequence[Article], *, replace: bool = False, show_progress: bool = False) -> AddReport:
+        """Embed and store articles atomically (see :meth:`Store.add`)."""
+        new = [a for a in articles if replace or a.id not in self.store or self._changed(a)]
+        report = self.store.add(self.embed(new, show_progress=show_progress), replace=replace)
+        skipped = tuple(a.id for a in articles if a not in new)
+        return AddReport(report.added, report.unchanged + skipped, report.replaced)
+
+    def _changed(self, article: Article) -> bool:
+        return self.store.get(article.id).content_hash != article.content_hash
+
+    # ---------------------------------------------------------------------- cluster
+    def cluster(self, articles: Sequence[Article], *, with_store: bool = False, show_progress: bool = False) -> ClusterResult:
+        """Group articles into stories; with ``with_store``, stored articles join in."""
+        return self.cluster_embedded(self.embed(articles, show_progress=show_progress), with_store=with_store)
+
+    def cluster_embedded(self, items: Sequence[EmbeddedArticle], *, with_store: bool = False) -> ClusterResult:
+        """Group embedded articles into stories by verified, average-linked pairs."""
+        all_items = list(items)
+        if with_store:
+            given = {i.id for i in items}
+            all_items += [self.store.embedded(p) for p in range(len(self.store)) if self.store.ids[p] not in given]
+        n = len(all_items)
+        if n == 0:
+            return ClusterResult((), {}, ())
+        local = Store.in_memory(self.store.model, self.store.dim)
+        local.add(all_items)
+        k = min(self.config.candidates + 1, n)
+        found = local.search(np.vstack([i.vector for i in all_items]), k)
+        cache: dict[tuple[int, int], float] = {}
+
+        def score(i: int, j: int) -> float:
+            key = (min(i, j), max(i, j))
+            if key not in cache:
+                cache[key] = self.verifier.decide(all_items[key[0]], all_items[key[1]], self.config).score
+            return cache[key]
+
+        edges: list[tuple[int, int, float]] = []
+        for i in range(n):
+            for position, sim in zip(found.positions[i], found.similarities[i], strict=True):
+                j = int(position)
+                if j < 0 or j == i or sim < self.config.min_candidate_similarity:
+                    continue
+                edges.append((min(i, j), max(i, j), score(i, j)))
+        labels = average_linkage(
+            n, edges, score, threshold=self.config.threshold, linkage=self.config.cluster_linkage
+        )
+        stories = _stories([i.article for i in all_items], labels)
+        ids = [i.id for i in all_items]
+        by_id = {ids[i]: stories[labels[i]].id for i in range(n)}
+        verified = tuple(
+            sorted({(ids[i], ids[j], s) for i, j, s in edges if s >= self.config.threshold}, key=lambda e: -e[2])
+        )
+        return ClusterResult(tuple(stories), by_id, verified)
+
+
+def _stories(articles: Sequence[Article], labels: Sequence[int]) -> list[Story]:
+    groups: dict[int, list[Article]] = {}
+    for article, label in zip(articles, labels, strict=True):
+        groups.setdefault(label, []).append(article)
+    width = max(4, len(str(len(groups))))
+    out: list[Story] = []
+    for label in sorted(groups):
+        members = groups[label]
+        dates = sorted(a.date for a in members if a.date is not None)
+        out.append(
+            Story(
+                id=f"story-{label + 1:0{width}d}",
+                article_ids=tuple(a.id for a in members),
+                langs=tuple(sorted({a.lang for a in members if a.lang})),
+                first_date=dates[0] if dates else None,
+                last_date=dates[-1] if dates else None,
+                titles=tuple(a.title for a in members),
+            )
+        )
+    return out

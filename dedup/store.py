@@ -1,0 +1,516 @@
+"""The persistent store: article metadata, passage vectors, the vector index, a manifest.
+
+Layout of a store directory::
+
+    manifest.json          format/version, model, dimension, cleaning version, segments, index
+    seg-000001/            one immutable segment per add: articles.jsonl, vectors.npy, passages.npy
+    index-000003.faiss     the vector index over all article vectors, rewritten per add
+    .lock                  held by a writer while it adds
+
+Writes are atomic: an add writes a new segment and a new index under temporary names,
+flushes them to disk, renames them into place and only then replaces ``manifest.json``
+(``os.replace``). A crash or Ctrl-C at any point leaves the previous manifest, which
+names only complete files, so the previous store opens intact. Files that no manifest
+names are removed by the next writer. Every file's size and SHA-256 are recorded in the
+manifest and checked on open, so a truncated or altered file is reported, never served.
+
+One writer at a time (a lock file); readers open a consistent snapshot (the manifest
+they read) without locking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .embed import EmbeddedArticle
+from .errors import DuplicateIdError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
+from .index import SearchResult, VectorIndex
+from .text import CLEANING_VERSION
+from .types import AddReport, Article, PartialDate
+
+__all__ = ["FORMAT_VERSION", "Store"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "dedup-store"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+LOCK = ".lock"
+
+
+@dataclass(frozen=True)
+class _Segment:
+    name: str
+    count: int
+    passages: int
+    files: dict[str, dict[str, Any]]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> dict[str, Any]:
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _npy_bytes(array: NDArray[np.float32]) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _article_from_record(record: dict[str, Any]) -> Article:
+    date = record.get("date")
+    return Article(
+        id=record["id"],
+        title=record.get("title") or "",
+        text=record.get("text") or "",
+        date=PartialDate.parse(date) if date else None,
+        lang=record.get("lang"),
+        source=record.get("source"),
+        url=record.get("url"),
+        extra=record.get("extra") or {},
+    )
+
+
+class Store:
+    """Articles with their passages and vectors, searchable by article vector.
+
+    Build one with :meth:`create`, :meth:`open` or :meth:`in_memory`.
+    """
+
+    def __init__(self, path: Path | None, model: str, dim: int) -> None:
+        self._path = path
+        self._model = model
+        self._dim = dim
+        self._segments: list[_Segment] = []
+        self._records: list[dict[str, Any]] = []
+        self._positions: dict[str, int] = {}
+        self._vectors: list[NDArray[np.float32]] = []
+        self._passage_vectors: list[NDArray[np.float32]] = []
+        self._passage_start: list[int] = []
+        self._index = VectorIndex(dim)
+        self._generation = 0
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def in_memory(cls, model: str, dim: int) -> Store:
+        """A store that lives only in memory (nothing is written)."""
+        return cls(None, model, dim)
+
+    @classmethod
+    def create(cls, path: str | Path, model: str, dim: int) -> Store:
+        """Create an empty store at ``path`` (a new or empty directory).
+
+        Raises:
+            StoreError: When ``path`` already holds files.
+        """
+        root = Path(path)
+        if root.exists() and any(root.iterdir()):
+            if (root / MANIFEST).exists():
+                raise StoreError(f"a store already exists at {root}; open it instead")
+            raise StoreError(f"cannot create a store in {root}: the folder is not empty")
+        root.mkdir(parents=True, exist_ok=True)
+        store = cls(root, model, dim)
+        with store._locked():
+            store._commit([], store._index)
+        return store
+
+    @classmethod
+    def open(cls, path: str | Path, *, model: str | None = None, dim: int | None = None, verify: bool = True) -> Store:
+        """Open an existing store, refusing one built with another model or dimension.
+
+        Args:
+            path: The store directory.
+            model: The model the caller embeds with; None skips the check.
+            dim: The caller's vector dimension; None skips the check.
+            verify: Check every file's SHA-256 against the manifest (sizes are always checked).
+
+        Raises:
+            StoreNotFoundError: No store at ``path``.
+            StoreMismatchError: Built with another model, dimension, cleaning or format version.
+            StoreCorruptError: A file is missing, truncated or altered.
+        """
+        root = Path(path)
+        manifest = cls._read_manifest(root)
+        store = cls(root, str(manifest["model"]), int(manifest["dim"]))
+        if model is not None and model != store._model:
+            raise StoreMismatchError(
+                f"store {root} was built with model {store._model!r}, not {model!r}; open it with that model "
+                "or build a new store with this one"
+            )
+        if dim is not None and dim != store._dim:
+            raise StoreMismatchError(f"store {root} holds vectors of dimension {store._dim}, the model gives {dim}")
+        store._load(manifest, verify=verify)
+        return store
+
+    @staticmethod
+    def _read_manifest(root: Path) -> dict[str, Any]:
+        file = root / MANIFEST
+        if not root.is_dir():
+            raise StoreNotFoundError(f"no store at {root}: the folder does not exist (create one with `dedup add`)")
+        if not file.is_file():
+            raise StoreNotFoundError(f"no store at {root}: {MANIFEST} is missing (create one with `dedup add`)")
+        try:
+            manifest = json.loads(file.read_text("utf-8"))
+        except PermissionError as exc:
+            raise StoreError(f"cannot read {file}: {exc.strerror}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StoreCorruptError(f"{file} is not valid JSON ({exc}); restore it from a backup") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise StoreCorruptError(f"{file} is not a dedup store manifest")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise StoreMismatchError(
+                f"store {root} has format version {manifest.get('format_version')}, this dedup reads {FORMAT_VERSION}"
+            )
+        if manifest.get("cleaning_version") != CLEANING_VERSION:
+            raise StoreMismatchError(
+                f"store {root} was built with cleaning version {manifest.get('cleaning_version')}, this dedup uses "
+                f"{CLEANING_VERSION}; rebuild the store from its articles"
+            )
+        return manifest
+
+    def _check_file(self, path: Path, meta: dict[str, Any], verify: bool) -> None:
+        if not path.is_file():
+            raise StoreCorruptError(f"store file {path} is missing; the store is damaged, restore it from a backup")
+        size = path.stat().st_size
+        if size != meta["size"]:
+            raise StoreCorruptError(
+                f"store file {path} has {size} bytes, the manifest says {meta['size']}: it was truncated or altered; "
+                "restore the store from a backup"
+            )
+        if verify and _sha256(path) != meta["sha256"]:
+            raise StoreCorruptError(
+                f"store file {path} does not match its checksum: it was altered; restore the store from a backup"
+            )
+
+    def _load(self, manifest: dict[str, Any], *, verify: bool) -> None:
+        assert self._path is not None
+        self._generation = int(manifest["generation"])
+        for seg in manifest["segments"]:
+            segment = _Segment(seg["name"], int(seg["count"]), int(seg["passages"]), seg["files"])
+            folder = self._path / segment.name
+            for name, meta in segment.files.items():
+                self._check_file(folder / name, meta, verify)
+            try:
+                vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
+                passages = np.load(folder / "passages.npy", mmap_mode="r", allow_pickle=False)
+                records = [json.loads(line) for line in (folder / "articles.jsonl").read_text("utf-8").splitlines()]
+            except (ValueError, OSError, json.JSONDecodeError) as exc:
+                raise StoreCorruptError(f"segment {folder} cannot be read ({exc}); restore it from a backup") from None
+            if vectors.shape != (segment.count, self._dim) or passages.shape != (segment.passages, self._dim):
+                raise StoreCorruptError(f"segment {folder} has arrays of the wrong shape; restore it from a backup")
+            if len(records) != segment.count:
+                raise StoreCorruptError(f"segment {folder} lists {len(records)} articles, the manifest says {segment.count}")
+            self._append_memory(records, np.asarray(vectors), np.asarray(passages))
+            self._segments.append(segment)
+        meta = manifest["index"]
+        index_path = self._path / meta["file"]
+        self._check_file(index_path, meta, verify)
+        self._index = VectorIndex.from_bytes(index_path.read_bytes(), self._dim)
+        if len(self._index) != len(self._records):
+            raise StoreCorruptError(
+                f"index {index_path} holds {len(self._index)} vectors for {len(self._records)} articles; "
+                "restore the store from a backup"
+            )
+
+    def _append_memory(
+        self, records: Sequence[dict[str, Any]], vectors: NDArray[np.float32], passages: NDArray[np.float32]
+    ) -> None:
+        offset = sum(len(p) for p in self._passage_vectors)
+        for record in records:
+            if record["id"] in self._positions:
+                raise StoreCorruptError(f"id {record['id']!r} is stored twice")
+            self._positions[record["id"]] = len(self._records)
+            self._passage_start.append(offset + int(record["passage_offset"]))
+            self._records.append(record)
+        self._vectors.append(vectors)
+        self._passage_vectors.append(passages)
+
+    # ------------------------------------------------------------------- properties
+    @property
+    def path(self) -> Path | None:
+        """The store directory, or None for an in-memory store."""
+        return self._path
+
+    @property
+    def model(self) -> str:
+        """The model every stored vector was made with."""
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return self._dim
+
+    @property
+    def index_kind(self) -> str:
+        """The vector index type in use."""
+        return self._index.kind
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, article_id: object) -> bool:
+        return article_id in self._positions
+
+    @property
+    def ids(self) -> list[str]:
+        """Stored ids, in insertion order."""
+        return [r["id"] for r in self._records]
+
+    # ---------------------------------------------------------------------- reading
+    def get(self, article_id: str) -> Article:
+        """The stored article with this id.
+
+        Raises:
+            KeyError: When no article has this id.
+        """
+        return _article_from_record(self._records[self._positions[article_id]]["article"])
+
+    def embedded(self, position: int) -> EmbeddedArticle:
+        """The stored article at ``position`` with its passages and vectors."""
+        record = self._records[position]
+        start = self._passage_start[position]
+        count = len(record["passages"])
+        passages = self._all_passages()[start : start + count]
+        return EmbeddedArticle(
+            _article_from_record(record["article"]), tuple(record["passages"]), np.asarray(passages), self._all_vectors()[position]
+        )
+
+    def position(self, article_id: str) -> int:
+        """Insertion position of an id (raises KeyError)."""
+        return self._positions[article_id]
+
+    def search(self, queries: NDArray[np.float32], k: int) -> SearchResult:
+        """The ``k`` stored articles most similar to each query vector."""
+        return self._index.search(queries, k)
+
+    def _all_vectors(self) -> NDArray[np.float32]:
+        if len(self._vectors) != 1:
+            merged = np.vstack(self._vectors) if self._vectors else np.zeros((0, self._dim), np.float32)
+            self._vectors = [merged]
+        return self._vectors[0]
+
+    def _all_passages(self) -> NDArray[np.float32]:
+        if len(self._passage_vectors) != 1:
+            merged = np.vstack(self._passage_vectors) if self._passage_vectors else np.zeros((0, self._dim), np.float32)
+            self._passage_vectors = [merged]
+        return self._passage_vectors[0]
+
+    # ---------------------------------------------------------------------- writing
+    def add(self, items: Sequence[EmbeddedArticle], *, replace: bool = False) -> AddReport:
+        """Store embedded articles atomically: all of them or, on any failure, none.
+
+        Re-adding an id with the same content is a no-op. The same id with other content
+        raises :class:`DuplicateIdError` unless ``replace`` is True.
+
+        Raises:
+            DuplicateIdError: An id is already stored with other content (and not ``replace``).
+            StoreMismatchError: A vector has the wrong dimension.
+        """
+        with self._locked():
+            self._refresh()
+            added: list[EmbeddedArticle] = []
+            unchanged: list[str] = []
+            replaced: list[str] = []
+            batch_ids: set[str] = set()
+            for item in items:
+                if item.vector.shape != (self._dim,):
+                    raise StoreMismatchError(f"article {item.id!r} has a vector of shape {item.vector.shape}, store dim is {self._dim}")
+                if item.id in batch_ids:
+                    raise DuplicateIdError(f"id {item.id!r} appears twice in one add")
+                batch_ids.add(item.id)
+                position = self._positions.get(item.id)
+                if position is None:
+                    added.append(item)
+                elif self._records[position]["content_hash"] == item.article.content_hash:
+                    unchanged.append(item.id)
+                elif replace:
+                    replaced.append(item.id)
+                    added.append(item)
+                else:
+                    raise DuplicateIdError(
+                        f"id {item.id!r} is already stored with different content; use replace=True (--replace) to overwrite"
+                    )
+            if added:
+                self._write(added, set(replaced))
+            return AddReport(tuple(a.id for a in added if a.id not in replaced), tuple(unchanged), tuple(replaced))
+
+    def _write(self, added: Sequence[EmbeddedArticle], replaced: set[str]) -> None:
+        records = [self._record(item) for item in added]
+        vectors = np.vstack([item.vector[None, :] for item in added]).astype(np.float32)
+        passages = np.vstack([item.passage_vectors for item in added]).astype(np.float32)
+        if replaced:  # rewrite everything as one segment without the replaced articles
+            keep = [i for i, r in enumerate(self._records) if r["id"] not in replaced]
+            old = [self.embedded(i) for i in keep]
+            fresh = Store(self._path, self._model, self._dim)
+            fresh._generation = self._generation
+            all_items = old + list(added)
+            all_records = [{**self._records[i], "passage_offset": 0} for i in keep] + records
+            fresh._assign_offsets(all_records)
+            all_vectors = np.vstack([e.vector[None, :] for e in all_items]).astype(np.float32)
+            all_passages = np.vstack([e.passage_vectors for e in all_items]).astype(np.float32)
+            index = VectorIndex(self._dim)
+            index.add(all_vectors)
+            fresh._commit([(all_records, all_vectors, all_passages)], index, keep_segments=False)
+            self.__dict__.update(fresh.__dict__)
+            return
+        self._assign_offsets(records)
+        # A persistent store adds to a copy, so a failed commit leaves the live index untouched.
+        index = self._index if self._path is None else VectorIndex.from_bytes(self._index.to_bytes(), self._dim)
+        index.add(vectors)
+        self._commit([(records, vectors, passages)], index)
+
+    @staticmethod
+    def _assign_offsets(records: list[dict[str, Any]]) -> None:
+        offset = 0
+        for record in records:
+            record["passage_offset"] = offset
+            offset += len(record["passages"])
+
+    @staticmethod
+    def _record(item: EmbeddedArticle) -> dict[str, Any]:
+        article = item.article.to_dict()
+        extra = {k: v for k, v in article.items() if k not in ("id", "title", "text", "date", "lang", "source", "url")}
+        core = {k: article[k] for k in ("id", "title", "text", "date", "lang", "source", "url")}
+        core["extra"] = extra
+        return {
+            "id": item.id,
+            "content_hash": item.article.content_hash,
+            "article": core,
+            "passages": list(item.passages),
+            "passage_offset": 0,
+        }
+
+    def _commit(
+        self,
+        new: Sequence[tuple[list[dict[str, Any]], NDArray[np.float32], NDArray[np.float32]]],
+        index: VectorIndex,
+        *,
+        keep_segments: bool = True,
+    ) -> None:
+        generation = self._generation + 1
+        segments = list(self._segments) if keep_segments else []
+        if self._path is not None:
+            segments += [self._write_segment(generation, records, vectors, passages) for records, vectors, passages in new]
+            index_name = f"index-{generation:06d}.faiss"
+            tmp = self._path / f".tmp-{index_name}"
+            meta = _write_file(tmp, index.to_bytes())
+            os.replace(tmp, self._path / index_name)
+            manifest = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "model": self._model,
+                "dim": self._dim,
+                "cleaning_version": CLEANING_VERSION,
+                "generation": generation,
+                "count": sum(s.count for s in segments),
+                "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+                "segments": [{"name": s.name, "count": s.count, "passages": s.passages, "files": s.files} for s in segments],
+                "index": {"file": index_name, "kind": index.kind, **meta},
+            }
+            tmp_manifest = self._path / f".tmp-{MANIFEST}"
+            _write_file(tmp_manifest, json.dumps(manifest, indent=1).encode("utf-8"))
+            _fsync_dir(self._path)
+            os.replace(tmp_manifest, self._path / MANIFEST)  # the commit point
+            _fsync_dir(self._path)
+        if not keep_segments:
+            self._records, self._positions, self._vectors, self._passage_vectors, self._passage_start = [], {}, [], [], []
+        for records, vectors, passages in new:
+            self._append_memory(records, vectors, passages)
+        if self._path is not None:
+            self._segments = segments
+        self._index = index
+        self._generation = generation
+        if self._path is not None:
+            self._collect_garbage()
+
+    def _write_segment(
+        self, generation: int, records: list[dict[str, Any]], vectors: NDArray[np.float32], passages: NDArray[np.float32]
+    ) -> _Segment:
+        assert self._path is not None
+        name = f"seg-{generation:06d}"
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self._path))
+        files = {
+            "articles.jsonl": _write_file(
+                tmp / "articles.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+            ),
+            "vectors.npy": _write_file(tmp / "vectors.npy", _npy_bytes(vectors)),
+            "passages.npy": _write_file(tmp / "passages.npy", _npy_bytes(passages)),
+        }
+        _fsync_dir(tmp)
+        final = self._path / name
+        if final.exists():  # left by a crashed writer, never named by a manifest
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        return _Segment(name, len(records), len(passages), files)
+
+    def _collect_garbage(self) -> None:
+        assert self._path is not None
+        live = {s.name for s in self._segments} | {MANIFEST, LOCK}
+        manifest = json.loads((self._path / MANIFEST).read_text("utf-8"))
+        live.add(manifest["index"]["file"])
+        for entry in self._path.iterdir():
+            if entry.name in live:
+                continue
+            if entry.name.startswith((".tmp-", "seg-", "index-")):
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+
+    def _refresh(self) -> None:
+        """Reload if another process committed since this store was opened."""
+        if self._path is None:
+            return
+        manifest = self._read_manifest(self._path)
+        if int(manifest["generation"]) != self._generation:
+            fresh = Store.open(self._path, verify=False)
+            self.__dict__.update(fresh.__dict__)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._path is None:
+            yield
+            return
+        from filelock import FileLock, Timeout  # noqa: PLC0415
+
+        lock = FileLock(str(self._path / LOCK), timeout=600)
+        try:
+            with lock:
+                yield
+        except Timeout:
+            raise StoreError(f"store {self._path} is locked by another writer (waited 600 s)") from None

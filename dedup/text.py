@@ -1,0 +1,206 @@
+"""Pure text functions: cleaning boilerplate, splitting into passages, extracting clues.
+
+Nothing here loads a model or touches files. Every function is deterministic.
+
+Cleaning removes what is not the story (photo credits, related-link lines, agency
+sign-offs, trailing "see more" blocks of other headlines). The original text is never
+modified in place: callers keep it and embed the cleaned copy.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = [
+    "CLEANING_VERSION",
+    "clean_text",
+    "extract_names",
+    "extract_numbers",
+    "split_passages",
+]
+
+#: Bumped whenever cleaning or splitting changes output; stores record it.
+CLEANING_VERSION = 1
+
+# A line that starts a trailing block of other stories' headlines.
+_SEE_MORE = re.compile(
+    r"^\s*(voir plus|see more|read more|more stories|related( news| stories| articles)?|lire aussi|"
+    r"à lire aussi|xem thêm|tin liên quan|leer más|ver más|mehr zum thema|weitere artikel|leggi anche)\s*:?\s*$",
+    re.IGNORECASE,
+)
+# Lines that are links to other stories.
+_RELATED_LINK = re.compile(r"^\s*(>>|»|›|→)\s*")
+# A line that is only a photo credit, or ends with one: "Photo : VNA/CVN", "Ảnh: TTXVN".
+_PHOTO_LINE = re.compile(r"^\s*(photo|ảnh|foto|image|crédit photo|credit|photo credit)\s*:\s*[\w/ .,&-]{0,60}$", re.IGNORECASE)
+_PHOTO_TAIL = re.compile(
+    r"\s*(?:ảnh\s*\d+\s*)?(?:[-–—.]\s*)?(photo|ảnh|foto|crédit photo)\s*:\s*[\w/ .&-]{0,40}$", re.IGNORECASE
+)
+# A line that is only an agency sign-off or source tag.
+_SIGNOFF_LINE = re.compile(
+    r"^\s*[-–—(]?\s*(VNA(/CVN)?|CVN|TTXVN|AFP|AP|Reuters|dpa|ANSA|EFE|Xinhua|source|nguồn|sources?\s*:.*)\s*[)]?\.?\s*$",
+    re.IGNORECASE,
+)
+# An agency sign-off glued to the end of the last sentence: "... ministères.- VNA".
+_SIGNOFF_TAIL = re.compile(r"(?<=[.!?»\"”])\s*[-–—]\s*(VNA(/CVN)?|CVN|TTXVN|AFP|Reuters)\s*$")
+
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+(?=[^\s])")
+_WS = re.compile(r"[ \t\u00a0\u2009\u202f]+")
+
+
+def clean_text(text: str) -> str:
+    """Remove boilerplate that is not part of the story; keep paragraph breaks.
+
+    Args:
+        text: Raw article body.
+
+    Returns:
+        The body with one paragraph per line, without photo credits, related-link
+        lines, agency sign-offs and a trailing "see more" block.
+
+    Examples:
+        >>> clean_text(">> Other story\\n\\nPhoto : VNA/CVN\\n\\nThe minister met.\\n\\nVNA/CVN")
+        'The minister met.'
+        >>> clean_text("Talks ended.- VNA\\n\\nsource\\n\\nVoir plus\\n\\nUnrelated headline")
+        'Talks ended.'
+    """
+    lines = [_WS.sub(" ", unicodedata.normalize("NFC", line)).strip() for line in text.splitlines()]
+    # Cut a trailing "see more" block: from the marker to the end. A marker among the first
+    # two non-empty lines is a header, not a tail, and is only dropped itself.
+    nonempty = [i for i, line in enumerate(lines) if line]
+    for rank, i in enumerate(nonempty):
+        if _SEE_MORE.match(lines[i]) and rank >= 2:
+            lines = lines[:i]
+            break
+    kept: list[str] = []
+    for line in lines:
+        if not line or _RELATED_LINK.match(line) or _PHOTO_LINE.match(line) or _SIGNOFF_LINE.match(line):
+            continue
+        line = _PHOTO_TAIL.sub("", line)
+        line = _SIGNOFF_TAIL.sub("", line).strip()
+        if line:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def split_passages(text: str, max_chars: int = 500) -> list[str]:
+    """Split cleaned text into passages: paragraphs, with long ones cut at sentence ends.
+
+    Every character of ``text`` (but whitespace) lands in exactly one passage, so a long
+    article is covered in full, never truncated.
+
+    Args:
+        text: Cleaned text, one paragraph per line.
+        max_chars: Paragraphs longer than this are split at sentence boundaries; a single
+            sentence longer than this is split at word boundaries.
+
+    Returns:
+        Passages in reading order.
+
+    Examples:
+        >>> split_passages("First para.\\nSecond one. It has two sentences.", max_chars=25)
+        ['First para.', 'Second one.', 'It has two sentences.']
+    """
+    if max_chars < 20:
+        raise ValueError(f"max_chars must be at least 20, got {max_chars}")
+    passages: list[str] = []
+    for para in text.splitlines():
+        para = para.strip()
+        if not para:
+            continue
+        if len(para) <= max_chars:
+            passages.append(para)
+            continue
+        current = ""
+        for sentence in _SENTENCE_END.split(para):
+            for piece in _split_long(sentence, max_chars):
+                if current and len(current) + 1 + len(piece) > max_chars:
+                    passages.append(current)
+                    current = piece
+                else:
+                    current = f"{current} {piece}" if current else piece
+        if current:
+            passages.append(current)
+    return passages
+
+
+def _split_long(sentence: str, max_chars: int) -> list[str]:
+    if len(sentence) <= max_chars:
+        return [sentence]
+    words = sentence.split(" ")
+    if len(words) == 1:  # no spaces (e.g. Chinese, Japanese, Thai): cut by characters
+        return [sentence[i : i + max_chars] for i in range(0, len(sentence), max_chars)]
+    out: list[str] = []
+    current = ""
+    for word in words:
+        while len(word) > max_chars:
+            if current:
+                out.append(current)
+                current = ""
+            out.append(word[:max_chars])
+            word = word[max_chars:]
+        if current and len(current) + 1 + len(word) > max_chars:
+            out.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    if current:
+        out.append(current)
+    return out
+
+
+_NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])")
+_ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th|e|er|ère|eme|ème|º|ª|\.)(?=\s|$)", re.IGNORECASE)
+
+
+def extract_numbers(text: str) -> frozenset[str]:
+    """Numbers that survive translation: digits, normalised (no separators), ordinals kept.
+
+    Single-digit numbers are dropped: they are too common to be evidence.
+
+    Examples:
+        >>> sorted(extract_numbers("On 12 January 2025, 1,500 people; the 11th Congress."))
+        ['11', '12', '1500', '2025']
+    """
+    found: set[str] = set()
+    for m in _ORDINAL.finditer(text):
+        found.add(m.group(1))
+    for m in _NUMBER.finditer(text):
+        token = m.group(0)
+        # 1,500 / 1.500 / 1 500 as thousands -> 1500; 3.5 stays a decimal.
+        parts = re.split(r"[.,]", token)
+        if len(parts) > 1 and all(len(p) == 3 for p in parts[1:]):
+            token = "".join(parts)
+        else:
+            token = token.replace(",", ".")
+        found.add(token)
+    return frozenset(n for n in found if len(n) >= 2)
+
+
+_NAME = re.compile(r"\b[^\W\d_][^\W_]*(?:[-'’][^\W\d_][^\W_]*)*", re.UNICODE)
+
+
+def _fold(word: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", word.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+def extract_names(text: str, min_len: int = 3) -> frozenset[str]:
+    """Candidate proper names: capitalised words not at a sentence start, and acronyms.
+
+    Names are folded (lower case, accents removed) so "Tô Lâm" matches "To Lam".
+
+    Examples:
+        >>> sorted(extract_names("Party chief Tô Lâm received Vilay Lakhamphong in Hà Nội."))
+        ['lakhamphong', 'lam', 'noi', 'vilay']
+    """
+    found: set[str] = set()
+    for sentence in re.split(r"(?<=[.!?:;])\s+|\n", text):
+        words = list(_NAME.finditer(sentence))
+        for pos, m in enumerate(words):
+            word = m.group(0)
+            if pos == 0 and not word.isupper():
+                continue  # sentence-initial capital says nothing
+            if word[0].isupper() and len(word) >= min_len:
+                found.add(_fold(word))
+    return frozenset(found)

@@ -1,0 +1,336 @@
+"""Frozen result and record types shared by every stage of the pipeline.
+
+Everything here is plain data: no I/O, no model. Results carry their evidence so a
+caller can always answer "why are these two articles the same story?".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "AddReport",
+    "Article",
+    "DatePrecision",
+    "Evidence",
+    "Match",
+    "PartialDate",
+    "PassagePair",
+    "Story",
+    "Verdict",
+]
+
+_DATE_RE = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?$")
+
+
+class DatePrecision(StrEnum):
+    """How much of a date is known."""
+
+    YEAR = "year"
+    MONTH = "month"
+    DAY = "day"
+
+
+@dataclass(frozen=True, order=True)
+class PartialDate:
+    """A calendar date that may be known only to the month or the year.
+
+    A partial date is never completed with an invented day: ``2025-01`` stays a month.
+    Gaps between partial dates are the smallest gap the two periods allow.
+
+    Examples:
+        >>> d = PartialDate.parse("2025-01")
+        >>> d.precision, str(d)
+        (<DatePrecision.MONTH: 'month'>, '2025-01')
+        >>> d.gap_days(PartialDate.parse("2025-01-12"))
+        0
+        >>> PartialDate.parse("2025-01-12").gap_days(PartialDate.parse("2025-01-20"))
+        8
+    """
+
+    year: int
+    month: int | None = None
+    day: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.day is not None and self.month is None:
+            raise ValueError("a date with a day must have a month")
+        # Validates the calendar (raises ValueError on 2025-02-30, month 13, ...).
+        dt.date(self.year, self.month or 1, self.day or 1)
+
+    @classmethod
+    def parse(cls, value: str) -> PartialDate:
+        """Parse ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` (an ISO datetime keeps its date part).
+
+        Raises:
+            ValueError: If ``value`` is not such a date.
+        """
+        text = value.strip()
+        if len(text) > 10 and text[10] in "T ":
+            text = text[:10]
+        m = _DATE_RE.match(text)
+        if m is None:
+            raise ValueError(f"not a date of the form YYYY, YYYY-MM or YYYY-MM-DD: {value!r}")
+        year, month, day = (int(g) if g else None for g in m.groups())
+        assert year is not None  # the regex guarantees it
+        try:
+            return cls(year, month, day)
+        except ValueError as exc:
+            raise ValueError(f"not a valid calendar date: {value!r} ({exc})") from None
+
+    @property
+    def precision(self) -> DatePrecision:
+        """The finest known unit."""
+        if self.day is not None:
+            return DatePrecision.DAY
+        if self.month is not None:
+            return DatePrecision.MONTH
+        return DatePrecision.YEAR
+
+    def bounds(self) -> tuple[dt.date, dt.date]:
+        """First and last calendar day this date can denote."""
+        if self.day is not None and self.month is not None:
+            d = dt.date(self.year, self.month, self.day)
+            return d, d
+        if self.month is not None:
+            first = dt.date(self.year, self.month, 1)
+            nxt = dt.date(self.year + (self.month == 12), self.month % 12 + 1, 1)
+            return first, nxt - dt.timedelta(days=1)
+        return dt.date(self.year, 1, 1), dt.date(self.year, 12, 31)
+
+    def gap_days(self, other: PartialDate) -> int:
+        """Smallest number of days between the two periods (0 when they overlap)."""
+        a0, a1 = self.bounds()
+        b0, b1 = other.bounds()
+        if a1 < b0:
+            return (b0 - a1).days
+        if b1 < a0:
+            return (a0 - b1).days
+        return 0
+
+    def __str__(self) -> str:
+        if self.month is None:
+            return f"{self.year:04d}"
+        if self.day is None:
+            return f"{self.year:04d}-{self.month:02d}"
+        return f"{self.year:04d}-{self.month:02d}-{self.day:02d}"
+
+
+def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article as read from the input. ``text`` is kept exactly as given.
+
+    Attributes:
+        id: Unique identifier within a feed or store.
+        title: Headline (may be empty).
+        text: Body, untouched by cleaning (may be empty for title-only feeds).
+        date: Publication date with its precision, or None when unknown.
+        lang: ISO 639-1 code, given or detected; None when unknown.
+        source: Outlet or feed name.
+        url: Link to the original.
+        extra: Unknown input fields, kept and written back unchanged.
+    """
+
+    id: str
+    title: str = ""
+    text: str = ""
+    date: PartialDate | None = None
+    lang: str | None = None
+    source: str | None = None
+    url: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra", _freeze(self.extra))
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 of what decides identity: title, text, date and language."""
+        payload = json.dumps(
+            [self.title, self.text, str(self.date) if self.date else None, self.lang],
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with the known fields first, then the extra ones."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "text": self.text,
+            "date": str(self.date) if self.date else None,
+            "lang": self.lang,
+            "source": self.source,
+            "url": self.url,
+        }
+        for key, value in self.extra.items():
+            out.setdefault(key, value)
+        return out
+
+
+@dataclass(frozen=True)
+class PassagePair:
+    """Two passages, one from each article, that align (mutual best match).
+
+    Attributes:
+        a: Index of the passage in the first (query) article.
+        b: Index of the passage in the second (stored) article.
+        a_text: The cleaned passage text in the first article.
+        b_text: The cleaned passage text in the second article.
+        similarity: Cosine similarity of the two passage vectors.
+        margin: Similarity minus the mean of the runner-up similarities of both passages.
+    """
+
+    a: int
+    b: int
+    a_text: str
+    b_text: str
+    similarity: float
+    margin: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the verifier looked at when deciding on a pair of articles.
+
+    Attributes:
+        article_similarity: Cosine of the two article vectors.
+        aligned: Passage pairs that align, best first.
+        aligned_fraction: Aligned passages over the passages of the shorter article.
+        date_gap_days: Smallest possible gap between the dates; None if a date is unknown.
+        shared_numbers: Numbers found in both articles.
+        shared_names: Names (capitalised words, acronyms) found in both articles.
+        lang_pair: Languages of the first and second article.
+        length_ratio: Shorter cleaned length over longer cleaned length.
+    """
+
+    article_similarity: float
+    aligned: tuple[PassagePair, ...]
+    aligned_fraction: float
+    date_gap_days: int | None
+    shared_numbers: tuple[str, ...]
+    shared_names: tuple[str, ...]
+    lang_pair: tuple[str | None, str | None]
+    length_ratio: float
+
+
+@dataclass(frozen=True)
+class Match:
+    """A stored article compared with a query article.
+
+    Attributes:
+        id: The stored article's id.
+        score: Probability-like score in [0, 1] that both report the same story.
+        is_duplicate: Whether ``score`` reached the decision threshold.
+        evidence: Everything the decision used.
+        title: The stored article's title, for display.
+    """
+
+    id: str
+    score: float
+    is_duplicate: bool
+    evidence: Evidence
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to "is this article a duplicate of one already seen?".
+
+    Attributes:
+        id: The query article's id.
+        is_duplicate: True when at least one match is a duplicate.
+        matches: Duplicates first, then near misses, each sorted by score.
+        candidates_truncated: True when retrieval stopped at its ``k`` limit while
+            candidates were still above the retrieval floor, so more may exist.
+    """
+
+    id: str
+    is_duplicate: bool
+    matches: tuple[Match, ...]
+    candidates_truncated: bool = False
+
+    @property
+    def duplicates(self) -> tuple[Match, ...]:
+        """The matches that are duplicates."""
+        return tuple(m for m in self.matches if m.is_duplicate)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"id", "duplicate", "matches": [{"id", "score", ...}]}``."""
+        return {
+            "id": self.id,
+            "duplicate": self.is_duplicate,
+            "candidates_truncated": self.candidates_truncated,
+            "matches": [
+                {
+                    "id": m.id,
+                    "score": round(m.score, 4),
+                    "duplicate": m.is_duplicate,
+                    "title": m.title,
+                    "article_similarity": round(m.evidence.article_similarity, 4),
+                    "aligned_fraction": round(m.evidence.aligned_fraction, 4),
+                    "date_gap_days": m.evidence.date_gap_days,
+                    "lang_pair": list(m.evidence.lang_pair),
+                    "shared_numbers": list(m.evidence.shared_numbers),
+                    "shared_names": list(m.evidence.shared_names),
+                    "aligned": [
+                        {"a": p.a, "b": p.b, "similarity": round(p.similarity, 4), "a_text": p.a_text, "b_text": p.b_text}
+                        for p in m.evidence.aligned
+                    ],
+                }
+                for m in self.matches
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Story:
+    """A cluster of articles that report the same story.
+
+    Attributes:
+        id: Story label, stable for a given input (the smallest member id's rank).
+        article_ids: Member ids in input order.
+        langs: Distinct languages of the members, sorted.
+        first_date: Earliest known member date.
+        last_date: Latest known member date.
+        titles: Member titles, in the order of ``article_ids``.
+    """
+
+    id: str
+    article_ids: tuple[str, ...]
+    langs: tuple[str, ...]
+    first_date: PartialDate | None
+    last_date: PartialDate | None
+    titles: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        """Number of member articles."""
+        return len(self.article_ids)
+
+
+@dataclass(frozen=True)
+class AddReport:
+    """What an add did.
+
+    Attributes:
+        added: Ids newly stored.
+        unchanged: Ids already stored with the same content (no-ops).
+        replaced: Ids whose stored content was replaced (only with ``replace=True``).
+    """
+
+    added: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    replaced: tuple[str, ...]

@@ -1,0 +1,202 @@
+"""The pairwise decision: is a candidate the same story as the query article?
+
+Retrieval proposes candidates by article-vector similarity, which cannot tell "same
+event, other language" from "same actors, other event". The verifier looks at evidence
+that survives translation:
+
+* passage alignment: passages that are each other's best match (mutual best) and beat
+  their runner-ups by a margin. A translation or rewrite aligns passage by passage;
+  another report about the same actors shares vocabulary but not passages. The margin
+  makes this work for models whose cosines sit in a narrow band (mE5);
+* the date gap: reports further apart than ``max_date_gap_days`` are never one story;
+* shared numbers and names;
+* article similarity and the length ratio.
+
+The features are combined by a logistic model whose parameters ship in
+``verifier.json`` beside this module (refit by ``benchmarks/fit_verifier.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .config import Config
+from .embed import EmbeddedArticle
+from .errors import ConfigError
+from .text import extract_names, extract_numbers
+from .types import Evidence, Match, PassagePair
+
+__all__ = ["FEATURES", "Verifier", "align", "compare", "features"]
+
+#: Feature names, in the order of the logistic model's coefficients.
+FEATURES = (
+    "aligned_fraction",
+    "aligned_similarity",
+    "article_similarity",
+    "number_overlap",
+    "name_overlap",
+    "length_ratio",
+    "date_known",
+    "title_only",
+)
+
+
+def align(
+    a: NDArray[np.float32], b: NDArray[np.float32], *, min_similarity: float, min_margin: float
+) -> list[tuple[int, int, float, float]]:
+    """Mutual-best passage pairs with their similarity and margin, best first.
+
+    The margin of a pair (i, j) is its similarity minus the mean of the runner-up
+    similarity of row i and of column j. A passage with no runner-up (the other article
+    has one passage) uses ``min_similarity`` as its runner-up.
+
+    Examples:
+        >>> a = np.eye(3, dtype=np.float32)
+        >>> [(i, j) for i, j, _, _ in align(a, a, min_similarity=0.5, min_margin=0.1)]
+        [(0, 0), (1, 1), (2, 2)]
+    """
+    if len(a) == 0 or len(b) == 0:
+        return []
+    sims = a @ b.T
+    best_j = sims.argmax(axis=1)
+    best_i = sims.argmax(axis=0)
+    row_second = _runner_up(sims, min_similarity)
+    col_second = _runner_up(sims.T, min_similarity)
+    pairs: list[tuple[int, int, float, float]] = []
+    for i, j in enumerate(best_j):
+        if best_i[j] != i:
+            continue
+        sim = float(sims[i, j])
+        margin = sim - 0.5 * (float(row_second[i]) + float(col_second[j]))
+        if sim >= min_similarity and margin >= min_margin:
+            pairs.append((i, int(j), sim, margin))
+    pairs.sort(key=lambda p: -p[2])
+    return pairs
+
+
+def _runner_up(sims: NDArray[np.float32], floor: float) -> NDArray[np.float32]:
+    if sims.shape[1] < 2:
+        return np.full(sims.shape[0], floor, dtype=np.float32)
+    part = np.partition(sims, -2, axis=1)
+    return part[:, -2].astype(np.float32)
+
+
+def _overlap(a: frozenset[str], b: frozenset[str]) -> tuple[float, tuple[str, ...]]:
+    shared = a & b
+    if not a or not b:
+        return 0.0, ()
+    return len(shared) / min(len(a), len(b)), tuple(sorted(shared))
+
+
+def _full_text(e: EmbeddedArticle) -> str:
+    return "\n".join(e.passages)
+
+
+def compare(a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> Evidence:
+    """Collect the evidence on whether ``a`` and ``b`` report the same story."""
+    pairs = align(
+        a.passage_vectors, b.passage_vectors, min_similarity=config.align_min_similarity, min_margin=config.align_min_margin
+    )
+    shorter = min(len(a.passages), len(b.passages))
+    aligned = tuple(PassagePair(i, j, a.passages[i], b.passages[j], s, m) for i, j, s, m in pairs)
+    text_a, text_b = _full_text(a), _full_text(b)
+    _, numbers = _overlap(extract_numbers(text_a), extract_numbers(text_b))
+    _, names = _overlap(extract_names(text_a), extract_names(text_b))
+    gap = None
+    if a.article.date is not None and b.article.date is not None:
+        gap = a.article.date.gap_days(b.article.date)
+    la, lb = len(text_a), len(text_b)
+    return Evidence(
+        article_similarity=float(a.vector @ b.vector),
+        aligned=aligned,
+        aligned_fraction=len(aligned) / shorter if shorter else 0.0,
+        date_gap_days=gap,
+        shared_numbers=numbers,
+        shared_names=names,
+        lang_pair=(a.article.lang, b.article.lang),
+        length_ratio=min(la, lb) / max(la, lb) if max(la, lb) else 0.0,
+    )
+
+
+def features(evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle) -> NDArray[np.float64]:
+    """The feature vector of a pair, in the order of :data:`FEATURES`."""
+    nums = extract_numbers(_full_text(a)), extract_numbers(_full_text(b))
+    names = extract_names(_full_text(a)), extract_names(_full_text(b))
+    aligned_similarity = float(np.mean([p.similarity for p in evidence.aligned])) if evidence.aligned else 0.0
+    return np.array(
+        [
+            evidence.aligned_fraction,
+            aligned_similarity,
+            evidence.article_similarity,
+            _overlap(*nums)[0],
+            _overlap(*names)[0],
+            evidence.length_ratio,
+            float(evidence.date_gap_days is not None),
+            float(min(len(a.passages), len(b.passages)) <= 1),
+        ],
+        dtype=np.float64,
+    )
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """A logistic model over :data:`FEATURES`, plus the date-gap veto.
+
+    Attributes:
+        coef: One weight per feature.
+        intercept: The bias.
+        source: Where the parameters came from (for reports).
+    """
+
+    coef: tuple[float, ...]
+    intercept: float
+    source: str = "built-in"
+
+    def __post_init__(self) -> None:
+        if len(self.coef) != len(FEATURES):
+            raise ConfigError(f"verifier needs {len(FEATURES)} coefficients ({FEATURES}), got {len(self.coef)}")
+
+    @classmethod
+    def default(cls) -> Verifier:
+        """The parameters shipped with the package (``dedup/verifier.json``)."""
+        data = json.loads(resources.files("dedup").joinpath("verifier.json").read_text("utf-8"))
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verifier:
+        """Build from ``{"features": [...], "coef": [...], "intercept": x}``.
+
+        Raises:
+            ConfigError: When the feature list does not match this version's.
+        """
+        names = tuple(data.get("features", ()))
+        if names != FEATURES:
+            raise ConfigError(f"verifier parameters are for features {names}, this version uses {FEATURES}")
+        return cls(tuple(float(c) for c in data["coef"]), float(data["intercept"]), str(data.get("source", "file")))
+
+    def score(self, x: NDArray[np.float64]) -> float:
+        """Probability-like score in [0, 1] of "same story" for a feature vector."""
+        z = float(np.dot(np.asarray(self.coef), x)) + self.intercept
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    def decide(self, a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> Match:
+        """Compare ``a`` (query) with ``b`` (candidate) and decide."""
+        evidence = compare(a, b, config)
+        if evidence.date_gap_days is not None and evidence.date_gap_days > config.max_date_gap_days:
+            score = 0.0
+        else:
+            score = self.score(features(evidence, a, b))
+        return Match(
+            id=b.id,
+            score=score,
+            is_duplicate=score >= config.threshold,
+            evidence=evidence,
+            title=b.article.title,
+        )

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dedup.embed import embed_articles
+from dedup.errors import DuplicateIdError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
+from dedup.io import read_articles
+from dedup.store import Store
+from dedup.types import Article
+
+from .conftest import HashEncoder
+
+
+def _items(enc: HashEncoder, *articles: Article) -> list:
+    return embed_articles(list(articles), enc)
+
+
+def _arts(n: int, prefix: str = "a") -> list[Article]:
+    return [Article(id=f"{prefix}{i}", title=f"Title number {i} about {prefix}", text=f"Body {i}. More text {i * 7}.") for i in range(n)]
+
+
+def test_create_add_reopen_roundtrip(tmp_path: Path, encoder: HashEncoder, seed_dir: Path) -> None:
+    store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
+    arts = list(read_articles([seed_dir]).articles)
+    items = embed_articles(arts, encoder)
+    report = store.add(items)
+    assert report.added == tuple(a.id for a in arts)
+    again = Store.open(tmp_path / "s", model=encoder.name, dim=encoder.dim)
+    assert len(again) == 5 and again.ids == [a.id for a in arts]
+    assert again.get(arts[2].id) == arts[2]  # metadata (partial date, lang, text) survives
+    stored = again.embedded(again.position(arts[4].id))
+    np.testing.assert_allclose(stored.passage_vectors, items[4].passage_vectors)
+    assert stored.passages == items[4].passages
+    found = again.search(items[4].vector[None, :], 1)
+    assert found.positions[0][0] == 4
+
+
+def test_readd_same_is_noop_and_different_content_is_an_error(tmp_path: Path, encoder: HashEncoder) -> None:
+    store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
+    arts = _arts(3)
+    store.add(_items(encoder, *arts))
+    generation = json.loads((tmp_path / "s" / "manifest.json").read_text())["generation"]
+    report = store.add(_items(encoder, *arts))
+    assert report.unchanged == ("a0", "a1", "a2") and not report.added
+    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["generation"] == generation  # nothing written
+    changed = Article(id="a1", title="Completely different", text="Other words.")
+    with pytest.raises(DuplicateIdError, match="'a1' is already stored with different content"):
+        store.add(_items(encoder, changed, *_arts(1, "new")))
+    assert len(Store.open(tmp_path / "s")) == 3  # all or nothing: 'new0' was not added either
+    report = store.add(_items(encoder, changed), replace=True)
+    assert report.replaced == ("a1",)
+    reopened = Store.open(tmp_path / "s")
+    assert len(reopened) == 3 and reopened.get("a1").title == "Completely different"
+    found = reopened.search(_items(encoder, changed)[0].vector[None, :], 1)
+    assert reopened.ids[int(found.positions[0][0])] == "a1"
+
+
+def test_store_refuses_another_model_or_dimension(tmp_path: Path, encoder: HashEncoder) -> None:
+    Store.create(tmp_path / "s", encoder.name, encoder.dim)
+    with pytest.raises(StoreMismatchError, match="built with model 'test/hash-encoder', not 'other/model'"):
+        Store.open(tmp_path / "s", model="other/model", dim=encoder.dim)
+    with pytest.raises(StoreMismatchError, match="dimension 64"):
+        Store.open(tmp_path / "s", model=encoder.name, dim=384)
+
+
+def test_missing_and_unreadable_store(tmp_path: Path) -> None:
+    with pytest.raises(StoreNotFoundError, match="does not exist"):
+        Store.open(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StoreNotFoundError, match="manifest.json is missing"):
+        Store.open(tmp_path / "empty")
+    (tmp_path / "empty" / "manifest.json").write_text("{not json")
+    with pytest.raises(StoreCorruptError, match="not valid JSON"):
+        Store.open(tmp_path / "empty")
+    with pytest.raises(StoreError, match="a store already exists"):
+        Store.create(tmp_path / "empty", "m", 4)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="not empty"):
+        Store.create(tmp_path / "other", "m", 4)
+
+
+@pytest.mark.parametrize("victim", ["vectors.npy", "articles.jsonl", "index"])
+@pytest.mark.parametrize("damage", ["truncate", "alter"])
+def test_damaged_files_are_detected_on_open(tmp_path: Path, encoder: HashEncoder, victim: str, damage: str) -> None:
+    store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
+    store.add(_items(encoder, *_arts(4)))
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    path = tmp_path / "s" / (manifest["index"]["file"] if victim == "index" else f"{manifest['segments'][0]['name']}/{victim}")
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        data[-3] ^= 0xFF
+        path.write_bytes(bytes(data))
+    with pytest.raises(StoreCorruptError, match="restore"):
+        Store.open(tmp_path / "s")
+
+
+def test_crash_before_commit_leaves_previous_store(tmp_path: Path, encoder: HashEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
+    store.add(_items(encoder, *_arts(3)))
+    real_replace = os.replace
+
+    def crash(src: object, dst: object) -> None:
+        if str(dst).endswith("manifest.json"):
+            raise KeyboardInterrupt  # Ctrl-C at the worst moment: everything written but the commit
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        store.add(_items(encoder, *_arts(2, "b")))
+    monkeypatch.setattr(os, "replace", real_replace)
+    reopened = Store.open(tmp_path / "s")
+    assert reopened.ids == ["a0", "a1", "a2"]
+    reopened.add(_items(encoder, *_arts(2, "b")))  # the next writer cleans up and succeeds
+    assert Store.open(tmp_path / "s").ids == ["a0", "a1", "a2", "b0", "b1"]
+    leftovers = [p.name for p in (tmp_path / "s").iterdir() if p.name.startswith(".tmp")]
+    assert leftovers == []
+
+
+def test_in_memory_store(encoder: HashEncoder) -> None:
+    store = Store.in_memory(encoder.name, encoder.dim)
+    store.add(_items(encoder, *_arts(2)))
+    store.add(_items(encoder, *_arts(2, "b")))
+    assert store.ids == ["a0", "a1", "b0", "b1"] and store.path is None
+    assert len(store.search(np.ones((1, encoder.dim), np.float32) / 8, 10).positions[0]) == 4
