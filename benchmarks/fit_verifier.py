@@ -110,8 +110,9 @@ def main() -> None:
         started = time.perf_counter()
         items = embed_articles(arts, encoder, max_passage_chars=config.max_passage_chars, batch_size=config.batch_size)
         x, y = pair_rows(items, labels, config, args.k)
-        logger.info("%s: %d articles, %d pairs (%d positive), %.0f s", name, len(arts), len(y), y.sum(),
-                    time.perf_counter() - started)
+        logger.info(
+            "%s: %d articles, %d pairs (%d positive), %.0f s", name, len(arts), len(y), y.sum(), time.perf_counter() - started
+        )
         xs.append(x)
         ys.append(y)
         groups += [name] * len(y)
@@ -129,8 +130,13 @@ def main() -> None:
     for name in sets:
         mask = group_arr == name
         p, r, f, _ = precision_recall_fscore_support(y_all[mask], proba[mask] >= 0.5, average="binary", zero_division=0)
-        report[name] = {"pairs": int(mask.sum()), "positives": int(y_all[mask].sum()),
-                        "precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4)}
+        report[name] = {
+            "pairs": int(mask.sum()),
+            "positives": int(y_all[mask].sum()),
+            "precision": round(float(p), 4),
+            "recall": round(float(r), 4),
+            "f1": round(float(f), 4),
+        }
     thresholds = np.linspace(0.05, 0.95, 19)
     f1s = [f1_score(y_all, proba >= t, sample_weight=weights) for t in thresholds]
     out = {
@@ -138,7 +144,7 @@ def main() -> None:
         "coef": [round(float(c), 6) for c in model.coef_[0]],
         "intercept": round(float(model.intercept_[0]), 6),
         "source": f"benchmarks/fit_verifier.py, model {config.model}, k={args.k}, "
-                  f"ntrex {args.ntrex_docs} docs x {len(NTREX_LANGS)} langs, og2021 <= {args.og_fit_until}, seeds",
+        f"ntrex {args.ntrex_docs} docs x {len(NTREX_LANGS)} langs, og2021 <= {args.og_fit_until}, seeds",
         "fit_report_at_0.5": report,
         "best_f1_threshold": round(float(thresholds[int(np.argmax(f1s))]), 2),
     }

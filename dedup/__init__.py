@@ -9,6 +9,7 @@ Examples:
     >>> from dedup import Article, PartialDate
     >>> Article(id="a1", title="Talks in Hanoi", date=PartialDate.parse("2025-01")).date.precision
     <DatePrecision.MONTH: 'month'>
+
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -45,17 +46,28 @@ examples:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--model", help=f"embedding model: the offline default {Config.model!r}, "
-                        "a sentence-transformers name or a local folder")
+    common.add_argument(
+        "--model", help=f"embedding model: the offline default {Config.model!r}, a sentence-transformers name or a local folder"
+    )
     common.add_argument("--threshold", type=float, help=f"duplicate score threshold in [0, 1] (default {Config.threshold})")
-    common.add_argument("--max-date-gap", type=int, metavar="DAYS",
-                        help=f"articles further apart are never one story (default {Config.max_date_gap_days})")
-    common.add_argument("--candidates", type=int, metavar="K",
-                        help=f"stored articles retrieved per query for verification (default {Config.candidates})")
-    common.add_argument("--max-chars", type=int, metavar="N",
-                        help=f"refuse longer articles (default {Config.max_article_chars:,})")
-    common.add_argument("--skip-invalid", action="store_true",
-                        help="skip malformed input records with a warning instead of failing")
+    common.add_argument(
+        "--max-date-gap",
+        type=int,
+        metavar="DAYS",
+        help=f"articles further apart are never one story (default {Config.max_date_gap_days})",
+    )
+    common.add_argument(
+        "--candidates",
+        type=int,
+        metavar="K",
+        help=f"stored articles retrieved per query for verification (default {Config.candidates})",
+    )
+    common.add_argument(
+        "--max-chars", type=int, metavar="N", help=f"refuse longer articles (default {Config.max_article_chars:,})"
+    )
+    common.add_argument(
+        "--skip-invalid", action="store_true", help="skip malformed input records with a warning instead of failing"
+    )
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info messages")
 
     parser = argparse.ArgumentParser(
@@ -68,27 +80,40 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     inputs_help = "JSONL files, seed-format .txt files, folders of them, or - for stdin"
 
-    p = sub.add_parser("add", parents=[common], help="embed articles and add them to a store (created if missing)",
-                       description="Embed articles and add them to a store, atomically. Re-adding the same id "
-                       "with the same content is a no-op; other content is an error unless --replace.")
+    p = sub.add_parser(
+        "add",
+        parents=[common],
+        help="embed articles and add them to a store (created if missing)",
+        description="Embed articles and add them to a store, atomically. Re-adding the same id "
+        "with the same content is a no-op; other content is an error unless --replace.",
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
     p.add_argument("--store", required=True, type=Path, metavar="DIR", help="store directory")
     p.add_argument("--replace", action="store_true", help="replace stored articles whose id has new content")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
-    p = sub.add_parser("check", parents=[common], help="is each article a duplicate of a stored one?",
-                       description="Print, for each article, DUPLICATE or NEW, with the matched stored articles, "
-                       "their scores and the evidence (language pair, date gap, aligned passages).")
+    p = sub.add_parser(
+        "check",
+        parents=[common],
+        help="is each article a duplicate of a stored one?",
+        description="Print, for each article, DUPLICATE or NEW, with the matched stored articles, "
+        "their scores and the evidence (language pair, date gap, aligned passages).",
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
     p.add_argument("--store", required=True, type=Path, metavar="DIR", help="store directory")
     p.add_argument("--add", action="store_true", help="store each article after checking it")
-    p.add_argument("--top", type=int, default=0, metavar="K",
-                   help="also list the K best candidates that are not duplicates (near misses)")
+    p.add_argument(
+        "--top", type=int, default=0, metavar="K", help="also list the K best candidates that are not duplicates (near misses)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per article: {id, duplicate, matches}")
 
-    p = sub.add_parser("cluster", parents=[common], help="group articles into stories",
-                       description="Give every article a story id. Prints a readable summary; --out writes "
-                       "JSONL {id, story, ...}; --json prints that JSONL instead of the summary.")
+    p = sub.add_parser(
+        "cluster",
+        parents=[common],
+        help="group articles into stories",
+        description="Give every article a story id. Prints a readable summary; --out writes "
+        "JSONL {id, story, ...}; --json prints that JSONL instead of the summary.",
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
     p.add_argument("--store", type=Path, metavar="DIR", help="also cluster the articles of this store")
     p.add_argument("--out", type=Path, metavar="FILE", help="write JSONL {id, story, ...} to FILE")
@@ -123,7 +148,7 @@ def _read(args: argparse.Namespace, config: Config) -> list[Article]:
 
 
 def _progress(args: argparse.Namespace) -> bool:
-    return not args.quiet and sys.stderr.isatty()
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
 def _print_verdict(verdict: Verdict, article: Article, out: IO[str]) -> None:
@@ -136,24 +161,31 @@ def _print_verdict(verdict: Verdict, article: Article, out: IO[str]) -> None:
         print(f"  {label} {m.id} (score {m.score:.3f}) {m.title[:70]!r}", file=out)
         gap = "unknown" if ev.date_gap_days is None else f"{ev.date_gap_days} days"
         langs = "->".join(x or "?" for x in ev.lang_pair)
-        print(f"    languages {langs}, date gap {gap}, article cosine {ev.article_similarity:.3f}, "
-              f"aligned passages {len(ev.aligned)} ({ev.aligned_fraction:.0%} of the shorter)", file=out)
+        print(
+            f"    languages {langs}, date gap {gap}, article cosine {ev.article_similarity:.3f}, "
+            f"aligned passages {len(ev.aligned)} ({ev.aligned_fraction:.0%} of the shorter)",
+            file=out,
+        )
         if ev.shared_names or ev.shared_numbers:
-            print(f"    shared names: {', '.join(ev.shared_names[:8]) or '-'}; numbers: {', '.join(ev.shared_numbers[:8]) or '-'}",
-                  file=out)
+            print(
+                f"    shared names: {', '.join(ev.shared_names[:8]) or '-'}; numbers: {', '.join(ev.shared_numbers[:8]) or '-'}",
+                file=out,
+            )
         for pair in ev.aligned[:3]:
             print(f"    aligned ({pair.similarity:.2f}): {pair.a_text[:60]!r} <-> {pair.b_text[:60]!r}", file=out)
     if verdict.candidates_truncated:
-        print(f"  (retrieval stopped at its limit of candidates; raise --candidates to see more)", file=out)
+        print("  (retrieval stopped at its limit of candidates; raise --candidates to see more)", file=out)
 
 
 def _print_clusters(result: ClusterResult, out: IO[str]) -> None:
     multi = [s for s in result.stories if s.size > 1]
-    print(f"{len(result.labels)} articles -> {len(result.stories)} stories "
-          f"({len(multi)} with several articles)", file=out)
+    print(f"{len(result.labels)} articles -> {len(result.stories)} stories ({len(multi)} with several articles)", file=out)
     for story in sorted(result.stories, key=lambda s: (-s.size, s.id)):
-        dates = "" if story.first_date is None else (
-            f" {story.first_date}" if story.first_date == story.last_date else f" {story.first_date}..{story.last_date}")
+        dates = (
+            ""
+            if story.first_date is None
+            else (f" {story.first_date}" if story.first_date == story.last_date else f" {story.first_date}..{story.last_date}")
+        )
         print(f"{story.id}: {story.size} article(s) [{','.join(story.langs) or '?'}]{dates}", file=out)
         for article_id, title in zip(story.article_ids, story.titles, strict=True):
             print(f"  {article_id}  {title[:90]}", file=out)
@@ -164,28 +196,44 @@ def _cluster_rows(result: ClusterResult, articles: dict[str, Article]) -> list[d
     for story in result.stories:
         for article_id in story.article_ids:
             a = articles.get(article_id)
-            rows.append({
-                "id": article_id, "story": story.id, "stored": a is None,
-                "lang": a.lang if a else None, "date": str(a.date) if a and a.date else None,
-                "title": a.title if a else None,
-            })
+            rows.append(
+                {
+                    "id": article_id,
+                    "story": story.id,
+                    "stored": a is None,
+                    "lang": a.lang if a else None,
+                    "date": str(a.date) if a and a.date else None,
+                    "title": a.title if a else None,
+                }
+            )
     return rows
 
 
 def _run(args: argparse.Namespace) -> int:
     out = sys.stdout
     if args.command == "model":
-        from .models import materialize_default_model  # noqa: PLC0415
+        from .models import materialize_default_model
 
         path = materialize_default_model(force=args.force)
         print(f"default model ready at {path}", file=out)
         return EXIT_OK
     if args.command == "info":
-        from .store import Store  # noqa: PLC0415
+        from .store import Store
 
         store = Store.open(args.store)
-        print(json.dumps({"store": str(args.store), "articles": len(store), "model": store.model, "dim": store.dim,
-                          "index": store.index_kind}, indent=1), file=out)
+        print(
+            json.dumps(
+                {
+                    "store": str(args.store),
+                    "articles": len(store),
+                    "model": store.model,
+                    "dim": store.dim,
+                    "index": store.index_kind,
+                },
+                indent=1,
+            ),
+            file=out,
+        )
         return EXIT_OK
 
     config = _config(args)
@@ -194,11 +242,20 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "add":
         det = Detector.open(args.store, config, create=True)
         report = det.add(articles, replace=args.replace, show_progress=_progress(args))
-        summary = {"store": str(args.store), "added": len(report.added), "unchanged": len(report.unchanged),
-                   "replaced": len(report.replaced), "total": len(det.store)}
-        print(json.dumps(summary) if args.json else
-              f"added {summary['added']}, unchanged {summary['unchanged']}, replaced {summary['replaced']}; "
-              f"store {args.store} holds {summary['total']} articles", file=out)
+        summary = {
+            "store": str(args.store),
+            "added": len(report.added),
+            "unchanged": len(report.unchanged),
+            "replaced": len(report.replaced),
+            "total": len(det.store),
+        }
+        print(
+            json.dumps(summary)
+            if args.json
+            else f"added {summary['added']}, unchanged {summary['unchanged']}, replaced {summary['replaced']}; "
+            f"store {args.store} holds {summary['total']} articles",
+            file=out,
+        )
     elif args.command == "check":
         det = Detector.open(args.store, config)
         verdicts = det.check_many(articles, top=args.top, add=args.add, show_progress=_progress(args))
@@ -232,6 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("sentence_transformers", "transformers", "httpx", "huggingface_hub", "faiss"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not _progress(args):
+        # Model-loading bars of transformers / huggingface_hub; read when they are first imported.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         return _run(args)
     except (InputError, ConfigError) as exc:

@@ -41,6 +41,7 @@ def average_linkage(
         >>> average_linkage(3, [(i, j, v) for (i, j), v in s.items()], lambda i, j: s[min(i, j), max(i, j)],
         ...                 threshold=0.5, linkage=0.5)
         [0, 0, 1]
+
     """
     known: dict[tuple[int, int], float] = {}
     for i, j, value in edges:

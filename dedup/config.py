@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
 
 from .errors import ConfigError
 
@@ -27,6 +26,7 @@ class Config:
         align_min_similarity: Passage pairs below this cosine never count as aligned.
         align_min_margin: A mutual-best passage pair must beat the runner-ups by this much.
         cluster_linkage: Average verifier score two stories need between them to merge.
+
     """
 
     model: str = "dedup/multilingual-e5-small-q4"
@@ -63,14 +63,15 @@ class Config:
         if not isinstance(self.align_min_margin, (int, float)) or not 0.0 <= self.align_min_margin <= 1.0:
             raise ConfigError(f"align_min_margin must be in [0, 1], got {self.align_min_margin!r}")
 
-    def with_(self, **changes: Any) -> Config:
+    def with_(self, **changes: object) -> Config:
         """A copy with some fields changed (validated again).
 
         Raises:
             ConfigError: On an unknown field or an invalid value.
+
         """
         known = {f.name for f in fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
             raise ConfigError(f"unknown config field(s) {unknown}; known: {sorted(known)}")
-        return replace(self, **changes)
+        return replace(self, **changes)  # type: ignore[arg-type]  # values are validated in __post_init__

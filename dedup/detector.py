@@ -7,6 +7,7 @@ Examples:
         det.add(articles)                      # persistent, atomic
         verdict = det.check(article)           # Verdict(is_duplicate, matches with evidence)
         stories = det.cluster(feed)            # list[Story]
+
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class ClusterResult:
         stories: Stories, numbered by first appearance in the input.
         labels: Article id -> story id.
         edges: Verified duplicate pairs ``(id_a, id_b, score)`` the clustering started from.
+
     """
 
     stories: tuple[Story, ...]
@@ -54,6 +56,7 @@ class Detector:
         encoder: The embedding model; must match the store's model.
         config: Thresholds and settings.
         verifier: The pairwise decision model (default: the shipped parameters).
+
     """
 
     def __init__(self, store: Store, encoder: Encoder, config: Config, verifier: Verifier | None = None) -> None:
@@ -77,6 +80,7 @@ class Detector:
         Raises:
             StoreNotFoundError: No store there and not ``create``.
             StoreMismatchError: The store was built with another model or dimension.
+
         """
         config = config or Config()
         root = Path(path)
@@ -132,6 +136,7 @@ class Detector:
 
         Returns:
             One :class:`Verdict` per item.
+
         """
         if top < 0:
             raise ValueError(f"top must be >= 0, got {top}")
@@ -214,15 +219,11 @@ class Detector:
                 if j < 0 or j == i or sim < self.config.min_candidate_similarity:
                     continue
                 edges.append((min(i, j), max(i, j), score(i, j)))
-        labels = average_linkage(
-            n, edges, score, threshold=self.config.threshold, linkage=self.config.cluster_linkage
-        )
+        labels = average_linkage(n, edges, score, threshold=self.config.threshold, linkage=self.config.cluster_linkage)
         stories = _stories([i.article for i in all_items], labels)
         ids = [i.id for i in all_items]
         by_id = {ids[i]: stories[labels[i]].id for i in range(n)}
-        verified = tuple(
-            sorted({(ids[i], ids[j], s) for i, j, s in edges if s >= self.config.threshold}, key=lambda e: -e[2])
-        )
+        verified = tuple(sorted({(ids[i], ids[j], s) for i, j, s in edges if s >= self.config.threshold}, key=lambda e: -e[2]))
         return ClusterResult(tuple(stories), by_id, verified)
 
 

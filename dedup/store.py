@@ -136,6 +136,7 @@ class Store:
 
         Raises:
             StoreError: When ``path`` already holds files.
+
         """
         root = Path(path)
         if root.exists() and any(root.iterdir()):
@@ -162,6 +163,7 @@ class Store:
             StoreNotFoundError: No store at ``path``.
             StoreMismatchError: Built with another model, dimension, cleaning or format version.
             StoreCorruptError: A file is missing, truncated or altered.
+
         """
         root = Path(path)
         manifest = cls._read_manifest(root)
@@ -297,6 +299,7 @@ class Store:
 
         Raises:
             KeyError: When no article has this id.
+
         """
         return _article_from_record(self._records[self._positions[article_id]]["article"])
 
@@ -307,7 +310,10 @@ class Store:
         count = len(record["passages"])
         passages = self._all_passages()[start : start + count]
         return EmbeddedArticle(
-            _article_from_record(record["article"]), tuple(record["passages"]), np.asarray(passages), self._all_vectors()[position]
+            _article_from_record(record["article"]),
+            tuple(record["passages"]),
+            np.asarray(passages),
+            self._all_vectors()[position],
         )
 
     def position(self, article_id: str) -> int:
@@ -340,6 +346,7 @@ class Store:
         Raises:
             DuplicateIdError: An id is already stored with other content (and not ``replace``).
             StoreMismatchError: A vector has the wrong dimension.
+
         """
         with self._locked():
             self._refresh()
@@ -349,7 +356,9 @@ class Store:
             batch_ids: set[str] = set()
             for item in items:
                 if item.vector.shape != (self._dim,):
-                    raise StoreMismatchError(f"article {item.id!r} has a vector of shape {item.vector.shape}, store dim is {self._dim}")
+                    raise StoreMismatchError(
+                        f"article {item.id!r} has a vector of shape {item.vector.shape}, store dim is {self._dim}"
+                    )
                 if item.id in batch_ids:
                     raise DuplicateIdError(f"id {item.id!r} appears twice in one add")
                 batch_ids.add(item.id)
@@ -506,7 +515,7 @@ class Store:
         if self._path is None:
             yield
             return
-        from filelock import FileLock, Timeout  # noqa: PLC0415
+        from filelock import FileLock, Timeout
 
         lock = FileLock(str(self._path / LOCK), timeout=600)
         try:

@@ -33,9 +33,7 @@ _SEE_MORE = re.compile(
 _RELATED_LINK = re.compile(r"^\s*(>>|»|›|→)\s*")
 # A line that is only a photo credit, or ends with one: "Photo : VNA/CVN", "Ảnh: TTXVN".
 _PHOTO_LINE = re.compile(r"^\s*(photo|ảnh|foto|image|crédit photo|credit|photo credit)\s*:\s*[\w/ .,&-]{0,60}$", re.IGNORECASE)
-_PHOTO_TAIL = re.compile(
-    r"\s*(?:ảnh\s*\d+\s*)?(?:[-–—.]\s*)?(photo|ảnh|foto|crédit photo)\s*:\s*[\w/ .&-]{0,40}$", re.IGNORECASE
-)
+_PHOTO_TAIL = re.compile(r"\s*(?:ảnh\s*\d+\s*)?(?:[-–—.]\s*)?(photo|ảnh|foto|crédit photo)\s*:\s*[\w/ .&-]{0,40}$", re.IGNORECASE)
 # A line that is only an agency sign-off or source tag.
 _SIGNOFF_LINE = re.compile(
     r"^\s*[-–—(]?\s*(VNA(/CVN)?|CVN|TTXVN|AFP|AP|Reuters|dpa|ANSA|EFE|Xinhua|source|nguồn|sources?\s*:.*)\s*[)]?\.?\s*$",
@@ -49,7 +47,7 @@ _WS = re.compile(r"[ \t\u00a0\u2009\u202f]+")
 
 
 def clean_text(text: str) -> str:
-    """Remove boilerplate that is not part of the story; keep paragraph breaks.
+    r"""Remove boilerplate that is not part of the story; keep paragraph breaks.
 
     Args:
         text: Raw article body.
@@ -59,10 +57,11 @@ def clean_text(text: str) -> str:
         lines, agency sign-offs and a trailing "see more" block.
 
     Examples:
-        >>> clean_text(">> Other story\\n\\nPhoto : VNA/CVN\\n\\nThe minister met.\\n\\nVNA/CVN")
+        >>> clean_text(">> Other story\n\nPhoto : VNA/CVN\n\nThe minister met.\n\nVNA/CVN")
         'The minister met.'
-        >>> clean_text("Talks ended.- VNA\\n\\nsource\\n\\nVoir plus\\n\\nUnrelated headline")
+        >>> clean_text("Talks ended.- VNA\n\nsource\n\nVoir plus\n\nUnrelated headline")
         'Talks ended.'
+
     """
     lines = [_WS.sub(" ", unicodedata.normalize("NFC", line)).strip() for line in text.splitlines()]
     # Cut a trailing "see more" block: from the marker to the end. A marker among the first
@@ -84,7 +83,7 @@ def clean_text(text: str) -> str:
 
 
 def split_passages(text: str, max_chars: int = 500) -> list[str]:
-    """Split cleaned text into passages: paragraphs, with long ones cut at sentence ends.
+    r"""Split cleaned text into passages: paragraphs, with long ones cut at sentence ends.
 
     Every character of ``text`` (but whitespace) lands in exactly one passage, so a long
     article is covered in full, never truncated.
@@ -98,8 +97,9 @@ def split_passages(text: str, max_chars: int = 500) -> list[str]:
         Passages in reading order.
 
     Examples:
-        >>> split_passages("First para.\\nSecond one. It has two sentences.", max_chars=25)
+        >>> split_passages("First para.\nSecond one. It has two sentences.", max_chars=25)
         ['First para.', 'Second one.', 'It has two sentences.']
+
     """
     if max_chars < 20:
         raise ValueError(f"max_chars must be at least 20, got {max_chars}")
@@ -161,6 +161,7 @@ def extract_numbers(text: str) -> frozenset[str]:
     Examples:
         >>> sorted(extract_numbers("On 12 January 2025, 1,500 people; the 11th Congress."))
         ['11', '12', '1500', '2025']
+
     """
     found: set[str] = set()
     for m in _ORDINAL.finditer(text):
@@ -169,10 +170,8 @@ def extract_numbers(text: str) -> frozenset[str]:
         token = m.group(0)
         # 1,500 / 1.500 / 1 500 as thousands -> 1500; 3.5 stays a decimal.
         parts = re.split(r"[.,]", token)
-        if len(parts) > 1 and all(len(p) == 3 for p in parts[1:]):
-            token = "".join(parts)
-        else:
-            token = token.replace(",", ".")
+        thousands = len(parts) > 1 and all(len(p) == 3 for p in parts[1:])
+        token = "".join(parts) if thousands else token.replace(",", ".")
         found.add(token)
     return frozenset(n for n in found if len(n) >= 2)
 
@@ -193,6 +192,7 @@ def extract_names(text: str, min_len: int = 3) -> frozenset[str]:
     Examples:
         >>> sorted(extract_names("Party chief Tô Lâm received Vilay Lakhamphong in Hà Nội."))
         ['lakhamphong', 'lam', 'noi', 'vilay']
+
     """
     found: set[str] = set()
     for sentence in re.split(r"(?<=[.!?:;])\s+|\n", text):

@@ -39,7 +39,7 @@ class DatePrecision(StrEnum):
     DAY = "day"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class PartialDate:
     """A calendar date that may be known only to the month or the year.
 
@@ -54,6 +54,7 @@ class PartialDate:
         0
         >>> PartialDate.parse("2025-01-12").gap_days(PartialDate.parse("2025-01-20"))
         8
+
     """
 
     year: int
@@ -72,6 +73,7 @@ class PartialDate:
 
         Raises:
             ValueError: If ``value`` is not such a date.
+
         """
         text = value.strip()
         if len(text) > 10 and text[10] in "T ":
@@ -105,6 +107,10 @@ class PartialDate:
             nxt = dt.date(self.year + (self.month == 12), self.month % 12 + 1, 1)
             return first, nxt - dt.timedelta(days=1)
         return dt.date(self.year, 1, 1), dt.date(self.year, 12, 31)
+
+    def __lt__(self, other: PartialDate) -> bool:
+        """Order by the first day, then the last day, of each period."""
+        return self.bounds() < other.bounds()
 
     def gap_days(self, other: PartialDate) -> int:
         """Smallest number of days between the two periods (0 when they overlap)."""
@@ -141,6 +147,7 @@ class Article:
         source: Outlet or feed name.
         url: Link to the original.
         extra: Unknown input fields, kept and written back unchanged.
+
     """
 
     id: str
@@ -191,6 +198,7 @@ class PassagePair:
         b_text: The cleaned passage text in the second article.
         similarity: Cosine similarity of the two passage vectors.
         margin: Similarity minus the mean of the runner-up similarities of both passages.
+
     """
 
     a: int
@@ -214,6 +222,7 @@ class Evidence:
         shared_names: Names (capitalised words, acronyms) found in both articles.
         lang_pair: Languages of the first and second article.
         length_ratio: Shorter cleaned length over longer cleaned length.
+
     """
 
     article_similarity: float
@@ -236,6 +245,7 @@ class Match:
         is_duplicate: Whether ``score`` reached the decision threshold.
         evidence: Everything the decision used.
         title: The stored article's title, for display.
+
     """
 
     id: str
@@ -255,6 +265,7 @@ class Verdict:
         matches: Duplicates first, then near misses, each sorted by score.
         candidates_truncated: True when retrieval stopped at its ``k`` limit while
             candidates were still above the retrieval floor, so more may exist.
+
     """
 
     id: str
@@ -306,6 +317,7 @@ class Story:
         first_date: Earliest known member date.
         last_date: Latest known member date.
         titles: Member titles, in the order of ``article_ids``.
+
     """
 
     id: str
@@ -329,6 +341,7 @@ class AddReport:
         added: Ids newly stored.
         unchanged: Ids already stored with the same content (no-ops).
         replaced: Ids whose stored content was replaced (only with ``replace=True``).
+
     """
 
     added: tuple[str, ...]

@@ -1,4 +1,4 @@
-"""The pairwise decision: is a candidate the same story as the query article?
+"""The pairwise decision: is a candidate the same story as the query article.
 
 Retrieval proposes candidates by article-vector similarity, which cannot tell "same
 event, other language" from "same actors, other event". The verifier looks at evidence
@@ -61,6 +61,7 @@ def align(
         >>> a = np.eye(3, dtype=np.float32)
         >>> [(i, j) for i, j, _, _ in align(a, a, min_similarity=0.5, min_margin=0.1)]
         [(0, 0), (1, 1), (2, 2)]
+
     """
     if len(a) == 0 or len(b) == 0:
         return []
@@ -153,6 +154,7 @@ class Verifier:
         coef: One weight per feature.
         intercept: The bias.
         source: Where the parameters came from (for reports).
+
     """
 
     coef: tuple[float, ...]
@@ -175,6 +177,7 @@ class Verifier:
 
         Raises:
             ConfigError: When the feature list does not match this version's.
+
         """
         names = tuple(data.get("features", ()))
         if names != FEATURES:

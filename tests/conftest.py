@@ -24,7 +24,7 @@ class HashEncoder:
     behave sensibly within one language. It knows nothing across languages.
     """
 
-    def __init__(self, dim: int = 64, name: str = "test/hash-encoder") -> None:
+    def __init__(self, dim: int = 512, name: str = "test/hash-encoder") -> None:
         self._dim = dim
         self._name = name
         self.calls = 0

@@ -8,9 +8,13 @@ from dedup.errors import ConfigError
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("threshold", 1.5, r"threshold must be in \[0, 1\], got 1.5"), ("candidates", 0, "candidates must be a positive integer"),
-     ("model", "", "model must be a non-empty string"), ("max_date_gap_days", -1, "max_date_gap_days"),
-     ("max_passage_chars", 5, "at least 20")],
+    [
+        ("threshold", 1.5, r"threshold must be in \[0, 1\], got 1.5"),
+        ("candidates", 0, "candidates must be a positive integer"),
+        ("model", "", "model must be a non-empty string"),
+        ("max_date_gap_days", -1, "max_date_gap_days"),
+        ("max_passage_chars", 5, "at least 20"),
+    ],
 )
 def test_invalid_values_are_named(field: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

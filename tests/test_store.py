@@ -21,7 +21,10 @@ def _items(enc: HashEncoder, *articles: Article) -> list:
 
 
 def _arts(n: int, prefix: str = "a") -> list[Article]:
-    return [Article(id=f"{prefix}{i}", title=f"Title number {i} about {prefix}", text=f"Body {i}. More text {i * 7}.") for i in range(n)]
+    return [
+        Article(id=f"{prefix}{i}", title=f"Title number {i} about {prefix}", text=f"Body {i}. More text {i * 7}.")
+        for i in range(n)
+    ]
 
 
 def test_create_add_reopen_roundtrip(tmp_path: Path, encoder: HashEncoder, seed_dir: Path) -> None:
@@ -64,7 +67,7 @@ def test_store_refuses_another_model_or_dimension(tmp_path: Path, encoder: HashE
     Store.create(tmp_path / "s", encoder.name, encoder.dim)
     with pytest.raises(StoreMismatchError, match="built with model 'test/hash-encoder', not 'other/model'"):
         Store.open(tmp_path / "s", model="other/model", dim=encoder.dim)
-    with pytest.raises(StoreMismatchError, match="dimension 64"):
+    with pytest.raises(StoreMismatchError, match="dimension 512"):
         Store.open(tmp_path / "s", model=encoder.name, dim=384)
 
 
@@ -72,7 +75,7 @@ def test_missing_and_unreadable_store(tmp_path: Path) -> None:
     with pytest.raises(StoreNotFoundError, match="does not exist"):
         Store.open(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(StoreNotFoundError, match="manifest.json is missing"):
+    with pytest.raises(StoreNotFoundError, match=r"manifest\.json is missing"):
         Store.open(tmp_path / "empty")
     (tmp_path / "empty" / "manifest.json").write_text("{not json")
     with pytest.raises(StoreCorruptError, match="not valid JSON"):

@@ -59,7 +59,7 @@ def test_split_passages_covers_every_word() -> None:
 def test_split_passages_never_drops_text(text: str, max_chars: int) -> None:
     passages = split_passages(text, max_chars=max_chars)
     assert all(0 < len(p) <= max_chars for p in passages)
-    assert "".join("".join(passages).split()) == "".join("".join(l.strip() for l in text.splitlines()).split())
+    assert "".join("".join(passages).split()) == "".join("".join(line.strip() for line in text.splitlines()).split())
 
 
 def test_numbers_are_normalised_and_survive_translation() -> None:

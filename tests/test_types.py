@@ -7,8 +7,12 @@ from dedup.types import Article, DatePrecision, PartialDate
 
 @pytest.mark.parametrize(
     ("text", "precision", "shown"),
-    [("2025", DatePrecision.YEAR, "2025"), ("2025-01", DatePrecision.MONTH, "2025-01"),
-     ("2025-1-5", DatePrecision.DAY, "2025-01-05"), ("2025-01-12T08:30:00Z", DatePrecision.DAY, "2025-01-12")],
+    [
+        ("2025", DatePrecision.YEAR, "2025"),
+        ("2025-01", DatePrecision.MONTH, "2025-01"),
+        ("2025-1-5", DatePrecision.DAY, "2025-01-05"),
+        ("2025-01-12T08:30:00Z", DatePrecision.DAY, "2025-01-12"),
+    ],
 )
 def test_partial_dates_keep_their_precision(text: str, precision: DatePrecision, shown: str) -> None:
     d = PartialDate.parse(text)
@@ -37,3 +41,8 @@ def test_article_is_frozen_and_hash_ignores_extra() -> None:
         a.extra["k"] = 2  # type: ignore[index]
     assert a.content_hash == Article(id="b", title="t", text="x").content_hash
     assert a.content_hash != Article(id="a", title="t", text="y").content_hash
+
+
+def test_partial_dates_sort_by_period() -> None:
+    dates = [PartialDate.parse(d) for d in ("2025-01-12", "2024", "2025-01", "2025-01-01")]
+    assert [str(d) for d in sorted(dates)] == ["2024", "2025-01-01", "2025-01", "2025-01-12"]

@@ -1,0 +1,83 @@
+"""The ``dedup`` command as a user runs it: exit codes, messages, machine output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dedup.cli import EXIT_INPUT, EXIT_OK, EXIT_STORE, main
+
+from .conftest import ROOT, TRUE_PAIR
+
+
+def test_help_lists_subcommands_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("add", "check", "cluster", "exit codes", "3 store error"):
+        assert word in out
+
+
+def test_bad_input_exits_2_naming_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "feed.jsonl"
+    bad.write_text('{"id": "a", "title": "x"}\n{"id": "b", "title": \n', "utf-8")
+    assert main(["cluster", str(bad)]) == EXIT_INPUT
+    assert f"{bad}:2: malformed JSON" in capsys.readouterr().err
+
+
+def test_missing_store_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--store", str(tmp_path / "none"), str(ROOT / "data")]) == EXIT_STORE
+    assert "no store at" in capsys.readouterr().err
+
+
+def test_bad_threshold_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cluster", "--threshold", "2", str(ROOT / "data")]) == EXIT_INPUT
+    assert "threshold must be in [0, 1], got 2.0" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_cluster_demo_corpus_and_check_against_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = tmp_path / "stories.jsonl"
+    assert main(["cluster", "-q", str(ROOT / "data"), "--out", str(out_file)]) == EXIT_OK
+    summary = capsys.readouterr().out
+    assert "5 articles -> 4 stories" in summary
+    rows = [json.loads(line) for line in out_file.read_text("utf-8").splitlines()]
+    story = {r["id"]: r["story"] for r in rows}
+    assert story[TRUE_PAIR[0]] == story[TRUE_PAIR[1]] and len(set(story.values())) == 4
+
+    store = tmp_path / "s.store"
+    data = sorted((ROOT / "data").glob("*.txt"))
+    assert main(["add", "-q", "--store", str(store), *map(str, data[:4])]) == EXIT_OK
+    assert "added 4" in capsys.readouterr().out
+    assert main(["add", "-q", "--json", "--store", str(store), str(data[0])]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["unchanged"] == 1
+    assert main(["check", "-q", "--json", "--top", "2", "--store", str(store), str(data[4])]) == EXIT_OK
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["id"] == TRUE_PAIR[1] and verdict["duplicate"] is True
+    assert verdict["matches"][0]["id"] == TRUE_PAIR[0] and verdict["matches"][0]["duplicate"]
+    assert len(verdict["matches"]) == 3 and verdict["matches"][0]["aligned"]
+    assert main(["check", "-q", "--store", str(store), str(data[4])]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert f"{TRUE_PAIR[1]} [en, 2025-01-12]: DUPLICATE" in text and f"duplicate of {TRUE_PAIR[0]}" in text
+
+
+@pytest.mark.model
+def test_stdin_and_installed_entry_point(tmp_path: Path) -> None:
+    seed = next((ROOT / "data").glob("004_*.txt")).read_text("utf-8")
+    line = json.dumps({"id": "x", "title": seed.split("\n", 1)[0], "text": seed.split("\n", 1)[1], "date": "2025-01-12"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "dedup.cli", "cluster", "--json", "-q", "-", str(ROOT / "data")],
+        input=line + "\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = {json.loads(r)["id"]: json.loads(r)["story"] for r in proc.stdout.splitlines()}
+    assert rows["x"] == rows[TRUE_PAIR[1]] == rows[TRUE_PAIR[0]]

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedup.cluster import average_linkage
+
+
+def _run(n: int, scores: dict[tuple[int, int], float], linkage: float = 0.5) -> list[int]:
+    def score(i: int, j: int) -> float:
+        return scores.get((min(i, j), max(i, j)), 0.0)
+
+    return average_linkage(n, [(i, j, s) for (i, j), s in scores.items()], score, threshold=0.5, linkage=linkage)
+
+
+def test_a_chain_does_not_weld_unrelated_stories() -> None:
+    # 0-1-2-3-4 is a chain of strong neighbours, but 0 and 4 have nothing in common.
+    chain = {(i, i + 1): 0.9 for i in range(4)}
+    labels = _run(5, chain)
+    assert labels[0] != labels[4]
+    assert len(set(labels)) >= 3
+    # Connected components would have made one story of all five.
+
+
+def test_a_clique_becomes_one_story_and_outsiders_stay_apart() -> None:
+    scores = {(i, j): 0.95 for i, j in itertools.combinations(range(4), 2)}
+    scores[(3, 4)] = 0.9  # one strong link from outsider 4 to member 3
+    labels = _run(6, scores)
+    assert labels[:4] == [0, 0, 0, 0] and labels[4] == 1 and labels[5] == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 12), st.data())
+def test_every_item_gets_exactly_one_label_numbered_by_first_appearance(n: int, data: st.DataObject) -> None:
+    pairs = list(itertools.combinations(range(n), 2))
+    scores = {p: data.draw(st.floats(0, 1)) for p in data.draw(st.lists(st.sampled_from(pairs), unique=True))} if pairs else {}
+    labels = _run(n, scores)
+    assert len(labels) == n
+    firsts = [labels.index(label) for label in sorted(set(labels))]
+    assert firsts == sorted(firsts) and sorted(set(labels)) == list(range(len(set(labels))))
+    # Merged items are linked on average at least at the linkage threshold.
+    for label in set(labels):
+        members = [i for i in range(n) if labels[i] == label]
+        if len(members) == 2:
+            assert scores.get((members[0], members[1]), 0.0) >= 0.5
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 10), st.data())
+def test_nothing_merges_above_every_score(n: int, data: st.DataObject) -> None:
+    pairs = list(itertools.combinations(range(n), 2))
+    scores = {p: data.draw(st.floats(0, 0.99)) for p in pairs}
+    assert _run(n, scores, linkage=1.0) == list(range(n))

@@ -1,0 +1,87 @@
+"""Plumbing of the facade with a fake encoder (the mission's claims are in test_seeds.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dedup.config import Config
+from dedup.detector import Detector
+from dedup.errors import StoreMismatchError, StoreNotFoundError
+from dedup.types import Article, PartialDate
+
+from .conftest import HashEncoder
+
+STORY_A = (
+    "Central bank lifts rates\nThe central bank raised interest rates by half a point on Tuesday.\n"
+    "Its governor said in Frankfurt that inflation was still far too high.\n"
+    "Markets had expected a smaller step and the euro rose against the dollar."
+)
+STORY_B = (
+    "Floods in Porto\nHeavy rain flooded the old town of Porto overnight.\n"
+    "Firefighters evacuated two hundred residents from their homes near the river.\n"
+    "The mayor asked people to stay indoors until the water level falls."
+)
+
+
+def _article(article_id: str, body: str, date: str | None = "2025-03-04") -> Article:
+    title, text = body.split("\n", 1)
+    return Article(id=article_id, title=title, text=text, date=PartialDate.parse(date) if date else None, lang="en")
+
+
+def test_check_add_and_reopen(tmp_path: Path, encoder: HashEncoder) -> None:
+    det = Detector.open(tmp_path / "s", Config(), encoder=encoder, create=True)
+    assert det.add([_article("a", STORY_A), _article("b", STORY_B)]).added == ("a", "b")
+    verdict = det.check(_article("a2", STORY_A + " Markets rose."), top=1)
+    assert verdict.is_duplicate and verdict.matches[0].id == "a"
+    assert [m.id for m in verdict.matches] == ["a", "b"] and not verdict.matches[1].is_duplicate  # near miss listed
+    reopened = Detector.open(tmp_path / "s", encoder=HashEncoder())
+    assert reopened.check(_article("a2", STORY_A)).duplicates[0].id == "a"
+    assert not reopened.check(_article("c", "Chess\nA completely different text on chess openings and endgames.")).is_duplicate
+    with pytest.raises(StoreMismatchError):
+        Detector.open(tmp_path / "s", encoder=HashEncoder(dim=32))
+
+
+def test_check_with_add_sees_earlier_items_of_the_same_batch(tmp_path: Path, encoder: HashEncoder) -> None:
+    det = Detector.open(tmp_path / "s", encoder=encoder, create=True)
+    first, second = _article("x1", STORY_B), _article("x2", STORY_B + " Schools stayed closed.")
+    v1, v2 = det.check_many([first, second], add=True)
+    assert not v1.is_duplicate and v2.is_duplicate and v2.matches[0].id == "x1"
+    assert len(Detector.open(tmp_path / "s", encoder=encoder).store) == 2
+
+
+def test_an_article_is_not_its_own_duplicate(tmp_path: Path, encoder: HashEncoder) -> None:
+    det = Detector.open(tmp_path / "s", encoder=encoder, create=True)
+    det.add([_article("a", STORY_A)])
+    assert not det.check(_article("a", STORY_A)).is_duplicate
+
+
+def test_dates_months_apart_are_not_one_story(encoder: HashEncoder) -> None:
+    det = Detector.in_memory(encoder=encoder)
+    result = det.cluster(
+        [_article("a", STORY_A, "2025-03-04"), _article("b", STORY_A, "2025-09-04"), _article("c", STORY_A, "2025-03-05")]
+    )
+    assert result.labels["a"] == result.labels["c"] != result.labels["b"]
+
+
+def test_cluster_labels_every_article_and_is_order_independent(encoder: HashEncoder) -> None:
+    arts = [
+        _article("a1", STORY_A),
+        _article("b1", STORY_B),
+        _article("a2", STORY_A + " Bonds fell."),
+        _article("b2", STORY_B + " More rain is expected."),
+        _article("z", "Chess\nA new world champion was crowned in Madrid after twelve games."),
+    ]
+    det = Detector.in_memory(encoder=encoder)
+    forward = det.cluster(arts)
+    backward = det.cluster(arts[::-1])
+    assert set(forward.labels) == {a.id for a in arts}
+    groups = lambda r: sorted(sorted(s.article_ids) for s in r.stories)  # noqa: E731
+    assert groups(forward) == groups(backward) == [["a1", "a2"], ["b1", "b2"], ["z"]]
+    assert {e[:2] for e in forward.edges} == {("a1", "a2"), ("b1", "b2")}
+
+
+def test_missing_store_is_reported_before_loading_a_model(tmp_path: Path) -> None:
+    with pytest.raises(StoreNotFoundError, match="no store at"):
+        Detector.open(tmp_path / "missing")  # would take seconds if it loaded the model first
