@@ -45,7 +45,9 @@ def main() -> None:
     n = len(items)
     cosine = np.array([[float(items[i].vector @ items[j].vector) for j in range(n)] for i in range(n)])
     score = np.array([[verifier.decide(items[i], items[j], config).score if i != j else 1.0 for j in range(n)] for i in range(n)])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
+    ).stdout.strip()
     record = {
         "benchmark": "seed_matrix",
         "dedup": __version__,
@@ -67,8 +69,10 @@ def main() -> None:
         print(f"\n{title}\n      " + "  ".join(f"{x:>6}" for x in names))
         for i, row in enumerate(m):
             print(f"{names[i]:>5} " + "  ".join(f"{x:6.3f}" for x in row))
-    print(f"\nmodel load {load_s:.1f} s; embedding {n} articles ({passages} passages): median {embed_s:.2f} s "
-          f"= {n / embed_s:.2f} articles/s, {passages / embed_s:.0f} passages/s")
+    print(
+        f"\nmodel load {load_s:.1f} s; embedding {n} articles ({passages} passages): median {embed_s:.2f} s "
+        f"= {n / embed_s:.2f} articles/s, {passages / embed_s:.0f} passages/s"
+    )
 
 
 if __name__ == "__main__":

@@ -283,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dedup`` command; returns the exit code."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="dedup: %(message)s",
         stream=sys.stderr,
     )

@@ -178,9 +178,11 @@ class Detector:
     # -------------------------------------------------------------------------- add
     def add(self, articles: Sequence[Article], *, replace: bool = False, show_progress: bool = False) -> AddReport:
         """Embed and store articles atomically (see :meth:`Store.add`)."""
+        # Articles already stored with the same content are not embedded again.
         new = [a for a in articles if replace or a.id not in self.store or self._changed(a)]
         report = self.store.add(self.embed(new, show_progress=show_progress), replace=replace)
-        skipped = tuple(a.id for a in articles if a not in new)
+        embedded = {a.id for a in new}
+        skipped = tuple(a.id for a in articles if a.id not in embedded)
         return AddReport(report.added, report.unchanged + skipped, report.replaced)
 
     def _changed(self, article: Article) -> bool:

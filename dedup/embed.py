@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import ModelError, OptionalDependencyError
-from .text import clean_text, split_passages
+from .text import clean_text, extract_names, extract_numbers, split_passages
 from .types import Article
 
 __all__ = [
@@ -192,6 +192,16 @@ class EmbeddedArticle:
     def id(self) -> str:
         """The article's id."""
         return self.article.id
+
+    @functools.cached_property
+    def numbers(self) -> frozenset[str]:
+        """Numbers in the cleaned passages (computed once)."""
+        return extract_numbers("\n".join(self.passages))
+
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        """Names and acronyms in the cleaned passages (computed once)."""
+        return extract_names("\n".join(self.passages))
 
 
 def article_passages(article: Article, max_chars: int = 500) -> list[str]:

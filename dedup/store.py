@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._fs import sha256_file
 from .embed import EmbeddedArticle
 from .errors import DuplicateIdError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 from .index import SearchResult, VectorIndex
@@ -59,14 +60,6 @@ class _Segment:
     count: int
     passages: int
     files: dict[str, dict[str, Any]]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -213,7 +206,7 @@ class Store:
                 f"store file {path} has {size} bytes, the manifest says {meta['size']}: it was truncated or altered; "
                 "restore the store from a backup"
             )
-        if verify and _sha256(path) != meta["sha256"]:
+        if verify and sha256_file(path) != meta["sha256"]:
             raise StoreCorruptError(
                 f"store file {path} does not match its checksum: it was altered; restore the store from a backup"
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 __all__ = [
     "CLEANING_VERSION",
@@ -111,39 +112,33 @@ def split_passages(text: str, max_chars: int = 500) -> list[str]:
         if len(para) <= max_chars:
             passages.append(para)
             continue
-        current = ""
-        for sentence in _SENTENCE_END.split(para):
-            for piece in _split_long(sentence, max_chars):
-                if current and len(current) + 1 + len(piece) > max_chars:
-                    passages.append(current)
-                    current = piece
-                else:
-                    current = f"{current} {piece}" if current else piece
-        if current:
-            passages.append(current)
+        passages.extend(
+            _pack((piece for sentence in _SENTENCE_END.split(para) for piece in _pieces(sentence, max_chars)), max_chars)
+        )
     return passages
 
 
-def _split_long(sentence: str, max_chars: int) -> list[str]:
+def _pieces(sentence: str, max_chars: int) -> list[str]:
+    """A sentence as pieces of at most ``max_chars``: itself, its words, or character runs."""
     if len(sentence) <= max_chars:
         return [sentence]
     words = sentence.split(" ")
     if len(words) == 1:  # no spaces (e.g. Chinese, Japanese, Thai): cut by characters
         return [sentence[i : i + max_chars] for i in range(0, len(sentence), max_chars)]
+    pieces = [w[i : i + max_chars] for w in words if w for i in range(0, len(w), max_chars)]
+    return _pack(pieces, max_chars)
+
+
+def _pack(pieces: Iterable[str], max_chars: int) -> list[str]:
+    """Greedily join pieces with spaces into chunks of at most ``max_chars``."""
     out: list[str] = []
     current = ""
-    for word in words:
-        while len(word) > max_chars:
-            if current:
-                out.append(current)
-                current = ""
-            out.append(word[:max_chars])
-            word = word[max_chars:]
-        if current and len(current) + 1 + len(word) > max_chars:
+    for piece in pieces:
+        if current and len(current) + 1 + len(piece) > max_chars:
             out.append(current)
-            current = word
+            current = piece
         else:
-            current = f"{current} {word}" if current else word
+            current = f"{current} {piece}" if current else piece
     if current:
         out.append(current)
     return out

@@ -30,7 +30,6 @@ from numpy.typing import NDArray
 from .config import Config
 from .embed import EmbeddedArticle
 from .errors import ConfigError
-from .text import extract_names, extract_numbers
 from .types import Evidence, Match, PassagePair
 
 __all__ = ["FEATURES", "Verifier", "align", "compare", "features"]
@@ -96,10 +95,6 @@ def _overlap(a: frozenset[str], b: frozenset[str]) -> tuple[float, tuple[str, ..
     return len(shared) / min(len(a), len(b)), tuple(sorted(shared))
 
 
-def _full_text(e: EmbeddedArticle) -> str:
-    return "\n".join(e.passages)
-
-
 def compare(a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> Evidence:
     """Collect the evidence on whether ``a`` and ``b`` report the same story."""
     pairs = align(
@@ -107,13 +102,12 @@ def compare(a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> Evidence:
     )
     shorter = min(len(a.passages), len(b.passages))
     aligned = tuple(PassagePair(i, j, a.passages[i], b.passages[j], s, m) for i, j, s, m in pairs)
-    text_a, text_b = _full_text(a), _full_text(b)
-    _, numbers = _overlap(extract_numbers(text_a), extract_numbers(text_b))
-    _, names = _overlap(extract_names(text_a), extract_names(text_b))
+    _, numbers = _overlap(a.numbers, b.numbers)
+    _, names = _overlap(a.names, b.names)
     gap = None
     if a.article.date is not None and b.article.date is not None:
         gap = a.article.date.gap_days(b.article.date)
-    la, lb = len(text_a), len(text_b)
+    la, lb = sum(map(len, a.passages)), sum(map(len, b.passages))
     return Evidence(
         article_similarity=float(a.vector @ b.vector),
         aligned=aligned,
@@ -128,16 +122,14 @@ def compare(a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> Evidence:
 
 def features(evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle) -> NDArray[np.float64]:
     """The feature vector of a pair, in the order of :data:`FEATURES`."""
-    nums = extract_numbers(_full_text(a)), extract_numbers(_full_text(b))
-    names = extract_names(_full_text(a)), extract_names(_full_text(b))
     aligned_similarity = float(np.mean([p.similarity for p in evidence.aligned])) if evidence.aligned else 0.0
     return np.array(
         [
             evidence.aligned_fraction,
             aligned_similarity,
             evidence.article_similarity,
-            _overlap(*nums)[0],
-            _overlap(*names)[0],
+            _overlap(a.numbers, b.numbers)[0],
+            _overlap(a.names, b.names)[0],
             evidence.length_ratio,
             float(evidence.date_gap_days is not None),
             float(min(len(a.passages), len(b.passages)) <= 1),

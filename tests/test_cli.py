@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dedup.cli import EXIT_INPUT, EXIT_OK, EXIT_STORE, main
+from dedup.cli import EXIT_INPUT, EXIT_MODEL, EXIT_OK, EXIT_STORE, main
 
 from .conftest import ROOT, TRUE_PAIR
 
@@ -81,3 +81,31 @@ def test_stdin_and_installed_entry_point(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     rows = {json.loads(r)["id"]: json.loads(r)["story"] for r in proc.stdout.splitlines()}
     assert rows["x"] == rows[TRUE_PAIR[1]] == rows[TRUE_PAIR[0]]
+
+
+def test_info_describes_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dedup.store import Store
+
+    Store.create(tmp_path / "s", "test/model", 8)
+    assert main(["info", "--store", str(tmp_path / "s")]) == EXIT_OK
+    info = json.loads(capsys.readouterr().out)
+    assert info == {"store": str(tmp_path / "s"), "articles": 0, "model": "test/model", "dim": 8, "index": "Flat"}
+    assert main(["info", "--store", str(tmp_path / "nothing")]) == EXIT_STORE
+
+
+def test_unknown_model_offline_exits_4_and_says_what_to_do(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["cluster", "-q", "--model", "no-such-org/no-such-model", str(ROOT / "data")]) == EXIT_MODEL
+    err = capsys.readouterr().err
+    assert "no-such-org/no-such-model" in err and "model error" in err
+
+
+def test_model_command_builds_the_default_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEDUP_CACHE_DIR", str(tmp_path))
+    assert main(["model"]) == EXIT_OK
+    assert str(tmp_path) in capsys.readouterr().out
+    assert (tmp_path / "models").is_dir()

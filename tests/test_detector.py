@@ -85,3 +85,16 @@ def test_cluster_labels_every_article_and_is_order_independent(encoder: HashEnco
 def test_missing_store_is_reported_before_loading_a_model(tmp_path: Path) -> None:
     with pytest.raises(StoreNotFoundError, match="no store at"):
         Detector.open(tmp_path / "missing")  # would take seconds if it loaded the model first
+
+
+def test_an_undated_report_does_not_bridge_stories_months_apart(encoder: HashEncoder) -> None:
+    det = Detector.in_memory(encoder=encoder)
+    result = det.cluster(
+        [
+            _article("march", STORY_A, "2025-03-04"),
+            _article("undated", STORY_A, None),
+            _article("september", STORY_A, "2025-09-04"),
+        ]
+    )
+    assert result.labels["march"] != result.labels["september"]
+    assert result.labels["undated"] in {result.labels["march"], result.labels["september"]}

@@ -57,9 +57,7 @@ def test_kill_9_mid_add_leaves_whole_batches_only(tmp_path: Path) -> None:
     committed_before_kill = []
     interrupted_writes = 0  # trials killed while uncommitted files were on disk
     for trial in range(TRIALS):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), str(trial)], stdout=subprocess.PIPE, text=True, env=env
-        )
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(trial)], stdout=subprocess.PIPE, text=True, env=env)
         time.sleep(1.5 + float(rng.uniform(0.0, 1.0)))  # imports take ~1 s; then adds run back to back
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=30)
