@@ -163,16 +163,19 @@ class Detector:
         k = self.config.candidates + (1 if item.id in store else 0)
         found = store.search(item.vector[None, :], k)
         matches: list[Match] = []
+        last_is_duplicate = False
         for position, sim in zip(found.positions[0], found.similarities[0], strict=True):
             if position < 0 or sim < self.config.min_candidate_similarity:
                 continue
             other = store.embedded(int(position))
             if other.id == item.id:
                 continue
-            matches.append(self.verifier.decide(item, other, self.config))
+            match = self.verifier.decide(item, other, self.config)
+            matches.append(match)
+            last_is_duplicate = match.is_duplicate
         matches.sort(key=lambda m: -m.score)
-        last_sim = float(found.similarities[0][-1]) if found.similarities.shape[1] else -1.0
-        truncated = bool(found.truncated[0]) and last_sim >= self.config.min_candidate_similarity
+        # More duplicates may lie beyond k only if the k-th (least similar) candidate was still one.
+        truncated = bool(found.truncated[0]) and last_is_duplicate
         return matches, truncated
 
     # -------------------------------------------------------------------------- add

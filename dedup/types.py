@@ -263,8 +263,9 @@ class Verdict:
         id: The query article's id.
         is_duplicate: True when at least one match is a duplicate.
         matches: Duplicates first, then near misses, each sorted by score.
-        candidates_truncated: True when retrieval stopped at its ``k`` limit while
-            candidates were still above the retrieval floor, so more may exist.
+        candidates_truncated: True when retrieval stopped at its ``k`` limit and the
+            least similar candidate retrieved was still a duplicate, so more duplicates
+            may lie beyond ``k`` (raise ``Config.candidates``).
 
     """
 

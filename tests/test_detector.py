@@ -98,3 +98,16 @@ def test_an_undated_report_does_not_bridge_stories_months_apart(encoder: HashEnc
     )
     assert result.labels["march"] != result.labels["september"]
     assert result.labels["undated"] in {result.labels["march"], result.labels["september"]}
+
+
+def test_verdict_says_when_duplicates_may_lie_beyond_the_candidate_limit(encoder: HashEncoder) -> None:
+    reposts = [_article(f"r{i}", STORY_A) for i in range(6)]
+    det = Detector.in_memory(Config(candidates=3), encoder=encoder)
+    det.add(reposts)
+    verdict = det.check(_article("new", STORY_A))
+    assert len(verdict.duplicates) == 3 and verdict.candidates_truncated
+    wide = Detector(det.store, encoder, Config(candidates=10)).check(_article("new", STORY_A))
+    assert len(wide.duplicates) == 6 and not wide.candidates_truncated
+    assert not det.check(
+        _article("c", "Chess\nA new world champion was crowned in Madrid after twelve games.")
+    ).candidates_truncated
