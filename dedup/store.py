@@ -84,6 +84,32 @@ def _npy_bytes(array: NDArray[np.float32]) -> bytes:
     return buf.getvalue()
 
 
+class _Rows:
+    """A growable float32 matrix: appends are amortised O(rows added), not O(all rows)."""
+
+    def __init__(self, dim: int) -> None:
+        self._buffer = np.zeros((0, dim), dtype=np.float32)
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def rows(self) -> NDArray[np.float32]:
+        """The rows appended so far (a view; rows once written never change)."""
+        return self._buffer[: self._count]
+
+    def append(self, block: NDArray[np.float32]) -> None:
+        """Append rows, doubling the capacity when full."""
+        needed = self._count + len(block)
+        if needed > len(self._buffer):
+            grown = np.zeros((max(needed, 2 * len(self._buffer)), self._buffer.shape[1]), dtype=np.float32)
+            grown[: self._count] = self._buffer[: self._count]
+            self._buffer = grown
+        self._buffer[self._count : needed] = block
+        self._count = needed
+
+
 def _article_from_record(record: dict[str, Any]) -> Article:
     date = record.get("date")
     return Article(
@@ -111,8 +137,8 @@ class Store:
         self._segments: list[_Segment] = []
         self._records: list[dict[str, Any]] = []
         self._positions: dict[str, int] = {}
-        self._vectors: list[NDArray[np.float32]] = []
-        self._passage_vectors: list[NDArray[np.float32]] = []
+        self._vectors = _Rows(dim)
+        self._passage_vectors = _Rows(dim)
         self._passage_start: list[int] = []
         self._index = VectorIndex(dim)
         self._generation = 0
@@ -244,7 +270,7 @@ class Store:
     def _append_memory(
         self, records: Sequence[dict[str, Any]], vectors: NDArray[np.float32], passages: NDArray[np.float32]
     ) -> None:
-        offset = sum(len(p) for p in self._passage_vectors)
+        offset = len(self._passage_vectors)
         for record in records:
             if record["id"] in self._positions:
                 raise StoreCorruptError(f"id {record['id']!r} is stored twice")
@@ -301,12 +327,12 @@ class Store:
         record = self._records[position]
         start = self._passage_start[position]
         count = len(record["passages"])
-        passages = self._all_passages()[start : start + count]
+        passages = self._passage_vectors.rows[start : start + count]
         return EmbeddedArticle(
             _article_from_record(record["article"]),
             tuple(record["passages"]),
             np.asarray(passages),
-            self._all_vectors()[position],
+            self._vectors.rows[position],
         )
 
     def position(self, article_id: str) -> int:
@@ -316,18 +342,6 @@ class Store:
     def search(self, queries: NDArray[np.float32], k: int) -> SearchResult:
         """The ``k`` stored articles most similar to each query vector."""
         return self._index.search(queries, k)
-
-    def _all_vectors(self) -> NDArray[np.float32]:
-        if len(self._vectors) != 1:
-            merged = np.vstack(self._vectors) if self._vectors else np.zeros((0, self._dim), np.float32)
-            self._vectors = [merged]
-        return self._vectors[0]
-
-    def _all_passages(self) -> NDArray[np.float32]:
-        if len(self._passage_vectors) != 1:
-            merged = np.vstack(self._passage_vectors) if self._passage_vectors else np.zeros((0, self._dim), np.float32)
-            self._passage_vectors = [merged]
-        return self._passage_vectors[0]
 
     # ---------------------------------------------------------------------- writing
     def add(self, items: Sequence[EmbeddedArticle], *, replace: bool = False) -> AddReport:
@@ -450,7 +464,8 @@ class Store:
             os.replace(tmp_manifest, self._path / MANIFEST)  # the commit point
             _fsync_dir(self._path)
         if not keep_segments:
-            self._records, self._positions, self._vectors, self._passage_vectors, self._passage_start = [], {}, [], [], []
+            self._records, self._positions, self._passage_start = [], {}, []
+            self._vectors, self._passage_vectors = _Rows(self._dim), _Rows(self._dim)
         for records, vectors, passages in new:
             self._append_memory(records, vectors, passages)
         if self._path is not None:
