@@ -229,6 +229,8 @@ def _run(args: argparse.Namespace) -> int:
                     "model": store.model,
                     "dim": store.dim,
                     "index": store.index_kind,
+                    "index_reason": store.index_plan.describe(),
+                    "index_plan": store.index_plan.to_dict(),
                 },
                 indent=1,
             ),

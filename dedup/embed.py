@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from .cache import EmbeddingCache
 from .errors import ModelError, OptionalDependencyError
 from .text import clean_text, extract_names, extract_numbers, split_passages
 from .types import Article
@@ -230,19 +231,17 @@ def embed_articles(
     max_passage_chars: int = 500,
     batch_size: int = 32,
     show_progress: bool = False,
+    cache: EmbeddingCache | None = None,
 ) -> list[EmbeddedArticle]:
     """Clean, split and embed articles; every passage of every article is embedded.
 
-    Passages of all articles are encoded together, sorted by length, so batches pad little.
+    Each distinct passage text is encoded once; with a ``cache``, passages embedded before
+    (by any run) are not encoded again. Passages are encoded sorted by length, so batches
+    pad little.
     """
     per_article = [article_passages(a, max_passage_chars) for a in articles]
     flat = [p for passages in per_article for p in passages]
-    order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
-    encoded = encoder.encode([flat[i] for i in order], batch_size=batch_size, show_progress=show_progress)
-    if encoded.shape != (len(flat), encoder.dim):
-        raise ModelError(f"encoder {encoder.name!r} returned shape {encoded.shape}, expected {(len(flat), encoder.dim)}")
-    vectors = np.empty_like(encoded)
-    vectors[np.asarray(order, dtype=np.int64)] = encoded
+    vectors = _encode_unique(flat, encoder, batch_size=batch_size, show_progress=show_progress, cache=cache)
     out: list[EmbeddedArticle] = []
     start = 0
     for article, passages in zip(articles, per_article, strict=True):
@@ -250,3 +249,24 @@ def embed_articles(
         start += len(passages)
         out.append(EmbeddedArticle(article, tuple(passages), block, pool(passages, block)))
     return out
+
+
+def _encode_unique(
+    texts: Sequence[str], encoder: Encoder, *, batch_size: int, show_progress: bool, cache: EmbeddingCache | None
+) -> Vectors:
+    unique = list(dict.fromkeys(texts))
+    known = cache.get(unique) if cache is not None else [None] * len(unique)
+    todo = sorted((i for i, v in enumerate(known) if v is None), key=lambda i: len(unique[i]))
+    table = np.empty((len(unique), encoder.dim), dtype=np.float32)
+    for i, v in enumerate(known):
+        if v is not None:
+            table[i] = v
+    if todo:
+        encoded = encoder.encode([unique[i] for i in todo], batch_size=batch_size, show_progress=show_progress)
+        if encoded.shape != (len(todo), encoder.dim):
+            raise ModelError(f"encoder {encoder.name!r} returned shape {encoded.shape}, expected {(len(todo), encoder.dim)}")
+        table[np.asarray(todo, dtype=np.int64)] = encoded
+        if cache is not None:
+            cache.put([unique[i] for i in todo], encoded)
+    row = {text: i for i, text in enumerate(unique)}
+    return table[np.asarray([row[t] for t in texts], dtype=np.int64)] if texts else np.zeros((0, encoder.dim), np.float32)

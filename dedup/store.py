@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 from ._fs import sha256_file
 from .embed import EmbeddedArticle
 from .errors import DuplicateIdError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
-from .index import SearchResult, VectorIndex
+from .index import IndexPlan, SearchResult, VectorIndex, build_index, check_kind, update_index
 from .text import CLEANING_VERSION
 from .types import AddReport, Article, PartialDate
 
@@ -130,7 +130,7 @@ class Store:
     Build one with :meth:`create`, :meth:`open` or :meth:`in_memory`.
     """
 
-    def __init__(self, path: Path | None, model: str, dim: int) -> None:
+    def __init__(self, path: Path | None, model: str, dim: int, *, index: str = "auto", recall_floor: float = 0.99) -> None:
         self._path = path
         self._model = model
         self._dim = dim
@@ -141,16 +141,21 @@ class Store:
         self._passage_vectors = _Rows(dim)
         self._passage_start: list[int] = []
         self._index = VectorIndex(dim)
+        self._plan = IndexPlan("flat", "empty store", check_kind(index))
+        self._recall_floor = recall_floor
         self._generation = 0
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def in_memory(cls, model: str, dim: int) -> Store:
-        """A store that lives only in memory (nothing is written)."""
-        return cls(None, model, dim)
+    def in_memory(cls, model: str, dim: int, *, index: str = "auto", recall_floor: float = 0.99) -> Store:
+        """A store that lives only in memory (nothing is written).
+
+        ``index`` and ``recall_floor`` choose the vector index, as for :meth:`create`.
+        """
+        return cls(None, model, dim, index=index, recall_floor=recall_floor)
 
     @classmethod
-    def create(cls, path: str | Path, model: str, dim: int) -> Store:
+    def create(cls, path: str | Path, model: str, dim: int, *, index: str = "auto", recall_floor: float = 0.99) -> Store:
         """Create an empty store at ``path`` (a new or empty directory).
 
         Raises:
@@ -163,13 +168,22 @@ class Store:
                 raise StoreError(f"a store already exists at {root}; open it instead")
             raise StoreError(f"cannot create a store in {root}: the folder is not empty")
         root.mkdir(parents=True, exist_ok=True)
-        store = cls(root, model, dim)
+        store = cls(root, model, dim, index=index, recall_floor=recall_floor)
         with store._locked():
             store._commit([], store._index)
         return store
 
     @classmethod
-    def open(cls, path: str | Path, *, model: str | None = None, dim: int | None = None, verify: bool = True) -> Store:
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        model: str | None = None,
+        dim: int | None = None,
+        verify: bool = True,
+        index: str | None = None,
+        recall_floor: float = 0.99,
+    ) -> Store:
         """Open an existing store, refusing one built with another model or dimension.
 
         Args:
@@ -177,6 +191,9 @@ class Store:
             model: The model the caller embeds with; None skips the check.
             dim: The caller's vector dimension; None skips the check.
             verify: Check every file's SHA-256 against the manifest (sizes are always checked).
+            index: Change the index choice (``auto``, ``flat``, ``hnsw``, ``ivf``); it takes
+                effect at the next add. None keeps the stored choice.
+            recall_floor: Recall@10 against exact search that an approximate index must meet.
 
         Raises:
             StoreNotFoundError: No store at ``path``.
@@ -186,7 +203,7 @@ class Store:
         """
         root = Path(path)
         manifest = cls._read_manifest(root)
-        store = cls(root, str(manifest["model"]), int(manifest["dim"]))
+        store = cls(root, str(manifest["model"]), int(manifest["dim"]), recall_floor=recall_floor)
         if model is not None and model != store._model:
             raise StoreMismatchError(
                 f"store {root} was built with model {store._model!r}, not {model!r}; open it with that model "
@@ -195,6 +212,8 @@ class Store:
         if dim is not None and dim != store._dim:
             raise StoreMismatchError(f"store {root} holds vectors of dimension {store._dim}, the model gives {dim}")
         store._load(manifest, verify=verify)
+        if index is not None and check_kind(index) != store._plan.requested:
+            store._plan = replace(store._plan, requested=check_kind(index), calibrated_n=0)
         return store
 
     @staticmethod
@@ -260,7 +279,12 @@ class Store:
         meta = manifest["index"]
         index_path = self._path / meta["file"]
         self._check_file(index_path, meta, verify)
-        self._index = VectorIndex.from_bytes(index_path.read_bytes(), self._dim)
+        self._plan = IndexPlan.from_dict(meta.get("plan", {"kind": meta.get("kind", "flat")}))
+        self._index = VectorIndex.from_bytes(index_path.read_bytes(), self._dim, param=self._plan.param)
+        if self._index.kind != self._plan.kind:
+            raise StoreCorruptError(
+                f"index {index_path} is {self._index.kind}, the manifest says {self._plan.kind}; restore the store from a backup"
+            )
         if len(self._index) != len(self._records):
             raise StoreCorruptError(
                 f"index {index_path} holds {len(self._index)} vectors for {len(self._records)} articles; "
@@ -300,6 +324,11 @@ class Store:
     def index_kind(self) -> str:
         """The vector index type in use."""
         return self._index.kind
+
+    @property
+    def index_plan(self) -> IndexPlan:
+        """Which index is in use, its search parameter, measured recall, and why."""
+        return self._plan
 
     def __len__(self) -> int:
         return len(self._records)
@@ -399,16 +428,20 @@ class Store:
             fresh._assign_offsets(all_records)
             all_vectors = np.vstack([e.vector[None, :] for e in all_items]).astype(np.float32)
             all_passages = np.vstack([e.passage_vectors for e in all_items]).astype(np.float32)
-            index = VectorIndex(self._dim)
-            index.add(all_vectors)
+            fresh._recall_floor = self._recall_floor
+            index, fresh._plan = build_index(all_vectors, self._plan.requested, floor=self._recall_floor)
             fresh._commit([(all_records, all_vectors, all_passages)], index, keep_segments=False)
             self.__dict__.update(fresh.__dict__)
             return
         self._assign_offsets(records)
         # A persistent store adds to a copy, so a failed commit leaves the live index untouched.
-        index = self._index if self._path is None else VectorIndex.from_bytes(self._index.to_bytes(), self._dim)
-        index.add(vectors)
-        self._commit([(records, vectors, passages)], index)
+        base = self._index if self._path is None else self._index.copy()
+        index, plan = update_index(
+            base, self._plan, vectors, lambda: np.vstack([self._vectors.rows, vectors]), floor=self._recall_floor
+        )
+        if plan != self._plan:
+            logger.info("vector index: %s", plan.describe())
+        self._commit([(records, vectors, passages)], index, plan)
 
     @staticmethod
     def _assign_offsets(records: list[dict[str, Any]]) -> None:
@@ -435,9 +468,11 @@ class Store:
         self,
         new: Sequence[tuple[list[dict[str, Any]], NDArray[np.float32], NDArray[np.float32]]],
         index: VectorIndex,
+        plan: IndexPlan | None = None,
         *,
         keep_segments: bool = True,
     ) -> None:
+        plan = plan or self._plan
         generation = self._generation + 1
         segments = list(self._segments) if keep_segments else []
         if self._path is not None:
@@ -456,7 +491,7 @@ class Store:
                 "count": sum(s.count for s in segments),
                 "updated": datetime.now(UTC).isoformat(timespec="seconds"),
                 "segments": [{"name": s.name, "count": s.count, "passages": s.passages, "files": s.files} for s in segments],
-                "index": {"file": index_name, "kind": index.kind, **meta},
+                "index": {"file": index_name, "kind": index.kind, "plan": plan.to_dict(), **meta},
             }
             tmp_manifest = self._path / f".tmp-{MANIFEST}"
             _write_file(tmp_manifest, json.dumps(manifest, indent=1).encode("utf-8"))
@@ -471,6 +506,7 @@ class Store:
         if self._path is not None:
             self._segments = segments
         self._index = index
+        self._plan = plan
         self._generation = generation
         if self._path is not None:
             self._collect_garbage()
@@ -515,7 +551,7 @@ class Store:
             return
         manifest = self._read_manifest(self._path)
         if int(manifest["generation"]) != self._generation:
-            fresh = Store.open(self._path, verify=False)
+            fresh = Store.open(self._path, verify=False, index=self._plan.requested, recall_floor=self._recall_floor)
             self.__dict__.update(fresh.__dict__)
 
     @contextlib.contextmanager

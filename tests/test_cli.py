@@ -89,7 +89,10 @@ def test_info_describes_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[st
     Store.create(tmp_path / "s", "test/model", 8)
     assert main(["info", "--store", str(tmp_path / "s")]) == EXIT_OK
     info = json.loads(capsys.readouterr().out)
-    assert info == {"store": str(tmp_path / "s"), "articles": 0, "model": "test/model", "dim": 8, "index": "Flat"}
+    plan = info.pop("index_plan")
+    reason = info.pop("index_reason")
+    assert info == {"store": str(tmp_path / "s"), "articles": 0, "model": "test/model", "dim": 8, "index": "flat"}
+    assert plan["kind"] == "flat" and plan["requested"] == "auto" and reason.startswith("flat (exact)")
     assert main(["info", "--store", str(tmp_path / "nothing")]) == EXIT_STORE
 
 
