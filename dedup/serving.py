@@ -303,7 +303,7 @@ class SharedDetector:
             for item in items:
                 if item.id in store and store.get(item.id).content_hash != item.article.content_hash:
                     raise IdConflictError(
-                        f"id {item.id!r} is already stored with different content; add it with replace to overwrite"
+                        f"id {item.id!r} is already stored with different content; to overwrite it, add it with replace"
                     )
             before = {i.id for i in items if i.id in store}
             verdicts = self.detector.check_embedded(items, top=top, add=True)

@@ -141,6 +141,6 @@ def _parse(raw: bytes, name: str, number: int, max_chars: int) -> Article | None
         ) from None
     if not text.strip():
         return None
-    article = parse_jsonl_line(text, name, number, max_chars=max_chars)
+    article = parse_jsonl_line(text.rstrip("\r\n"), name, number, max_chars=max_chars)
     check_batch([article])
     return article
