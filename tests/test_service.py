@@ -67,7 +67,9 @@ def test_add_check_get_story_and_check_and_add(client: TestClient) -> None:
     assert len(verdict["matches"]) == 2 and verdict["matches"][1]["duplicate"] is False  # the near miss (top=1)
     assert client.get("/health").json()["articles"] == 2  # check stores nothing
 
-    r = client.post("/check-and-add", headers=AUTH, json={"articles": [art("h2", "Hanoi talks", HANOI), art("h3", "Hanoi talks", HANOI)]})
+    r = client.post(
+        "/check-and-add", headers=AUTH, json={"articles": [art("h2", "Hanoi talks", HANOI), art("h3", "Hanoi talks", HANOI)]}
+    )
     body = r.json()
     assert body["added"] == ["h2", "h3"] and body["total"] == 4
     assert [m["id"] for m in body["verdicts"][1]["matches"] if m["duplicate"]] == ["h1", "h2"]  # h3 sees h2, added just before
@@ -95,7 +97,9 @@ def test_add_check_get_story_and_check_and_add(client: TestClient) -> None:
 def test_conflicting_content_is_409_and_replace_overwrites(client: TestClient) -> None:
     client.post("/add", headers=AUTH, json={"articles": [art("h1", "Hanoi talks", HANOI)]})
     for path in ("/add", "/check-and-add"):
-        body = assert_error(client.post(path, headers=AUTH, json={"articles": [art("h1", "Other", PARIS)]}), 409, "conflict", "'h1'")
+        body = assert_error(
+            client.post(path, headers=AUTH, json={"articles": [art("h1", "Other", PARIS)]}), 409, "conflict", "'h1'"
+        )
         assert "replace" in str(body["detail"])
     r = client.post("/add", headers=AUTH, json={"articles": [art("h1", "Other", PARIS)], "replace": True})
     assert r.json()["replaced"] == ["h1"]
@@ -114,9 +118,13 @@ def test_bad_requests_get_clear_4xx(tmp_path: Path) -> None:
     assert_error(post(b"x" * 5000, headers=js), 413, "too_large", "4096")
     many = {"articles": [art(f"a{i}", "t") for i in range(4)]}
     assert_error(client.post("/check", headers=AUTH, json=many), 413, "too_large", "4 articles", "limit of 3")
-    assert_error(client.post("/check", headers=AUTH, json={"articles": [art("a", "t")], "top": 6}), 422, "invalid_request", "at most 5")
+    assert_error(
+        client.post("/check", headers=AUTH, json={"articles": [art("a", "t")], "top": 6}), 422, "invalid_request", "at most 5"
+    )
 
-    body = assert_error(client.post("/check", headers=AUTH, json={"articles": [{"id": 5}], "color": "red"}), 422, "invalid_request")
+    body = assert_error(
+        client.post("/check", headers=AUTH, json={"articles": [{"id": 5}], "color": "red"}), 422, "invalid_request"
+    )
     locs = {e["loc"]: e["type"] for e in body["errors"]}  # type: ignore[union-attr]
     assert locs == {"body.articles.0.id": "string_type", "body.color": "extra_forbidden"}
     cases = {
@@ -245,7 +253,9 @@ def test_serve_command_runs_binds_loopback_and_stops_on_ctrl_c(tmp_path: Path) -
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
         assert httpx.post(f"{url}/add", json={"articles": [art("a", "Hanoi", HANOI)]}).status_code == 401
-        r = httpx.post(f"{url}/add", json={"articles": [art("a", "Hanoi", HANOI)]}, headers={"Authorization": f"Bearer {env_token}"})
+        r = httpx.post(
+            f"{url}/add", json={"articles": [art("a", "Hanoi", HANOI)]}, headers={"Authorization": f"Bearer {env_token}"}
+        )
         assert r.json()["added"] == ["a"]
     finally:
         proc.send_signal(signal.SIGINT)

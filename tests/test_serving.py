@@ -27,7 +27,9 @@ def shared(path: Path) -> SharedDetector:
 
 
 def unique(i: int, prefix: str = "u") -> Article:
-    return Article(id=f"{prefix}{i}", title=f"Report {i} {prefix}", text=f"Unrelated item number {i * 7919} about {prefix}.", lang="en")
+    return Article(
+        id=f"{prefix}{i}", title=f"Report {i} {prefix}", text=f"Unrelated item number {i * 7919} about {prefix}.", lang="en"
+    )
 
 
 def run_threads(n: int, target: object) -> list[object]:
@@ -65,7 +67,9 @@ def test_threads_adding_the_same_article_leave_one_copy(tmp_path: Path) -> None:
 
 def test_simultaneous_check_and_add_of_one_story_is_linearisable(tmp_path: Path) -> None:
     service = shared(tmp_path / "s")
-    results = run_threads(6, lambda k: service.check_and_add([Article(id=f"copy{k}", title="Hanoi talks", text=STORY, lang="en")]))
+    results = run_threads(
+        6, lambda k: service.check_and_add([Article(id=f"copy{k}", title="Hanoi talks", text=STORY, lang="en")])
+    )
     verdicts = [r.verdicts[0] for r in results]  # type: ignore[attr-defined]
     # Serialised: the first to commit is new, each later one duplicates every earlier one.
     assert sorted(len(v.duplicates) for v in verdicts) == [0, 1, 2, 3, 4, 5]
@@ -138,7 +142,8 @@ for round in range(15):
     same = Article(id=f"same-{round}", title="Hanoi talks", text=f"{story} Round {round}.", lang="en")
     mine = Article(id=f"{name}-{round}", title=f"Item {round} by {name}", text=f"Unrelated {name} {round * 31}.", lang="en")
     report = service.add([same, mine])
-    result = service.check_and_add([Article(id=f"ca-{name}-{round}", title="Hanoi talks", text=f"{story} Round {round}.", lang="en")])
+    copy = Article(id=f"ca-{name}-{round}", title="Hanoi talks", text=f"{story} Round {round}.", lang="en")
+    result = service.check_and_add([copy])
     out.append({"added": list(report.added), "dup": result.verdicts[0].is_duplicate})
 print(json.dumps(out))
 """
