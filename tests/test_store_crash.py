@@ -1,8 +1,12 @@
 """Crash safety: kill -9 a writer in the middle of adds; the store must open whole.
 
-Each trial starts a process that adds batches of articles in a loop, kills it with
-SIGKILL after a different delay, then opens the store with checksum verification and
-checks that every batch is stored entirely or not at all.
+Two kinds of trials. Random: a process adds batches in a loop and is SIGKILLed after a
+different delay each time (slow: real processes). Deterministic: a forked child adds one
+batch and SIGKILLs itself before, after or halfway through each file-system call of the
+commit in turn (every write, fsync, rename, replace, clean-up), for a first add, an
+append and a replace. After every kill the store opens with checksums verified, its index
+agrees with its metadata, it holds the previous store or the whole batch (never part of
+it), and the next writer cleans up and commits.
 """
 
 from __future__ import annotations

@@ -201,3 +201,13 @@ def test_stream_with_the_real_model_finds_the_cross_language_pair(tmp_path: Path
     assert len(verdicts) == 5 and all(v["stored"] == "added" for v in verdicts.values())
     assert verdicts[TRUE_PAIR[1]]["duplicate"] and verdicts[TRUE_PAIR[1]]["matches"][0]["id"] == TRUE_PAIR[0]
     assert sum(v["duplicate"] for v in verdicts.values()) == 1  # the hard negatives stay apart
+
+
+def test_damaged_store_is_refused_before_reading_a_line(tmp_path: Path) -> None:
+    fake_stream(["-q", "--store", str(tmp_path / "s"), "--create"], (line("a", "Hanoi talks") + "\n").encode())
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    victim = tmp_path / "s" / manifest["segments"][-1]["name"] / "vectors.npy"
+    victim.write_bytes(victim.read_bytes()[:-16])
+    proc = fake_stream(["--store", str(tmp_path / "s")], (line("b", "Hanoi talks") + "\n").encode())
+    assert proc.returncode == 3 and proc.stdout == b""
+    assert b"truncated or altered" in proc.stderr and b"restore the store from a backup" in proc.stderr
