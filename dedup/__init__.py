@@ -4,6 +4,8 @@ The pipeline, one module per stage::
 
     io (read) -> text (clean, split) -> embed -> index/store (retrieve) -> verify (decide)
               -> detector (check / add / cluster) -> cli
+    detector -> serving (shared by threads: one writer, readers on a consistent store)
+             -> service (HTTP, ``dedup serve``) / stream (JSONL, ``dedup stream``)
 
 Examples:
     >>> from dedup import Article, PartialDate

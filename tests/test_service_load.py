@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
 from dedup.store import Store
 
@@ -76,6 +77,7 @@ def article(id_: str, n: int) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow
 def test_concurrent_clients_lose_and_double_nothing(tmp_path: Path, figures: list[str]) -> None:
     proc, url = start_server(tmp_path / "s")
     latencies: list[float] = []

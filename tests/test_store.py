@@ -137,7 +137,14 @@ def test_in_memory_store(encoder: HashEncoder) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    ["truncate-manifest", "manifest-checksum", "manifest-count", "missing-segment-file", "index-bytes-flipped", "articles-line-dropped"],
+    [
+        "truncate-manifest",
+        "manifest-checksum",
+        "manifest-count",
+        "missing-segment-file",
+        "index-bytes-flipped",
+        "articles-line-dropped",
+    ],
 )
 def test_damaged_metadata_is_detected_on_open_with_what_to_do(tmp_path: Path, encoder: HashEncoder, damage: str) -> None:
     store = Store.create(tmp_path / "s", encoder.name, encoder.dim)

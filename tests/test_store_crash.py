@@ -168,6 +168,7 @@ def _outcome(path: Path, before: list[str], batch: list[EmbeddedArticle], replac
     return "none" if ids == before else "whole"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", ["first-add", "append", "replace"])
 def test_kill_9_at_every_step_of_a_commit(tmp_path: Path, scenario: str, figures: list[str]) -> None:
     dim = 8
