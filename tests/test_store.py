@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +178,24 @@ def test_damaged_metadata_is_detected_on_open_with_what_to_do(tmp_path: Path, en
     with pytest.raises(StoreError, match="restore") as exc:
         Store.open(root)
     assert str(root) in str(exc.value)
+
+
+def test_writing_holds_the_lock_across_steps_and_is_reentrant(tmp_path: Path, encoder: HashEncoder) -> None:
+    first = Store.create(tmp_path / "s", encoder.name, encoder.dim)
+    second = Store.open(tmp_path / "s")
+    order: list[str] = []
+
+    def other_writer() -> None:
+        second.add(_items(encoder, *_arts(1, "other")))  # waits for the lock, then sees first's commit
+        order.append("other committed")
+
+    with first.writing():
+        thread = threading.Thread(target=other_writer)
+        thread.start()
+        time.sleep(0.3)
+        first.add(_items(encoder, *_arts(2)))  # re-enters the lock held by writing()
+        order.append("first committed")
+    thread.join(timeout=30)
+    assert order == ["first committed", "other committed"]
+    assert Store.open(tmp_path / "s").ids == ["a0", "a1", "other0"]
+    assert first.refresh() and first.ids == ["a0", "a1", "other0"] and not first.refresh()
