@@ -4,6 +4,8 @@ The pipeline, one module per stage::
 
     io (read) -> text (clean, split) -> embed -> index/store (retrieve) -> verify (decide)
               -> detector (check / add / cluster) -> cli
+    detector -> serving (shared by threads: one writer, readers on a consistent store)
+             -> service (HTTP, ``dedup serve``) / stream (JSONL, ``dedup stream``)
 
 Examples:
     >>> from dedup import Article, PartialDate
@@ -21,6 +23,7 @@ from .errors import (
     ConfigError,
     DedupError,
     DuplicateIdError,
+    IdConflictError,
     InputError,
     ModelError,
     OptionalDependencyError,
@@ -48,6 +51,7 @@ __all__ = [
     "EmbeddedArticle",
     "Encoder",
     "Evidence",
+    "IdConflictError",
     "InputError",
     "Match",
     "ModelError",

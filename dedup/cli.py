@@ -5,8 +5,11 @@ Exit codes:
     1  unexpected internal error (a bug: please report it)
     2  usage error or bad input (file, line and value are named)
     3  store error: missing, locked, damaged, or built with another model
-    4  model error: the embedding model cannot be built or loaded
+    4  model error: the embedding model cannot be built or loaded (or an optional package is missing)
     130  interrupted (Ctrl-C); a store being written keeps its previous state
+
+``stream`` exits 0 when every line was used, 2 when some were rejected (each is reported on
+stderr as it comes; the stream goes on), 3 or 4 when the store or the model fails.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import IO
 from . import __version__
 from .config import Config
 from .detector import ClusterResult, Detector
-from .errors import ConfigError, DedupError, InputError, ModelError, StoreError
+from .errors import ConfigError, DedupError, InputError, ModelError, OptionalDependencyError, StoreError
 from .io import read_articles, write_jsonl
 from .types import Article, Verdict
 
@@ -41,6 +44,8 @@ examples:
   dedup add --store news.store feed.jsonl      create/extend a store
   dedup check --store news.store new.txt       duplicate or new? with evidence
   cat feed.jsonl | dedup check --store news.store --json -   machine output
+  dedup serve --store news.store               HTTP service on 127.0.0.1:8000 (docs at /docs)
+  tail -f feed.jsonl | dedup stream --store news.store   one verdict per line, adding as it goes
 """
 
 
@@ -65,10 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--max-chars", type=int, metavar="N", help=f"refuse longer articles (default {Config.max_article_chars:,})"
     )
-    common.add_argument(
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info messages")
+    reading = argparse.ArgumentParser(add_help=False, parents=[common])
+    reading.add_argument(
         "--skip-invalid", action="store_true", help="skip malformed input records with a warning instead of failing"
     )
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info messages")
 
     parser = argparse.ArgumentParser(
         prog="dedup",
@@ -82,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "add",
-        parents=[common],
+        parents=[reading],
         help="embed articles and add them to a store (created if missing)",
         description="Embed articles and add them to a store, atomically. Re-adding the same id "
         "with the same content is a no-op; other content is an error unless --replace.",
@@ -94,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "check",
-        parents=[common],
+        parents=[reading],
         help="is each article a duplicate of a stored one?",
         description="Print, for each article, DUPLICATE or NEW, with the matched stored articles, "
         "their scores and the evidence (language pair, date gap, aligned passages).",
@@ -109,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "cluster",
-        parents=[common],
+        parents=[reading],
         help="group articles into stories",
         description="Give every article a story id. Prints a readable summary; --out writes "
         "JSONL {id, story, ...}; --json prints that JSONL instead of the summary.",
@@ -118,6 +124,42 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--store", type=Path, metavar="DIR", help="also cluster the articles of this store")
     p.add_argument("--out", type=Path, metavar="FILE", help="write JSONL {id, story, ...} to FILE")
     p.add_argument("--json", action="store_true", help="print JSONL to stdout instead of the summary")
+
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="HTTP service over a store: check, add, check-and-add, cluster",
+        description="Serve a store over HTTP (FastAPI on uvicorn): POST /check, /add, /check-and-add, /cluster; "
+        "GET /article, /story, /health, /metrics; the OpenAPI document at /openapi.json and /docs. "
+        "Errors are 4xx with a JSON body {error, detail}. Stop with Ctrl-C.",
+    )
+    p.add_argument("--store", required=True, type=Path, metavar="DIR", help="store directory")
+    p.add_argument("--create", action="store_true", help="create the store if it does not exist")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument(
+        "--token",
+        help="require 'Authorization: Bearer TOKEN' on every endpoint but /health (default: $DEDUP_TOKEN, else none)",
+    )
+    p.add_argument("--max-body-mb", type=float, default=16.0, metavar="MB", help="largest request body (default 16)")
+    p.add_argument("--max-batch", type=int, default=100, metavar="N", help="most articles per request (default 100)")
+    p.add_argument(
+        "--limit-concurrency", type=int, metavar="N", help="answer 503 beyond N requests in flight (default: no limit)"
+    )
+
+    p = sub.add_parser(
+        "stream",
+        parents=[common],
+        help="JSONL articles on stdin -> one JSON verdict per line on stdout, adding new ones",
+        description="Read JSONL articles from stdin; for each, write one JSON verdict line to stdout "
+        "({id, duplicate, matches, line, stored}) and store the article (check-and-add). A bad line is "
+        "reported on stderr and skipped; the stream goes on. A verdict is written after its article is "
+        "committed. Exit 0, or 2 if some lines were rejected.",
+    )
+    p.add_argument("--store", required=True, type=Path, metavar="DIR", help="store directory")
+    p.add_argument("--create", action="store_true", help="create the store if it does not exist")
+    p.add_argument("--no-add", action="store_true", help="only check: store nothing")
+    p.add_argument("--top", type=int, default=0, metavar="K", help="also list the K best candidates that are not duplicates")
 
     p = sub.add_parser("info", help="describe a store: model, size, index")
     p.add_argument("--store", required=True, type=Path, metavar="DIR", help="store directory")
@@ -239,6 +281,10 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     config = _config(args)
+    if args.command == "serve":
+        return _serve(args, config)
+    if args.command == "stream":
+        return _stream(args, config)
     articles = _read(args, config)
     started = time.perf_counter()
     if args.command == "add":
@@ -281,6 +327,66 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serve(args: argparse.Namespace, config: Config) -> int:
+    try:
+        from .service import ServiceLimits, create_app, is_loopback, listen, serve
+    except ImportError as exc:
+        raise OptionalDependencyError(exc.name or "fastapi", "dedup serve", "serve") from None
+    from .serving import SharedDetector
+
+    log = logging.getLogger(__name__)
+    token = args.token or os.environ.get("DEDUP_TOKEN") or None
+    limits = ServiceLimits(max_body_bytes=max(1, int(args.max_body_mb * 1024 * 1024)), max_batch=args.max_batch)
+    sock = listen(args.host, args.port)  # fail fast on a busy port, before loading the model
+    service = SharedDetector.open(args.store, config, create=args.create)
+    app = create_app(service, token=token, limits=limits)
+    host, port = sock.getsockname()[:2]
+    if token is None and not is_loopback(args.host):
+        log.warning("listening on %s without a token: anyone who can reach it can add articles (set --token)", host)
+    log.info(
+        "serving %s (%d articles) on http://%s:%d; docs at /docs, token %s",
+        args.store,
+        len(service),
+        host,
+        port,
+        "required" if token else "not required",
+    )
+    serve(app, sock, limit_concurrency=args.limit_concurrency)
+    return EXIT_OK
+
+
+def _stream(args: argparse.Namespace, config: Config) -> int:
+    from .serving import SharedDetector
+    from .stream import run_stream
+
+    if args.top < 0:
+        raise ConfigError(f"--top must be >= 0, got {args.top}")
+    service = SharedDetector.open(args.store, config, create=args.create)
+
+    def report(exc: InputError) -> None:
+        print(f"dedup: {exc}; line skipped", file=sys.stderr, flush=True)
+
+    result = run_stream(
+        service,
+        sys.stdin.buffer,
+        sys.stdout,
+        on_error=report,
+        add=not args.no_add,
+        top=args.top,
+        max_chars=config.max_article_chars,
+    )
+    logging.getLogger(__name__).info(
+        "stream: %d line(s), %d checked (%d duplicate), %d added, %d rejected; store holds %d articles",
+        result.lines,
+        result.checked,
+        result.duplicates,
+        result.added,
+        result.rejected,
+        len(service),
+    )
+    return EXIT_INPUT if result.rejected else EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dedup`` command; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -303,6 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:
         print(f"dedup: store error: {exc}", file=sys.stderr)
         return EXIT_STORE
+    except OptionalDependencyError as exc:
+        print(f"dedup: missing package: {exc}", file=sys.stderr)
+        return EXIT_MODEL
     except ModelError as exc:
         print(f"dedup: model error: {exc}", file=sys.stderr)
         return EXIT_MODEL
@@ -312,6 +421,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dedup: interrupted; stores keep their previous state", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of our output went away (`| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

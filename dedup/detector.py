@@ -231,6 +231,29 @@ class Detector:
         verified = tuple(sorted({(ids[i], ids[j], s) for i, j, s in edges if s >= self.config.threshold}, key=lambda e: -e[2]))
         return ClusterResult(tuple(stories), by_id, verified)
 
+    def story(self, article_id: str) -> Story:
+        """The story of a stored article, among its stored neighbours.
+
+        Stories are not stored; this clusters the article with its ``Config.candidates``
+        nearest stored articles (average linkage over verified scores, as :meth:`cluster`)
+        and returns the story that holds it. Nothing is embedded: stored vectors are used.
+
+        Raises:
+            KeyError: When no stored article has this id.
+
+        """
+        item = self.store.embedded(self.store.position(article_id))
+        k = min(self.config.candidates + 1, len(self.store))
+        found = self.store.search(item.vector[None, :], k)
+        near = [
+            self.store.embedded(int(p))
+            for p, sim in zip(found.positions[0], found.similarities[0], strict=True)
+            if p >= 0 and sim >= self.config.min_candidate_similarity
+        ]
+        result = self.cluster_embedded([item, *(n for n in near if n.id != article_id)])
+        label = result.labels[article_id]
+        return next(s for s in result.stories if s.id == label)
+
 
 def _stories(articles: Sequence[Article], labels: Sequence[int]) -> list[Story]:
     groups: dict[int, list[Article]] = {}

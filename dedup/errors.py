@@ -6,6 +6,7 @@ The hierarchy::
     ├── ConfigError             an invalid configuration value
     ├── InputError              bad input: names the source (file), line and offending value
     │   └── DuplicateIdError    the same id twice in one input, or re-added with other content
+    │       └── IdConflictError an id is already stored with other content (and not replacing)
     ├── ModelError              the embedding model cannot be built, found or loaded
     │   └── OptionalDependencyError  an optional package is missing; says what to install
     └── StoreError              a store cannot be opened, read or written
@@ -20,6 +21,7 @@ __all__ = [
     "ConfigError",
     "DedupError",
     "DuplicateIdError",
+    "IdConflictError",
     "InputError",
     "ModelError",
     "OptionalDependencyError",
@@ -60,6 +62,10 @@ class InputError(DedupError, ValueError):
 
 class DuplicateIdError(InputError):
     """An id occurs twice in one input, or is re-added to a store with different content."""
+
+
+class IdConflictError(DuplicateIdError):
+    """An id is already stored with other content, and the caller did not ask to replace it."""
 
 
 class ModelError(DedupError):

@@ -32,7 +32,7 @@ from typing import IO, Any
 from .errors import DuplicateIdError, InputError
 from .types import Article, PartialDate
 
-__all__ = ["ReadResult", "Skipped", "detect_language", "parse_record", "read_articles", "write_jsonl"]
+__all__ = ["ReadResult", "Skipped", "detect_language", "parse_jsonl_line", "parse_record", "read_articles", "write_jsonl"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def detect_language(text: str) -> str | None:
 
 
 def parse_record(
-    record: dict[str, Any], *, source: str, line: int, detect_lang: bool = True, max_chars: int = 1_000_000
+    record: dict[str, Any], *, source: str, line: int | None, detect_lang: bool = True, max_chars: int = 1_000_000
 ) -> Article:
     """Turn one JSON object into an :class:`Article`, validating every known field.
 
@@ -124,6 +124,17 @@ def parse_record(
     if lang is None and detect_lang:
         lang = detect_language(f"{title}\n{text}")
     extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
+    try:  # JSON escapes can make unpaired surrogates, which no UTF-8 file or response can hold
+        json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        raise InputError(
+            f"article {article_id!r}: text holds an unpaired surrogate {bad!r}, which is not valid Unicode",
+            source=source,
+            line=line,
+        ) from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"article {article_id!r}: a field cannot be written as JSON ({exc})", source=source, line=line) from None
     return Article(
         id=article_id,
         title=title,
@@ -155,7 +166,14 @@ def _decode_lines(data: bytes, source: str) -> list[str]:
         ) from None
 
 
-def _parse_jsonl_line(raw: str, source: str, number: int, *, detect_lang: bool, max_chars: int) -> Article:
+def parse_jsonl_line(raw: str, source: str, number: int, *, detect_lang: bool = True, max_chars: int = 1_000_000) -> Article:
+    """Parse one JSONL line into an :class:`Article` (see :func:`parse_record`).
+
+    Raises:
+        InputError: Malformed or too deeply nested JSON, not an object, or an invalid record;
+            the message names ``source`` and ``number``.
+
+    """
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -292,7 +310,7 @@ def read_articles(
             if not raw.strip():
                 continue
             try:
-                article = _parse_jsonl_line(raw, source, number, detect_lang=detect_lang, max_chars=max_chars)
+                article = parse_jsonl_line(raw, source, number, detect_lang=detect_lang, max_chars=max_chars)
             except InputError as exc:
                 if not skip_invalid:
                     raise

@@ -15,7 +15,12 @@ names are removed by the next writer. Every file's size and SHA-256 are recorded
 manifest and checked on open, so a truncated or altered file is reported, never served.
 
 One writer at a time (a lock file); readers open a consistent snapshot (the manifest
-they read) without locking.
+they read) without locking, and :meth:`Store.refresh` moves them to the latest commit.
+:meth:`Store.writing` holds the writer lock around several steps (check, then add), so a
+check-and-add is serialised with every other writer, in this process or another.
+
+A ``Store`` object is not safe to mutate from several threads at once: a caller that
+shares one between threads (the HTTP service) serialises its adds and refreshes.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -39,7 +45,7 @@ from numpy.typing import NDArray
 
 from ._fs import sha256_file
 from .embed import EmbeddedArticle
-from .errors import DuplicateIdError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
+from .errors import DuplicateIdError, IdConflictError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 from .index import IndexPlan, SearchResult, VectorIndex, build_index, check_kind, update_index
 from .text import CLEANING_VERSION
 from .types import AddReport, Article, PartialDate
@@ -52,6 +58,9 @@ FORMAT = "dedup-store"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+
+# Per thread: the store folders whose writer lock this thread holds (the lock is re-entrant).
+_held = threading.local()
 
 
 @dataclass(frozen=True)
@@ -202,19 +211,29 @@ class Store:
 
         """
         root = Path(path)
-        manifest = cls._read_manifest(root)
-        store = cls(root, str(manifest["model"]), int(manifest["dim"]), recall_floor=recall_floor)
-        if model is not None and model != store._model:
-            raise StoreMismatchError(
-                f"store {root} was built with model {store._model!r}, not {model!r}; open it with that model "
-                "or build a new store with this one"
-            )
-        if dim is not None and dim != store._dim:
-            raise StoreMismatchError(f"store {root} holds vectors of dimension {store._dim}, the model gives {dim}")
-        store._load(manifest, verify=verify)
-        if index is not None and check_kind(index) != store._plan.requested:
-            store._plan = replace(store._plan, requested=check_kind(index), calibrated_n=0)
-        return store
+        attempt = 0
+        while True:
+            manifest = cls._read_manifest(root)
+            store = cls(root, str(manifest["model"]), int(manifest["dim"]), recall_floor=recall_floor)
+            if model is not None and model != store._model:
+                raise StoreMismatchError(
+                    f"store {root} was built with model {store._model!r}, not {model!r}; open it with that model "
+                    "or build a new store with this one"
+                )
+            if dim is not None and dim != store._dim:
+                raise StoreMismatchError(f"store {root} holds vectors of dimension {store._dim}, the model gives {dim}")
+            try:
+                store._load(manifest, verify=verify)
+            except StoreCorruptError:
+                # A writer in another process may have committed, and removed the index this
+                # manifest named, while it was being read: read the new manifest and try again.
+                attempt += 1
+                if attempt < 5 and cls._read_manifest(root).get("generation") != manifest.get("generation"):
+                    continue
+                raise
+            if index is not None and check_kind(index) != store._plan.requested:
+                store._plan = replace(store._plan, requested=check_kind(index), calibrated_n=0)
+            return store
 
     @staticmethod
     def _read_manifest(root: Path) -> dict[str, Any]:
@@ -321,6 +340,11 @@ class Store:
         return self._dim
 
     @property
+    def generation(self) -> int:
+        """Number of the commit this object holds (it grows by one per add)."""
+        return self._generation
+
+    @property
     def index_kind(self) -> str:
         """The vector index type in use."""
         return self._index.kind
@@ -407,7 +431,7 @@ class Store:
                     replaced.append(item.id)
                     added.append(item)
                 else:
-                    raise DuplicateIdError(
+                    raise IdConflictError(
                         f"id {item.id!r} is already stored with different content; use replace=True (--replace) to overwrite"
                     )
             if added:
@@ -494,7 +518,9 @@ class Store:
                 "index": {"file": index_name, "kind": index.kind, "plan": plan.to_dict(), **meta},
             }
             tmp_manifest = self._path / f".tmp-{MANIFEST}"
-            _write_file(tmp_manifest, json.dumps(manifest, indent=1).encode("utf-8"))
+            # Compact, so the C encoder writes it: an indented manifest is encoded in pure Python,
+            # which made every commit slower as segments accumulate.
+            _write_file(tmp_manifest, json.dumps(manifest, separators=(",", ":")).encode("utf-8"))
             _fsync_dir(self._path)
             os.replace(tmp_manifest, self._path / MANIFEST)  # the commit point
             _fsync_dir(self._path)
@@ -545,18 +571,61 @@ class Store:
                 else:
                     entry.unlink(missing_ok=True)
 
-    def _refresh(self) -> None:
+    def refresh(self) -> bool:
+        """Move to the latest commit if another writer committed since; True if it did.
+
+        Raises:
+            StoreError: When the store on disk can no longer be read (see :meth:`open`).
+
+        """
+        return self._refresh()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the writer lock (re-entrant within a thread; a no-op in memory).
+
+        Raises:
+            StoreError: When another writer holds the lock for more than 600 s.
+
+        """
+        with self._locked():
+            yield
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the writer lock, on the latest commit, for several steps (check, then add).
+
+        Adds inside the block take the same lock again (it is re-entrant), so what was
+        checked inside the block is what the add commits onto: no other writer, in this
+        process or another, commits in between.
+
+        Raises:
+            StoreError: When another writer holds the lock for more than 600 s.
+
+        """
+        with self._locked():
+            self._refresh()
+            yield
+
+    def _refresh(self) -> bool:
         """Reload if another process committed since this store was opened."""
         if self._path is None:
-            return
+            return False
         manifest = self._read_manifest(self._path)
-        if int(manifest["generation"]) != self._generation:
-            fresh = Store.open(self._path, verify=False, index=self._plan.requested, recall_floor=self._recall_floor)
-            self.__dict__.update(fresh.__dict__)
+        if int(manifest["generation"]) == self._generation:
+            return False
+        fresh = Store.open(self._path, verify=False, index=self._plan.requested, recall_floor=self._recall_floor)
+        self.__dict__.update(fresh.__dict__)
+        return True
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         if self._path is None:
+            yield
+            return
+        held: set[str] = _held.__dict__.setdefault("paths", set())
+        key = str(self._path.resolve())
+        if key in held:  # this thread already holds it (inside :meth:`writing`)
             yield
             return
         from filelock import FileLock, Timeout
@@ -564,6 +633,10 @@ class Store:
         lock = FileLock(str(self._path / LOCK), timeout=600)
         try:
             with lock:
-                yield
+                held.add(key)
+                try:
+                    yield
+                finally:
+                    held.discard(key)
         except Timeout:
             raise StoreError(f"store {self._path} is locked by another writer (waited 600 s)") from None

@@ -60,3 +60,20 @@ def seed_dir(tmp_path: Path) -> Path:
     target = tmp_path / "seeds"
     shutil.copytree(SEEDS, target)
     return target
+
+
+# Figures the reliability tests measure (trials, cases, requests/s), printed at the end of the run.
+RELIABILITY: list[str] = []
+
+
+@pytest.fixture
+def figures() -> list[str]:
+    """Append a line here to have it printed in the 'reliability figures' summary."""
+    return RELIABILITY
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if RELIABILITY:
+        terminalreporter.section("reliability figures")
+        for line in RELIABILITY:
+            terminalreporter.write_line(line)

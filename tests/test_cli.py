@@ -112,3 +112,17 @@ def test_model_command_builds_the_default_model(
     assert main(["model"]) == EXIT_OK
     assert str(tmp_path) in capsys.readouterr().out
     assert (tmp_path / "models").is_dir()
+
+
+def test_serve_and_stream_are_listed_and_a_missing_fastapi_says_what_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "serve" in out and "stream" in out
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi now raises ImportError
+    monkeypatch.delitem(sys.modules, "dedup.service", raising=False)
+    assert main(["serve", "--store", str(tmp_path / "s")]) == EXIT_MODEL
+    err = capsys.readouterr().err
+    assert "dedup serve needs the package 'fastapi'" in err and "pip install 'dedup[serve]'" in err

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +135,67 @@ def test_in_memory_store(encoder: HashEncoder) -> None:
     store.add(_items(encoder, *_arts(2, "b")))
     assert store.ids == ["a0", "a1", "b0", "b1"] and store.path is None
     assert len(store.search(np.ones((1, encoder.dim), np.float32) / 8, 10).positions[0]) == 4
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "truncate-manifest",
+        "manifest-checksum",
+        "manifest-count",
+        "missing-segment-file",
+        "index-bytes-flipped",
+        "articles-line-dropped",
+    ],
+)
+def test_damaged_metadata_is_detected_on_open_with_what_to_do(tmp_path: Path, encoder: HashEncoder, damage: str) -> None:
+    store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
+    store.add(_items(encoder, *_arts(4)))
+    store.add(_items(encoder, *_arts(2, "b")))
+    root = tmp_path / "s"
+    manifest_path = root / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    seg = root / manifest["segments"][0]["name"]
+    if damage == "truncate-manifest":
+        manifest_path.write_bytes(manifest_path.read_bytes()[:-40])
+    elif damage == "manifest-checksum":
+        manifest["segments"][0]["files"]["articles.jsonl"]["sha256"] = "0" * 64
+        manifest_path.write_text(json.dumps(manifest))
+    elif damage == "manifest-count":
+        manifest["segments"][1]["count"] += 1
+        manifest_path.write_text(json.dumps(manifest))
+    elif damage == "missing-segment-file":
+        (seg / "passages.npy").unlink()
+    elif damage == "index-bytes-flipped":  # the right size, other bytes
+        index = root / manifest["index"]["file"]
+        data = bytearray(index.read_bytes())
+        data[-8:] = bytes(b ^ 0xFF for b in data[-8:])
+        index.write_bytes(bytes(data))
+    else:  # same size, one record blanked out
+        text = (seg / "articles.jsonl").read_text("utf-8").splitlines(keepends=True)
+        text[1] = " " * (len(text[1].encode("utf-8")) - 1) + "\n"
+        (seg / "articles.jsonl").write_text("".join(text), "utf-8")
+    with pytest.raises(StoreError, match="restore") as exc:
+        Store.open(root)
+    assert str(root) in str(exc.value)
+
+
+def test_writing_holds_the_lock_across_steps_and_is_reentrant(tmp_path: Path, encoder: HashEncoder) -> None:
+    first = Store.create(tmp_path / "s", encoder.name, encoder.dim)
+    second = Store.open(tmp_path / "s")
+    order: list[str] = []
+
+    def other_writer() -> None:
+        second.add(_items(encoder, *_arts(1, "other")))  # waits for the lock, then sees first's commit
+        order.append("other committed")
+
+    with first.writing():
+        thread = threading.Thread(target=other_writer)
+        thread.start()
+        time.sleep(0.3)
+        first.add(_items(encoder, *_arts(2)))  # re-enters the lock held by writing()
+        order.append("first committed")
+    thread.join(timeout=30)
+    assert order == ["first committed", "other committed"]
+    assert Store.open(tmp_path / "s").ids == ["a0", "a1", "other0"]
+    assert first.refresh() and first.ids == ["a0", "a1", "other0"] and not first.refresh()

@@ -1,14 +1,19 @@
 """Crash safety: kill -9 a writer in the middle of adds; the store must open whole.
 
-Each trial starts a process that adds batches of articles in a loop, kills it with
-SIGKILL after a different delay, then opens the store with checksum verification and
-checks that every batch is stored entirely or not at all.
+Two kinds of trials. Random: a process adds batches in a loop and is SIGKILLed after a
+different delay each time (slow: real processes). Deterministic: a forked child adds one
+batch and SIGKILLs itself before, after or halfway through each file-system call of the
+commit in turn (every write, fsync, rename, replace, clean-up), for a first add, an
+append and a replace. After every kill the store opens with checksums verified, its index
+agrees with its metadata, it holds the previous store or the whole batch (never part of
+it), and the next writer cleans up and commits.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dedup.embed import EmbeddedArticle
 from dedup.store import Store
+from dedup.types import Article
 
 from .conftest import ROOT
 
@@ -76,3 +83,137 @@ def test_kill_9_mid_add_leaves_whole_batches_only(tmp_path: Path) -> None:
     assert sum(committed_before_kill) > TRIALS
     assert interrupted_writes >= TRIALS // 3, f"only {interrupted_writes} kills landed mid-write"
     print(f"{TRIALS} kill -9 trials, {interrupted_writes} mid-write, batches committed per trial {committed_before_kill}")
+
+
+# ---------------------------------------------------------------------------------------
+# Kill -9 at every step of a commit, deterministically: a forked child adds one batch and
+# SIGKILLs itself right before, right after, or halfway through the k-th file-system call
+# the store makes (write, fsync, rename, replace, directory fsync, clean-up), for every k.
+
+
+def _embedded(prefix: str, n: int, dim: int, seed: int) -> list[EmbeddedArticle]:
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(n):
+        vectors = rng.standard_normal((2, dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        mean = vectors.mean(axis=0)
+        article = Article(id=f"{prefix}{i}", title=f"{prefix} title {i}", text=f"text {seed} {i}")
+        items.append(EmbeddedArticle(article, ("p", "q"), vectors, mean / np.linalg.norm(mean)))
+    return items
+
+
+def _die_at(path: Path, items: list[EmbeddedArticle], replace: bool, kill_at: int, phase: str) -> None:
+    """In a forked child: add ``items`` and SIGKILL this process at call ``kill_at`` (never returns)."""
+    import shutil as shutil_mod
+
+    import dedup.store as store_mod
+
+    calls = 0
+
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def wrap(owner: object, name: str) -> None:
+        real = getattr(owner, name)
+
+        def wrapped(*args: object, **kwargs: object) -> object:
+            nonlocal calls
+            if phase == "partial" and name != "_write_file":
+                return real(*args, **kwargs)
+            calls += 1
+            if calls == kill_at:
+                if phase == "before":
+                    die()
+                if phase == "partial":
+                    target, data = args
+                    Path(str(target)).write_bytes(bytes(data)[: len(data) // 2])  # type: ignore[arg-type]
+                    die()
+                real(*args, **kwargs)
+                die()
+            return real(*args, **kwargs)
+
+        setattr(owner, name, wrapped)
+
+    try:
+        for owner, name in [
+            (store_mod, "_write_file"),
+            (store_mod, "_fsync_dir"),
+            (os, "fsync"),
+            (os, "rename"),
+            (os, "replace"),
+            (shutil_mod, "rmtree"),
+            (Path, "unlink"),
+            (store_mod.tempfile, "mkdtemp"),
+        ]:
+            wrap(owner, name)
+        Store.open(path).add(items, replace=replace)
+        os._exit(0)  # the add finished before call kill_at: every step has been tried
+    except BaseException:
+        os._exit(70)
+
+
+def _outcome(path: Path, before: list[str], batch: list[EmbeddedArticle], replace: bool) -> str:
+    store = Store.open(path, verify=True)  # sizes, SHA-256, shapes, counts, index size
+    ids = store.ids
+    batch_ids = [i.id for i in batch]
+    whole = [i for i in before if i not in batch_ids] + batch_ids if replace else before + batch_ids
+    assert ids in (before, whole), f"neither the previous store nor the whole batch: {ids}"
+    # Index and metadata agree: every stored vector finds its own article first.
+    for position in range(len(store)):
+        found = store.search(store.embedded(position).vector[None, :], 1)
+        assert int(found.positions[0][0]) == position
+    if replace and ids == whole:
+        assert store.get(batch_ids[0]).text == batch[0].article.text
+    return "none" if ids == before else "whole"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["first-add", "append", "replace"])
+def test_kill_9_at_every_step_of_a_commit(tmp_path: Path, scenario: str, figures: list[str]) -> None:
+    dim = 8
+    base = tmp_path / "base"
+    store = Store.create(base, "test/crash", dim)
+    if scenario != "first-add":
+        store.add(_embedded("old", 6, dim, seed=1))
+        store.add(_embedded("more", 3, dim, seed=2))
+    before = store.ids
+    batch = _embedded("old" if scenario == "replace" else "new", 4, dim, seed=3)
+    replace = scenario == "replace"
+    outcomes: Counter[str] = Counter()
+    trials = 0
+    for phase in ("before", "after", "partial"):
+        kill_at = 1
+        while True:
+            trial = tmp_path / f"t-{phase}-{kill_at}"
+            shutil.copytree(base, trial)
+            pid = os.fork()
+            if pid == 0:
+                _die_at(trial, batch, replace, kill_at, phase)
+            deadline = time.monotonic() + 60
+            while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    pytest.fail(f"{scenario} {phase} {kill_at}: the child hung")
+                time.sleep(0.002)
+            status = done[1]
+            if os.WIFEXITED(status):
+                assert os.WEXITSTATUS(status) == 0, f"{scenario} {phase} {kill_at}: the child failed"
+                assert _outcome(trial, before, batch, replace) == "whole"
+                break
+            assert os.WTERMSIG(status) == signal.SIGKILL
+            trials += 1
+            outcomes[_outcome(trial, before, batch, replace)] += 1
+            # The next writer recovers: it cleans up what the dead one left and commits.
+            again = Store.open(trial)
+            again.add(_embedded("later", 2, dim, seed=4))
+            assert not [p.name for p in trial.iterdir() if p.name.startswith(".tmp")]
+            assert len(Store.open(trial, verify=True)) == len(again)
+            shutil.rmtree(trial)
+            kill_at += 1
+    # Kills landed both before the commit point (previous store) and after it (whole batch).
+    assert outcomes["none"] >= 5 and outcomes["whole"] >= 2, outcomes
+    figures.append(
+        f"store kill -9 at every commit step ({scenario}): {trials} trials, {outcomes['none']} left the previous store, "
+        f"{outcomes['whole']} the whole batch, 0 partial"
+    )

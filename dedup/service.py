@@ -1,0 +1,563 @@
+"""The HTTP service: ``dedup serve --store DIR`` (FastAPI on uvicorn).
+
+Endpoints (JSON in, JSON out; the OpenAPI document is at ``/openapi.json``, browsable at
+``/docs``)::
+
+    GET  /health           liveness, store size (never needs the token)
+    GET  /metrics          counters and per-endpoint latency percentiles
+    POST /check            {"articles": [...], "top": 0}        -> {"verdicts": [...]}
+    POST /add              {"articles": [...], "replace": false} -> {"added", "unchanged", "replaced", "total"}
+    POST /check-and-add    {"articles": [...], "top": 0}        -> {"verdicts", "added", "unchanged", "total"}
+    GET  /article?id=ID    one stored article
+    GET  /story?id=ID      the story of a stored article, with its articles
+    POST /cluster          {"articles": [...], "with_store": false} -> {"stories", "labels", "edges"}
+
+Every error is a JSON body ``{"error": CODE, "detail": MESSAGE, "errors": [...]}``:
+
+====  ======================  =====================================================
+400   bad_request             empty body, malformed JSON, invalid UTF-8, JSON nested too deep
+401   unauthorized            token set and the request lacks it (every path but /health)
+404   not_found               unknown path, or no stored article with that id
+405   method_not_allowed      e.g. GET /check
+409   conflict                an id already stored with other content
+413   too_large               body over ``max_body_bytes``, batch over ``max_batch``
+415   unsupported_media_type  a body that is not ``application/json``
+422   invalid_request         wrong types, unknown fields, bad dates, empty or over-long articles
+503   unavailable             the store or the model failed (read the detail)
+====  ======================  =====================================================
+
+A 500 means a bug in dedup; it is logged with its traceback.
+
+The concurrency model is :mod:`dedup.serving`'s: one writer at a time, readers on a
+consistent state, endpoints run in a thread pool so embedding never blocks the server.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from . import __version__
+from .config import Config
+from .errors import ConfigError, DedupError, IdConflictError, InputError, ModelError, StoreError
+from .io import KNOWN_FIELDS, parse_record
+from .serving import SharedDetector, check_batch
+from .types import Article, Story
+
+__all__ = ["ServiceLimits", "create_app", "is_loopback", "listen", "serve"]
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OPEN_PATHS = frozenset({"/health"})
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    """What one request may ask for. Larger requests get a 413, never a crash.
+
+    Attributes:
+        max_body_bytes: Largest request body.
+        max_batch: Most articles in one request.
+        max_top: Largest ``top`` (near misses listed per article).
+
+    """
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_batch: int = 100
+    max_top: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_batch", "max_top"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+# ------------------------------------------------------------------------ request bodies
+Scalar = str | int | float | bool | None
+
+
+def _encodable(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (it holds an unpaired surrogate)") from None
+    return value
+
+
+class ArticleIn(BaseModel):
+    """One article, as the JSONL input takes it. Unknown fields are refused; put them in ``extra``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    id: Annotated[str, Field(min_length=1, max_length=512, description="unique id")]
+    title: str | None = None
+    text: str | None = None
+    date: Annotated[str | None, Field(max_length=40, description="YYYY, YYYY-MM or YYYY-MM-DD")] = None
+    lang: Annotated[str | None, Field(max_length=16, description="ISO 639-1; detected when missing")] = None
+    source: Annotated[str | None, Field(max_length=1000)] = None
+    url: Annotated[str | None, Field(max_length=8000)] = None
+    extra: Annotated[dict[str, Scalar], Field(max_length=64, description="other fields, kept and returned")] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("id", "title", "text", "date", "lang", "source", "url")
+    @classmethod
+    def _unicode(cls, value: str | None) -> str | None:
+        return None if value is None else _encodable(value)
+
+    @field_validator("extra")
+    @classmethod
+    def _unicode_extra(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
+        for key, item in value.items():
+            if key in KNOWN_FIELDS:
+                raise ValueError(f"extra may not hold the field {key!r}: give it at the top level of the article")
+            _encodable(key)
+            if isinstance(item, str):
+                _encodable(item)
+        return value
+
+
+_ARTICLES = Field(min_length=1, description="the articles; at most the service's max_batch")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CheckRequest(_Body):
+    """Check articles against the store."""
+
+    articles: Annotated[list[ArticleIn], _ARTICLES]
+    top: Annotated[int, Field(ge=0, description="also list this many best non-duplicate candidates")] = 0
+
+
+class AddRequest(_Body):
+    """Store articles."""
+
+    articles: Annotated[list[ArticleIn], _ARTICLES]
+    replace: bool = False
+
+
+class ClusterRequest(_Body):
+    """Group articles into stories."""
+
+    articles: Annotated[list[ArticleIn], _ARTICLES]
+    with_store: Annotated[bool, Field(description="stored articles join the clustering")] = False
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx response."""
+
+    error: str
+    detail: str
+    errors: list[dict[str, str]] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------ errors
+def _error(
+    status: int, code: str, detail: str, errors: list[dict[str, str]] | None = None, *, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail, "errors": errors or []}, status_code=status, headers=headers)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    503: "unavailable",
+}
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    # Only strings: the offending input may be bytes or huge, and is never echoed back.
+    out = []
+    for err in list(exc.errors())[:20]:
+        loc = ".".join(str(part) for part in err.get("loc", ()))
+        out.append({"loc": _short(loc, 200), "msg": _short(str(err.get("msg", ""))), "type": str(err.get("type", ""))})
+    return out
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = _validation_errors(exc)
+        summary = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:3])
+        return _error(422, "invalid_request", f"the request does not match the schema: {summary}", errors)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = str(exc.detail)
+        where = f"{request.method} {_short(request.url.path, 100)}"
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such endpoint: {where} (the endpoints are listed in /openapi.json)"
+        elif exc.status_code == 405 and detail == "Method Not Allowed":
+            detail = f"method not allowed: {where} (the endpoints are listed in /openapi.json)"
+        return _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), detail, headers=exc.headers)
+
+    async def on_dedup(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, IdConflictError):
+            return _error(409, "conflict", str(exc))
+        if isinstance(exc, InputError | ConfigError):
+            return _error(422, "invalid_request", str(exc))
+        if isinstance(exc, StoreError | ModelError):
+            logger.error("%s: %s", type(exc).__name__, exc)
+            return _error(503, "unavailable", f"{type(exc).__name__}: {exc}")
+        logger.exception("unexpected dedup error")
+        return _error(500, "internal", f"{type(exc).__name__}: {exc}")
+
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("internal error on %s %s", request.method, request.url.path)
+        return _error(500, "internal", f"internal error ({type(exc).__name__}); this is a bug in dedup, please report it")
+
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(DedupError, on_dedup)
+    app.add_exception_handler(Exception, on_bug)
+
+
+# -------------------------------------------------------------------------- middleware
+class _Gate:
+    """Outermost layer: metrics, the bearer token, body size, media type and JSON syntax.
+
+    Checking the body here, before routing, means a malformed body gets a clear 400/413/415
+    whatever the route, and the app below only ever sees well-formed JSON within limits.
+    """
+
+    def __init__(self, app: ASGIApp, api: FastAPI, service: SharedDetector, token: str | None, limits: ServiceLimits) -> None:
+        self.app = app
+        self.api = api
+        self.service = service
+        self.token = token.encode("utf-8") if token else None
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        endpoint = self._endpoint(scope)
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            refusal, receive = await self._screen(scope, receive)
+            if refusal is not None:
+                await refusal(scope, receive, send_and_record)
+            else:
+                await self.app(scope, receive, send_and_record)
+        finally:
+            metrics = self.service.metrics
+            metrics.count("requests")
+            metrics.count(f"status_{status}")
+            metrics.observe(endpoint, time.perf_counter() - started)
+
+    def _endpoint(self, scope: Scope) -> str:
+        for route in self.api.router.routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return f"{scope['method']} {getattr(route, 'path', '?')}"
+        return "unmatched"
+
+    async def _screen(self, scope: Scope, receive: Receive) -> tuple[JSONResponse | None, Receive]:
+        if self.token is not None and scope["path"] not in OPEN_PATHS:
+            refusal = self._authorize(scope)
+            if refusal is not None:
+                return refusal, receive
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        declared = headers.get("content-length")
+        limit = self.limits.max_body_bytes
+        if declared is not None and not declared.isdigit():
+            return _error(400, "bad_request", f"invalid Content-Length header {_short(declared, 40)!r}"), receive
+        if declared is not None and int(declared) > limit:
+            return self._too_large(declared), receive
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return _error(400, "bad_request", "client disconnected"), receive
+            body += message.get("body", b"")
+            more = bool(message.get("more_body"))
+            if len(body) > limit:
+                return self._too_large(f"more than {len(body)}"), receive
+        refusal = self._check_body(scope["method"], headers.get("content-type"), bytes(body))
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        return refusal, replay
+
+    def _authorize(self, scope: Scope) -> JSONResponse | None:
+        assert self.token is not None
+        value = b""
+        for key, header in scope.get("headers", []):
+            if key.lower() == b"authorization":
+                value = header
+        scheme, _, given = value.partition(b" ")
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if not value or scheme.lower() != b"bearer":
+            return _error(
+                401,
+                "unauthorized",
+                "this service needs a token: send the header 'Authorization: Bearer TOKEN'",
+                headers=challenge,
+            )
+        if not hmac.compare_digest(given.strip(), self.token):
+            return _error(401, "unauthorized", "the bearer token is not valid", headers=challenge)
+        return None
+
+    def _too_large(self, size: str) -> JSONResponse:
+        return _error(
+            413,
+            "too_large",
+            f"request body of {_short(size, 40)} bytes is over the limit of {self.limits.max_body_bytes} bytes "
+            "(split the batch, or raise the limit with `dedup serve --max-body-mb`)",
+        )
+
+    @staticmethod
+    def _check_body(method: str, content_type: str | None, body: bytes) -> JSONResponse | None:
+        if method not in ("POST", "PUT", "PATCH"):
+            return None
+        if not body.strip():
+            return _error(400, "bad_request", "the request body is empty: send a JSON object")
+        media = (content_type or "").split(";", 1)[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            return _error(
+                415,
+                "unsupported_media_type",
+                f"the body must be JSON sent with 'Content-Type: application/json', got {_short(media or 'none', 80)!r}",
+            )
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return _error(
+                400, "bad_request", f"the body is not valid UTF-8: byte {body[exc.start : exc.start + 1]!r} at offset {exc.start}"
+            )
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            return _error(400, "bad_request", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        except RecursionError:
+            return _error(400, "bad_request", "the JSON is nested too deeply")
+        except ValueError as exc:  # e.g. an integer with more digits than Python converts
+            return _error(400, "bad_request", f"malformed JSON: {_short(str(exc), 200)}")
+        return None
+
+
+# ----------------------------------------------------------------------------- the app
+def _articles(items: list[ArticleIn], config: Config) -> list[Article]:
+    articles = []
+    for position, item in enumerate(items):
+        record: dict[str, Any] = {**item.extra, **item.model_dump(exclude={"extra"})}
+        articles.append(parse_record(record, source=f"articles[{position}]", line=None, max_chars=config.max_article_chars))
+    check_batch(articles)
+    return articles
+
+
+def _story_dict(story: Story) -> dict[str, Any]:
+    return {
+        "id": story.id,
+        "article_ids": list(story.article_ids),
+        "langs": list(story.langs),
+        "first_date": str(story.first_date) if story.first_date else None,
+        "last_date": str(story.last_date) if story.last_date else None,
+        "titles": list(story.titles),
+    }
+
+
+def create_app(
+    detector: SharedDetector | str | Path,
+    *,
+    config: Config | None = None,
+    token: str | None = None,
+    limits: ServiceLimits | None = None,
+) -> FastAPI:
+    """The ASGI app over a store. Run it with :func:`serve` or any ASGI server.
+
+    Args:
+        detector: A shared detector, or the path of an existing store to open (verified).
+        config: Settings when ``detector`` is a path.
+        token: When set, every path but ``/health`` needs ``Authorization: Bearer TOKEN``.
+        limits: Request size and batch limits.
+
+    Raises:
+        StoreError: The store is missing, damaged or was built with another model.
+        ModelError: The model cannot be loaded.
+
+    """
+    service = detector if isinstance(detector, SharedDetector) else SharedDetector.open(detector, config)
+    limits = limits or ServiceLimits()
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorBody, "description": _HTTP_CODES[code]} for code in (400, 401, 413, 415, 422, 503)
+    }
+    app = FastAPI(
+        title="dedup",
+        version=__version__,
+        description="Is this article a duplicate of one already stored? Cross-language duplicate-story detection.",
+        responses=errors,
+    )
+    app.state.service = service
+    _install_error_handlers(app)
+
+    def batch(items: list[ArticleIn]) -> list[Article]:
+        if len(items) > limits.max_batch:
+            raise StarletteHTTPException(
+                413,
+                f"{len(items)} articles in one request, over the limit of {limits.max_batch} (split the batch, or `--max-batch`)",
+            )
+        return _articles(items, service.config)
+
+    def top_of(top: int) -> int:
+        if top > limits.max_top:
+            raise StarletteHTTPException(422, f"top must be at most {limits.max_top}, got {top}")
+        return top
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, Any]:
+        """Liveness: the service answers and its store is readable. Never needs the token."""
+        return {"status": "ok", "articles": len(service), "generation": service.generation, "model": service.config.model}
+
+    @app.get("/metrics", tags=["service"])
+    def metrics() -> dict[str, Any]:
+        """Requests, articles checked/added/duplicate, latency percentiles per endpoint, store size."""
+        return {**service.metrics.snapshot(), "store": {"articles": len(service), "generation": service.generation}}
+
+    @app.post("/check", tags=["articles"])
+    def check(body: CheckRequest) -> dict[str, Any]:
+        """Is each article a duplicate of a stored one? Nothing is stored."""
+        verdicts = service.check(batch(body.articles), top=top_of(body.top))
+        return {"verdicts": [v.to_dict() for v in verdicts]}
+
+    @app.post("/add", tags=["articles"])
+    def add(body: AddRequest) -> dict[str, Any]:
+        """Store articles, atomically: all of them or none. Same id and content again: unchanged."""
+        report = service.add(batch(body.articles), replace=body.replace)
+        return {
+            "added": list(report.added),
+            "unchanged": list(report.unchanged),
+            "replaced": list(report.replaced),
+            "total": len(service),
+        }
+
+    @app.post("/check-and-add", tags=["articles"])
+    def check_and_add(body: CheckRequest) -> dict[str, Any]:
+        """Check each article, then store it; later articles are checked against earlier ones."""
+        result = service.check_and_add(batch(body.articles), top=top_of(body.top))
+        return {
+            "verdicts": [v.to_dict() for v in result.verdicts],
+            "added": list(result.report.added),
+            "unchanged": list(result.report.unchanged),
+            "total": len(service),
+        }
+
+    @app.get("/article", tags=["articles"], responses={404: {"model": ErrorBody}})
+    def article(id: Annotated[str, Query(min_length=1, max_length=512)]) -> dict[str, Any]:
+        """One stored article."""
+        try:
+            return service.get(id).to_dict()
+        except KeyError:
+            raise StarletteHTTPException(404, f"no stored article with id {_short(id, 100)!r}") from None
+
+    @app.get("/story", tags=["stories"], responses={404: {"model": ErrorBody}})
+    def story(id: Annotated[str, Query(min_length=1, max_length=512)]) -> dict[str, Any]:
+        """The story of a stored article: it and the stored articles clustered with it."""
+        try:
+            found, articles = service.story(id)
+        except KeyError:
+            raise StarletteHTTPException(404, f"no stored article with id {_short(id, 100)!r}") from None
+        return {"story": _story_dict(found), "articles": [a.to_dict() for a in articles]}
+
+    @app.post("/cluster", tags=["stories"])
+    def cluster(body: ClusterRequest) -> dict[str, Any]:
+        """Group a batch into stories (with ``with_store``, stored articles join in)."""
+        result = service.cluster(batch(body.articles), with_store=body.with_store)
+        return {
+            "stories": [_story_dict(s) for s in result.stories],
+            "labels": result.labels,
+            "edges": [{"a": a, "b": b, "score": round(s, 4)} for a, b, s in result.edges],
+        }
+
+    app.add_middleware(_Gate, api=app, service=service, token=token, limits=limits)
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: a free one), for :func:`serve`.
+
+    Raises:
+        ConfigError: The port is out of range or the address cannot be bound (in use, no such host).
+
+    """
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port must be in [0, 65535], got {port}")
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another --port or --host)") from None
+    return sock
+
+
+def serve(app: FastAPI, sock: socket.socket, *, limit_concurrency: int | None = None) -> None:
+    """Run the app with uvicorn on a bound socket until Ctrl-C or SIGTERM (graceful: requests in flight finish)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        log_config=None,  # keep the caller's logging
+        access_log=False,
+        limit_concurrency=limit_concurrency,
+        timeout_graceful_shutdown=30,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
