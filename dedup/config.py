@@ -16,6 +16,13 @@ class Config:
     Attributes:
         model: Embedding model: ``"dedup/multilingual-e5-small-q4"`` (the offline default,
             built from PyPI packages), any sentence-transformers model name or a local path.
+        backend: How the model runs: ``"auto"`` (OpenVINO for local mean-pooled models,
+            else torch), ``"openvino"`` or ``"torch"`` (plain sentence-transformers).
+        index: Vector index: ``"auto"`` (exact below 20,000 articles, then HNSW tuned to
+            ``recall_floor``), ``"flat"``, ``"hnsw"`` or ``"ivf"``. None keeps an existing
+            store's choice and means ``"auto"`` for a new one.
+        recall_floor: Recall@10 against exact search an approximate index must reach,
+            measured on the store's own vectors.
         batch_size: Passages per encoder batch.
         max_passage_chars: Paragraphs longer than this are split into several passages.
         max_article_chars: Articles longer than this are refused (clear error), never truncated.
@@ -30,6 +37,9 @@ class Config:
     """
 
     model: str = "dedup/multilingual-e5-small-q4"
+    backend: str = "auto"
+    index: str | None = None
+    recall_floor: float = 0.99
     batch_size: int = 32
     max_passage_chars: int = 500
     max_article_chars: int = 1_000_000
@@ -44,6 +54,12 @@ class Config:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f"model must be a non-empty string, got {self.model!r}")
+        if self.backend not in ("auto", "openvino", "torch"):
+            raise ConfigError(f"backend must be 'auto', 'openvino' or 'torch', got {self.backend!r}")
+        if self.index not in (None, "auto", "flat", "hnsw", "ivf"):
+            raise ConfigError(f"index must be 'auto', 'flat', 'hnsw' or 'ivf', got {self.index!r}")
+        if not isinstance(self.recall_floor, (int, float)) or not 0.5 <= self.recall_floor <= 1.0:
+            raise ConfigError(f"recall_floor must be in [0.5, 1], got {self.recall_floor!r}")
         for name in ("batch_size", "candidates", "max_passage_chars", "max_article_chars"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

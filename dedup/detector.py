@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cache import EmbeddingCache
 from .cluster import average_linkage
 from .config import Config
 from .embed import EmbeddedArticle, Encoder, embed_articles, load_encoder
@@ -59,11 +60,20 @@ class Detector:
 
     """
 
-    def __init__(self, store: Store, encoder: Encoder, config: Config, verifier: Verifier | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        encoder: Encoder,
+        config: Config,
+        verifier: Verifier | None = None,
+        *,
+        cache: EmbeddingCache | None = None,
+    ) -> None:
         self.store = store
         self.encoder = encoder
         self.config = config
         self.verifier = verifier or Verifier.default()
+        self.cache = cache
 
     @classmethod
     def open(
@@ -74,6 +84,7 @@ class Detector:
         encoder: Encoder | None = None,
         create: bool = False,
         verify: bool = True,
+        cache: bool | EmbeddingCache = False,
     ) -> Detector:
         """Open the store at ``path`` (creating it when ``create`` and missing).
 
@@ -89,19 +100,26 @@ class Detector:
             raise StoreNotFoundError(f"no store at {root} (create one with `dedup add --store {root} ...`)")
         if exists:
             Store._read_manifest(root)  # fail fast on a bad store before loading the model
-        encoder = encoder or load_encoder(config.model)
+        encoder = encoder or load_encoder(config.model, backend=config.backend)
+        floor = config.recall_floor
         if exists:
-            store = Store.open(root, model=encoder.name, dim=encoder.dim, verify=verify)
+            store = Store.open(root, model=encoder.name, dim=encoder.dim, verify=verify, index=config.index, recall_floor=floor)
         else:
-            store = Store.create(root, encoder.name, encoder.dim)
-        return cls(store, encoder, config)
+            store = Store.create(root, encoder.name, encoder.dim, index=config.index or "auto", recall_floor=floor)
+        return cls(store, encoder, config, cache=_cache(cache, encoder))
 
     @classmethod
-    def in_memory(cls, config: Config | None = None, *, encoder: Encoder | None = None) -> Detector:
+    def in_memory(
+        cls, config: Config | None = None, *, encoder: Encoder | None = None, cache: bool | EmbeddingCache = False
+    ) -> Detector:
         """A detector whose store lives in memory only."""
         config = config or Config()
-        encoder = encoder or load_encoder(config.model)
-        return cls(Store.in_memory(encoder.name, encoder.dim), encoder, config)
+        encoder = encoder or load_encoder(config.model, backend=config.backend)
+        return cls(cls._scratch_store(encoder.name, encoder.dim, config), encoder, config, cache=_cache(cache, encoder))
+
+    @staticmethod
+    def _scratch_store(model: str, dim: int, config: Config) -> Store:
+        return Store.in_memory(model, dim, index=config.index or "auto", recall_floor=config.recall_floor)
 
     # -------------------------------------------------------------------- embedding
     def embed(self, articles: Sequence[Article], *, show_progress: bool = False) -> list[EmbeddedArticle]:
@@ -112,6 +130,7 @@ class Detector:
             max_passage_chars=self.config.max_passage_chars,
             batch_size=self.config.batch_size,
             show_progress=show_progress,
+            cache=self.cache,
         )
 
     # ------------------------------------------------------------------------ check
@@ -140,7 +159,7 @@ class Detector:
         """
         if top < 0:
             raise ValueError(f"top must be >= 0, got {top}")
-        pending = Store.in_memory(self.store.model, self.store.dim) if add else None
+        pending = self._scratch_store(self.store.model, self.store.dim, self.config) if add else None
         verdicts: list[Verdict] = []
         for item in items:
             matches, truncated = self._candidates(item, self.store)
@@ -205,7 +224,7 @@ class Detector:
         n = len(all_items)
         if n == 0:
             return ClusterResult((), {}, ())
-        local = Store.in_memory(self.store.model, self.store.dim)
+        local = self._scratch_store(self.store.model, self.store.dim, self.config)
         local.add(all_items)
         k = min(self.config.candidates + 1, n)
         found = local.search(np.vstack([i.vector for i in all_items]), k)
@@ -253,6 +272,12 @@ class Detector:
         result = self.cluster_embedded([item, *(n for n in near if n.id != article_id)])
         label = result.labels[article_id]
         return next(s for s in result.stories if s.id == label)
+
+
+def _cache(cache: bool | EmbeddingCache, encoder: Encoder) -> EmbeddingCache | None:
+    if isinstance(cache, EmbeddingCache):
+        return cache
+    return EmbeddingCache.for_model(encoder.name, encoder.dim) if cache else None
 
 
 def _stories(articles: Sequence[Article], labels: Sequence[int]) -> list[Story]:

@@ -153,22 +153,47 @@ class USEEncoder:
         return _normalise(np.vstack(chunks))
 
 
-def load_encoder(model: str, *, cache_dir: Path | None = None) -> Encoder:
+BACKENDS: tuple[str, ...] = ("auto", "openvino", "torch")
+
+
+def load_encoder(model: str, *, cache_dir: Path | None = None, backend: str = "auto") -> Encoder:
     """The encoder for a configured model name, loaded once per process and shared.
 
     Encoders hold no per-call state, so one loaded model serves every detector.
+
+    Args:
+        model: The default model, a local sentence-transformers folder, a hub name, or
+            ``"use-multilingual-v3"``.
+        cache_dir: Cache root for the default model.
+        backend: ``"auto"`` runs local mean-pooled models on OpenVINO (same vectors, faster
+            on CPU; see :mod:`dedup.openvino_backend`) and everything else on torch;
+            ``"torch"`` always uses plain sentence-transformers; ``"openvino"`` fails
+            when the model cannot run there.
 
     Raises:
         ModelError: When the model cannot be found or loaded; the message says what to do.
 
     """
-    return _load_encoder(model, cache_dir)
+    if backend not in BACKENDS:
+        raise ModelError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    return _load_encoder(model, cache_dir, backend)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_encoder(model: str, cache_dir: Path | None) -> Encoder:
+def _load_encoder(model: str, cache_dir: Path | None, backend: str) -> Encoder:
     if model == USE_MODEL:
         return USEEncoder()
+    if backend != "torch":
+        from .models import resolve_model
+        from .openvino_backend import OpenVINOEncoder, openvino_supported
+
+        folder = Path(resolve_model(model, cache_dir))
+        reason = openvino_supported(folder) if folder.is_dir() else "it is not a local folder (hub models run on torch)"
+        if reason is None:
+            return OpenVINOEncoder(folder, model)
+        if backend == "openvino":
+            raise ModelError(f"model {model!r} cannot run on OpenVINO: {reason}; use --backend torch")
+        logger.info("model %s runs on torch: %s", model, reason)
     return SentenceTransformerEncoder(model, cache_dir=cache_dir)
 
 

@@ -1,0 +1,210 @@
+"""The fast CPU path for sentence-transformers models: the same network, run by OpenVINO.
+
+A local sentence-transformers folder (the default model is one) whose modules are
+``Transformer -> Pooling(mean) -> [Normalize]`` is converted once to OpenVINO IR with
+``openvino.convert_model`` (straight from the PyTorch module: no optimum, no torchvision,
+so the CPU torch build stays in place), and cached in the folder's ``openvino/`` subfolder.
+Later loads read the IR and the ``tokenizer.json`` only: torch is not even imported.
+
+The vectors are those of sentence-transformers (cosine >= 0.9999 on the dev sets, see
+``benchmarks/hotpath.py``), so the encoder keeps the model's name and stores built with
+either backend stay interchangeable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import ModelError, OptionalDependencyError
+
+__all__ = ["OpenVINOEncoder", "openvino_supported"]
+
+logger = logging.getLogger(__name__)
+
+IR_FOLDER = "openvino"
+IR_VERSION = 1
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} is not a JSON object")
+    return data
+
+
+def openvino_supported(folder: Path) -> str | None:
+    """None when ``folder`` can run on OpenVINO, else the reason it cannot."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return "the openvino package is not installed"
+    modules_file = folder / "modules.json"
+    if not modules_file.is_file():
+        return f"{folder} is not a local sentence-transformers folder"
+    modules = json.loads(modules_file.read_text("utf-8"))
+    types = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
+    if types[:2] != ["Transformer", "Pooling"] or any(t != "Normalize" for t in types[2:]):
+        return f"modules {types} are not Transformer -> Pooling [-> Normalize]"
+    pooling = _read_json(folder / modules[1]["path"] / "config.json")
+    if not pooling.get("pooling_mode_mean_tokens") or any(
+        v for k, v in pooling.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"
+    ):
+        return "only mean pooling is supported"
+    if not (folder / "tokenizer.json").is_file():
+        return "the folder has no tokenizer.json"
+    return None
+
+
+class OpenVINOEncoder:
+    """A mean-pooled sentence-transformers model from a local folder, run by OpenVINO.
+
+    Args:
+        folder: The sentence-transformers model folder.
+        name: The model name to report (the one stores record).
+        prompt_name: As :class:`dedup.embed.SentenceTransformerEncoder`: ``"auto"`` uses
+            the ``query`` prompt when the model defines one.
+        threads: Inference threads (default: all cores).
+
+    Raises:
+        OptionalDependencyError: openvino is not installed.
+        ModelError: The folder is not supported (see :func:`openvino_supported`) or
+            cannot be converted.
+
+    """
+
+    def __init__(self, folder: str | Path, name: str, *, prompt_name: str | None = "auto", threads: int | None = None) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise OptionalDependencyError("openvino", "the OpenVINO embedding backend") from exc
+        from tokenizers import Tokenizer
+
+        self._folder = Path(folder)
+        reason = openvino_supported(self._folder)
+        if reason is not None:
+            raise ModelError(f"model {name!r} cannot run on OpenVINO: {reason}")
+        self._name = name
+        st_config = _read_json(self._folder / "config_sentence_transformers.json") if (
+            self._folder / "config_sentence_transformers.json"
+        ).is_file() else {}
+        prompts: dict[str, str] = dict(st_config.get("prompts") or {})
+        if prompt_name == "auto":
+            prompt_name = "query" if "query" in prompts else None
+        if prompt_name is not None and prompt_name not in prompts:
+            raise ModelError(f"model {name!r} has no prompt named {prompt_name!r}; it has {sorted(prompts)}")
+        self._prompt_name = prompt_name
+        self._prompt = prompts.get(prompt_name, "") if prompt_name else ""
+        bert = _read_json(self._folder / "sentence_bert_config.json") if (self._folder / "sentence_bert_config.json").is_file() else {}
+        self._max_length = int(bert.get("max_seq_length") or 512)
+        self._dim = int(_read_json(self._folder / "config.json")["hidden_size"])
+        self._tokenizer = Tokenizer.from_file(str(self._folder / "tokenizer.json"))
+        self._tokenizer.enable_truncation(self._max_length)
+        pad_id = self._tokenizer.token_to_id("<pad>")
+        self._tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="<pad>")
+        ir = self._ensure_ir()
+        core = ov.Core()
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            self._compiled: Any = core.compile_model(str(ir), "CPU", config)
+        except RuntimeError as exc:
+            raise ModelError(f"OpenVINO cannot compile {ir}: {exc}; delete {ir.parent} to rebuild it") from None
+        self._inputs = {port.get_any_name() for port in self._compiled.inputs}
+        self._output = self._compiled.outputs[0]
+
+    @property
+    def name(self) -> str:
+        """The model name plus the prompt used (as the sentence-transformers backend reports it)."""
+        return self._name if self._prompt_name is None else f"{self._name}#{self._prompt_name}"
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return self._dim
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False) -> NDArray[np.float32]:
+        """Embed ``texts``: tokenise, run the network, mean-pool over real tokens, normalise."""
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        starts = range(0, len(texts), batch_size)
+        bar: Any = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc="embedding", unit="passage")
+        for start in starts:
+            batch = [self._prompt + t for t in texts[start : start + batch_size]]
+            encodings = self._tokenizer.encode_batch(batch)
+            ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
+            mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            hidden = self._compiled(feeds)[self._output]
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[start : start + len(batch)] = pooled / np.maximum(norms, 1e-12)
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        return out
+
+    def _ensure_ir(self) -> Path:
+        """The cached IR, converted from the PyTorch weights on first use (atomically)."""
+        target = self._folder / IR_FOLDER
+        marker = target / "dedup_ir.json"
+        weights = sorted(self._folder.glob("*.safetensors")) + sorted(self._folder.glob("pytorch_model.bin"))
+        stamp = {"ir_version": IR_VERSION, "weights": {w.name: w.stat().st_size for w in weights}}
+        if marker.is_file() and json.loads(marker.read_text("utf-8")) == stamp:
+            return target / "model.xml"
+        logger.info("converting %s to OpenVINO (once; cached in %s)", self._name, target)
+        import openvino as ov
+        import torch
+        from transformers import AutoModel
+
+        try:
+            model = AutoModel.from_pretrained(str(self._folder)).eval()
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load the weights in {self._folder} for conversion: {exc}") from None
+
+        class _LastHidden(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+                return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+        sample = self._tokenizer.encode_batch(["query: a", "query: a longer example sentence"])
+        example = {
+            "input_ids": torch.tensor([e.ids for e in sample], dtype=torch.int64),
+            "attention_mask": torch.tensor([e.attention_mask for e in sample], dtype=torch.int64),
+        }
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-openvino-", dir=self._folder))
+        try:
+            with torch.no_grad():
+                converted = ov.convert_model(_LastHidden(model).eval(), example_input=example)
+            ov.save_model(converted, str(tmp / "model.xml"), compress_to_fp16=False)
+            (tmp / "dedup_ir.json").write_text(json.dumps(stamp), "utf-8")  # written last: marks a complete IR
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except Exception as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ModelError(f"converting {self._name} to OpenVINO failed: {exc}") from exc
+        return target / "model.xml"
