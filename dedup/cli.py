@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -69,6 +70,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--max-chars", type=int, metavar="N", help=f"refuse longer articles (default {Config.max_article_chars:,})"
+    )
+    common.add_argument(
+        "--backend",
+        choices=("auto", "openvino", "torch"),
+        help="how the model runs: auto (OpenVINO for local mean-pooled models, else torch), openvino, torch",
+    )
+    common.add_argument(
+        "--index",
+        choices=("auto", "flat", "hnsw", "ivf"),
+        help="vector index of a store (default: keep the store's; auto for a new one: exact below 20,000 articles, "
+        "then HNSW tuned to --recall-floor); takes effect at the next add",
+    )
+    common.add_argument(
+        "--recall-floor",
+        type=float,
+        metavar="R",
+        help=f"recall@10 against exact search an approximate index must reach (default {Config.recall_floor})",
+    )
+    common.add_argument(
+        "--no-cache", action="store_true", help="do not use the embedding cache ($DEDUP_CACHE_DIR or ~/.cache/dedup)"
     )
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info messages")
     reading = argparse.ArgumentParser(add_help=False, parents=[common])
@@ -161,12 +182,60 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-add", action="store_true", help="only check: store nothing")
     p.add_argument("--top", type=int, default=0, metavar="K", help="also list the K best candidates that are not duplicates")
 
+    p = sub.add_parser(
+        "bench",
+        parents=[common],
+        help="benchmark the hot path: similarity search, check latency, clustering, embedding (quick: < 5 min)",
+        description="Measure, in one run on this machine: each vector index (numpy brute force, FAISS flat, IVF, "
+        "HNSW) at 10k and 100k vectors (build time, bytes/vector, p50/p99 single-query latency, batched queries/s, "
+        "recall@1/@10 and range-search recall against exact search); check latency split into retrieval and "
+        "verification; batch clustering time and memory for growing feeds; embedding throughput of the default "
+        "path against plain sentence-transformers. Vectors: the development data's titles (--data) and the demo "
+        "corpus, embedded, then grown with synthetic neighbours. The full run (1M vectors) is "
+        "`python -m benchmarks.hotpath`.",
+    )
+    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="development data folder (default ../shared/data)")
+    p.add_argument("--demo", type=Path, default=Path("data"), help="demo corpus folder (default data)")
+    p.add_argument("--parts", default="embed,search,check,cluster", help="comma-separated subset of embed,search,check,cluster")
+    p.add_argument("--sizes", metavar="N,N", help="index sizes (default 10000,100000)")
+    p.add_argument("--cluster-sizes", metavar="N,N", help="feed sizes for the clustering curve (default 2000,5000,10000)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="also write bench.json and bench.md into DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
+
     p = sub.add_parser("info", help="describe a store: model, size, index")
     p.add_argument("--store", required=True, type=Path, metavar="DIR", help="store directory")
 
     p = sub.add_parser("model", help="build the default model into the cache now (it is built on first use too)")
     p.add_argument("--force", action="store_true", help="rebuild even if present")
     return parser
+
+
+def _bench(args: argparse.Namespace, out: IO[str]) -> int:
+    from .benchmark import BenchOptions, markdown, run, write
+
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - {"embed", "search", "check", "cluster"})
+    if unknown or not parts:
+        raise ConfigError(f"--parts takes embed, search, check, cluster; got {args.parts!r}")
+    if not args.demo.exists() and not args.data.exists():
+        raise InputError("neither the development data nor the demo corpus was found", source=f"{args.data}, {args.demo}")
+    options = BenchOptions.quick(args.data, args.demo)
+    try:
+        if args.sizes:
+            options = replace(options, sizes=tuple(int(x) for x in args.sizes.split(",")))
+        if args.cluster_sizes:
+            options = replace(options, cluster_sizes=tuple(int(x) for x in args.cluster_sizes.split(",")))
+    except ValueError:
+        raise ConfigError(
+            f"--sizes and --cluster-sizes take comma-separated integers, got {args.sizes!r}, {args.cluster_sizes!r}"
+        ) from None
+    if min(options.sizes + options.cluster_sizes) < 100:
+        raise ConfigError("benchmark sizes must be at least 100")
+    report = run(options, _config(args), parts=parts)
+    if args.out:
+        write(report, args.out, "bench")
+    print(json.dumps(report, indent=1) if args.json else markdown(report), file=out)
+    return EXIT_OK
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -176,6 +245,9 @@ def _config(args: argparse.Namespace) -> Config:
         "max_date_gap_days": args.max_date_gap,
         "candidates": args.candidates,
         "max_article_chars": args.max_chars,
+        "backend": getattr(args, "backend", None),
+        "index": getattr(args, "index", None),
+        "recall_floor": getattr(args, "recall_floor", None),
     }
     return Config().with_(**{k: v for k, v in changes.items() if v is not None})
 
@@ -259,6 +331,8 @@ def _run(args: argparse.Namespace) -> int:
         path = materialize_default_model(force=args.force)
         print(f"default model ready at {path}", file=out)
         return EXIT_OK
+    if args.command == "bench":
+        return _bench(args, out)
     if args.command == "info":
         from .store import Store
 
@@ -288,7 +362,7 @@ def _run(args: argparse.Namespace) -> int:
     articles = _read(args, config)
     started = time.perf_counter()
     if args.command == "add":
-        det = Detector.open(args.store, config, create=True)
+        det = Detector.open(args.store, config, create=True, cache=not args.no_cache)
         report = det.add(articles, replace=args.replace, show_progress=_progress(args))
         summary = {
             "store": str(args.store),
@@ -305,7 +379,7 @@ def _run(args: argparse.Namespace) -> int:
             file=out,
         )
     elif args.command == "check":
-        det = Detector.open(args.store, config)
+        det = Detector.open(args.store, config, cache=not args.no_cache)
         verdicts = det.check_many(articles, top=args.top, add=args.add, show_progress=_progress(args))
         for verdict, article in zip(verdicts, articles, strict=True):
             if args.json:
@@ -313,7 +387,8 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 _print_verdict(verdict, article, out)
     else:
-        det = Detector.open(args.store, config) if args.store else Detector.in_memory(config)
+        cache = not args.no_cache
+        det = Detector.open(args.store, config, cache=cache) if args.store else Detector.in_memory(config, cache=cache)
         result = det.cluster(articles, with_store=args.store is not None, show_progress=_progress(args))
         rows = _cluster_rows(result, {a.id: a for a in articles})
         if args.out:

@@ -60,6 +60,7 @@ CALIBRATION_QUERIES = 500
 CALIBRATION_MARGIN = 0.003
 """The measured recall must exceed the floor by this much, to absorb the sampling error of the estimate."""
 
+_NPROBE_LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 
 
@@ -179,11 +180,8 @@ def plan_index(n: int, requested: str = "auto", current: IndexPlan | None = None
 
     """
     requested = check_kind(requested)
-    kind: IndexKind
-    if requested == "auto":
-        kind = "flat" if n < FLAT_MAX else "hnsw"
-    else:
-        kind = requested  # type: ignore[assignment]  # validated
+    auto: IndexKind = "flat" if n < FLAT_MAX else "hnsw"
+    kind: IndexKind = auto if requested == "auto" else requested  # type: ignore[assignment]  # validated
     if kind != "flat" and n < 2:
         kind = "flat"
     if current is None or current.kind != kind:
@@ -351,27 +349,38 @@ def _sample(vectors: NDArray[np.float32], size: int, seed: int) -> NDArray[np.fl
     return np.ascontiguousarray(vectors[np.sort(rows)])
 
 
-def exact_neighbours(vectors: NDArray[np.float32], queries: NDArray[np.float32], k: int) -> NDArray[np.int64]:
-    """Exact top-``k`` positions (brute force), the ground truth for recall."""
+def exact_neighbours(vectors: NDArray[np.float32], queries: NDArray[np.float32], k: int) -> SearchResult:
+    """Exact top-``k`` neighbours (brute force), the ground truth for recall."""
     index = VectorIndex(vectors.shape[1])
     index.add(vectors)
-    return index.search(queries, k).positions
+    return index.search(queries, k)
 
 
-def recall_at_k(found: NDArray[np.int64], truth: NDArray[np.int64], exclude: NDArray[np.int64] | None = None) -> float:
-    """Mean share of the true neighbours that were found (rows are queries).
+def recall_at_k(found: SearchResult, truth: SearchResult, k: int | None = None) -> float:
+    """Mean share of the true top-``k`` neighbours that were found, ties counted as found.
 
-    ``exclude`` gives, per query, a position to ignore in both lists (the query itself when
-    queries are stored vectors).
+    A found neighbour counts when its similarity reaches the k-th true similarity (less
+    1e-6): with duplicate vectors in the data, which of several equal neighbours comes
+    back is arbitrary, and exact search itself would otherwise score below 1.
+
+    Examples:
+        >>> import numpy as np
+        >>> def result(sims):
+        ...     s = np.array(sims, dtype=np.float32)
+        ...     return SearchResult(np.zeros(s.shape, np.int64), s, np.zeros(len(s), bool))
+        >>> recall_at_k(result([[0.9, 0.5]]), result([[0.9, 0.8]]))
+        0.5
+        >>> recall_at_k(result([[0.9, 0.8]]), result([[0.9, 0.8]]), k=1)
+        1.0
+
     """
-    hits = total = 0
-    for row in range(len(truth)):
-        skip = -1 if exclude is None else int(exclude[row])
-        true = {int(p) for p in truth[row] if p >= 0 and p != skip}
-        got = {int(p) for p in found[row] if p >= 0 and p != skip}
-        hits += len(true & got)
-        total += len(true)
-    return hits / total if total else 1.0
+    k = k or truth.similarities.shape[1]
+    if k == 0 or not len(truth.similarities):
+        return 1.0
+    kth = truth.similarities[:, k - 1 : k] - 1e-6
+    got = found.similarities[:, :k]
+    hits = np.minimum((got >= kth).sum(axis=1), k)
+    return float(hits.mean() / k)
 
 
 def calibrate(
@@ -398,11 +407,11 @@ def calibrate(
     if index.kind == "hnsw":
         ladder: tuple[int, ...] = _EF_LADDER
     else:
-        ladder = tuple(p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096) if p < index.nlist) + (index.nlist,)
+        ladder = (*(p for p in _NPROBE_LADDER if p < index.nlist), index.nlist)
     target = min(1.0, floor + CALIBRATION_MARGIN)
     for value in ladder:
         index.set_param(value)
-        recall = recall_at_k(index.search(queries, k).positions, truth)
+        recall = recall_at_k(index.search(queries, k), truth)
         if recall >= target:
             return value, recall
     return None

@@ -97,9 +97,11 @@ class OpenVINOEncoder:
         if reason is not None:
             raise ModelError(f"model {name!r} cannot run on OpenVINO: {reason}")
         self._name = name
-        st_config = _read_json(self._folder / "config_sentence_transformers.json") if (
-            self._folder / "config_sentence_transformers.json"
-        ).is_file() else {}
+        st_config = (
+            _read_json(self._folder / "config_sentence_transformers.json")
+            if (self._folder / "config_sentence_transformers.json").is_file()
+            else {}
+        )
         prompts: dict[str, str] = dict(st_config.get("prompts") or {})
         if prompt_name == "auto":
             prompt_name = "query" if "query" in prompts else None
@@ -107,7 +109,11 @@ class OpenVINOEncoder:
             raise ModelError(f"model {name!r} has no prompt named {prompt_name!r}; it has {sorted(prompts)}")
         self._prompt_name = prompt_name
         self._prompt = prompts.get(prompt_name, "") if prompt_name else ""
-        bert = _read_json(self._folder / "sentence_bert_config.json") if (self._folder / "sentence_bert_config.json").is_file() else {}
+        bert = (
+            _read_json(self._folder / "sentence_bert_config.json")
+            if (self._folder / "sentence_bert_config.json").is_file()
+            else {}
+        )
         self._max_length = int(bert.get("max_seq_length") or 512)
         self._dim = int(_read_json(self._folder / "config.json")["hidden_size"])
         self._tokenizer = Tokenizer.from_file(str(self._folder / "tokenizer.json"))
@@ -183,11 +189,11 @@ class OpenVINOEncoder:
             raise ModelError(f"cannot load the weights in {self._folder} for conversion: {exc}") from None
 
         class _LastHidden(torch.nn.Module):
-            def __init__(self, inner: Any) -> None:
+            def __init__(self, inner: Any) -> None:  # noqa: ANN401
                 super().__init__()
                 self.inner = inner
 
-            def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            def forward(self, input_ids: Any, attention_mask: Any) -> Any:  # noqa: ANN401
                 return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
         sample = self._tokenizer.encode_batch(["query: a", "query: a longer example sentence"])
