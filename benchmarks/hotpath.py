@@ -1,6 +1,8 @@
-"""The hot-path benchmark, full version: similarity search up to 1M vectors, check latency,
-batch clustering up to a 100k-article feed, embedding throughput. Writes JSON, markdown and a
-recall-versus-speed plot into ``benchmarks/results/``.
+"""The hot-path benchmark, full version.
+
+Similarity search up to 1M vectors, check latency, batch clustering up to a 100k-article
+feed, embedding throughput. Writes JSON, markdown and a recall-versus-speed plot into
+``benchmarks/results/``.
 
 Usage (from the repository root; takes about 30-40 minutes on 2 cores)::
 

@@ -208,8 +208,13 @@ class OpenVINOEncoder:
             ov.save_model(converted, str(tmp / "model.xml"), compress_to_fp16=False)
             (tmp / "dedup_ir.json").write_text(json.dumps(stamp), "utf-8")  # written last: marks a complete IR
             if target.exists():
-                shutil.rmtree(target)
+                shutil.rmtree(target)  # stale: another model version, or a conversion that died
             os.replace(tmp, target)
+        except OSError:
+            # Another process finished the same conversion first: use its result.
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (marker.is_file() and json.loads(marker.read_text("utf-8")) == stamp):
+                raise ModelError(f"cannot write the OpenVINO model into {target}; check permissions and free space") from None
         except Exception as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise ModelError(f"converting {self._name} to OpenVINO failed: {exc}") from exc

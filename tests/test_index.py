@@ -41,3 +41,108 @@ def test_small_index_and_roundtrip() -> None:
         VectorIndex.from_bytes(b"garbage" * 10, 8)
     with pytest.raises(ValueError, match="dimension 8"):
         index.add(np.zeros((1, 9), dtype=np.float32))
+
+
+# ---------------------------------------------------------------- approximate indexes
+def _embedded(article_id: str, vector: np.ndarray):  # type: ignore[no-untyped-def]
+    from dedup.embed import EmbeddedArticle
+    from dedup.types import Article
+
+    v = np.asarray(vector, dtype=np.float32)
+    return EmbeddedArticle(Article(id=article_id, title=f"t {article_id}"), (f"t {article_id}",), v[None, :], v)
+
+
+def _clustered(seed: int, n: int, d: int = 32, centres: int = 200, spread: float = 0.35) -> np.ndarray:
+    """Unit vectors in clusters, like news embeddings: many topics, near neighbours within each."""
+    rng = np.random.default_rng(seed)
+    c = _unit(rng, centres, d)
+    x = c[rng.integers(0, centres, n)] + spread * rng.standard_normal((n, d)).astype(np.float32) / np.sqrt(d)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_each_index_meets_its_recall_floor_on_fresh_queries(kind: str) -> None:
+    from dedup.index import build_index, exact_neighbours, recall_at_k
+
+    data = _clustered(0, 6000)
+    base, queries = data[:5000], data[5000:5300]  # queries never enter the index
+    index, plan = build_index(base, kind, floor=0.99)
+    assert plan.kind == kind and index.kind == kind
+    truth = exact_neighbours(base, queries, 10)
+    recall = recall_at_k(index.search(queries, 10), truth)
+    assert recall >= 0.98, f"{kind}: recall@10 {recall:.3f} with {plan.describe()}"
+    if kind != "flat":
+        assert plan.recall >= 0.99 and plan.param > 0 and plan.calibrated_n == 5000
+        # Library defaults are not kept: the parameter is the one calibration measured.
+        lower = {"hnsw": 16, "ivf": 1}[kind]
+        if plan.param > lower:
+            index.set_param(lower)
+            assert recall_at_k(index.search(queries, 10), truth) <= recall
+
+
+def test_recall_counts_ties_as_found() -> None:
+    from dedup.index import exact_neighbours, recall_at_k
+
+    data = _clustered(3, 500)
+    doubled = np.vstack([data, data])  # every vector twice: which copy comes back is arbitrary
+    truth = exact_neighbours(doubled, data[:20], 10)
+    shuffled = exact_neighbours(doubled[::-1].copy(), data[:20], 10)
+    assert recall_at_k(shuffled, truth) == 1.0
+
+
+def test_auto_choice_switches_at_the_documented_size() -> None:
+    from dedup.index import FLAT_MAX, IndexPlan, plan_index
+
+    assert plan_index(FLAT_MAX - 1) == ("flat", True)
+    assert plan_index(FLAT_MAX) == ("hnsw", True)
+    hnsw = IndexPlan("hnsw", "x", calibrated_n=FLAT_MAX)
+    assert plan_index(FLAT_MAX + 10, "auto", hnsw) == ("hnsw", False)
+    assert plan_index(10, "ivf") == ("ivf", True)
+    assert plan_index(1, "hnsw") == ("flat", True)  # nothing to approximate
+    with pytest.raises(Exception, match="index must be one of"):
+        plan_index(10, "lsh")
+
+
+def test_store_moves_to_hnsw_past_the_threshold_and_reopens(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import dedup.index as index_module
+    from dedup.store import Store
+
+
+    monkeypatch.setattr(index_module, "FLAT_MAX", 400)
+    store = Store.create(tmp_path / "s", "m", 16)
+    vectors = _clustered(5, 1200, d=16)
+    store.add([_embedded(f"a{i}", vectors[i]) for i in range(300)])
+    assert store.index_plan.kind == "flat"
+    store.add([_embedded(f"a{i}", vectors[i]) for i in range(300, 600)])
+    plan = store.index_plan
+    assert plan.kind == "hnsw" and plan.requested == "auto" and "400" in plan.reason and plan.param > 0
+    reopened = Store.open(tmp_path / "s")
+    assert reopened.index_plan == plan and reopened.index_kind == "hnsw"
+    top = reopened.search(vectors[10][None, :], 1)
+    assert reopened.ids[int(top.positions[0, 0])] == "a10"
+    # A small add does not rebuild; doubling the size does (re-measured parameter).
+    reopened.add([_embedded(f"a{i}", vectors[i]) for i in range(600, 650)])
+    assert reopened.index_plan.calibrated_n == plan.calibrated_n
+    reopened.add([_embedded(f"a{i}", vectors[i]) for i in range(650, 1200)])
+    assert reopened.index_plan.calibrated_n == 1200
+    # The user's choice wins and is kept.
+    forced = Store.open(tmp_path / "s", index="flat")
+    forced.add([_embedded("z", vectors[0] * -1)])
+    assert Store.open(tmp_path / "s").index_plan.kind == "flat"
+    assert Store.open(tmp_path / "s").index_plan.requested == "flat"
+
+
+def test_ivf_retrains_when_the_data_drifts() -> None:
+    from dedup.index import build_index, update_index
+
+    old = _clustered(7, 3000, d=16)
+    index, plan = build_index(old, "ivf")
+    same = _clustered(7, 3100, d=16)[3000:]
+    kept, kept_plan = update_index(index, plan, same, lambda: np.vstack([old, same]))
+    assert kept is index and kept_plan == plan
+    rng = np.random.default_rng(9)
+    elsewhere = _unit(rng, 200, 16)  # far from every trained centroid
+    everything = np.vstack([old, same, elsewhere])
+    rebuilt, fresh = update_index(kept, kept_plan, elsewhere, lambda: everything)
+    assert rebuilt is not kept and fresh.kind == "ivf" and "retrained" in fresh.reason
+    assert len(rebuilt) == len(everything)
