@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from .config import Config
 from .embed import EmbeddedArticle, Encoder, embed_articles, load_encoder
-from .index import SearchResult, VectorIndex, build_index, exact_neighbours, recall_at_k
+from .index import IndexPlan, SearchResult, VectorIndex, build_index, exact_neighbours, plan_index, recall_at_k
 from .io import read_articles
 from .types import Article, PartialDate
 
@@ -185,6 +185,13 @@ class _NumpyIndex:
         self.vectors = vectors
 
     def search(self, queries: Vectors, k: int) -> SearchResult:
+        if len(queries) > 64:  # bounded memory: 64 x n similarities at a time
+            parts = [self.search(queries[i : i + 64], k) for i in range(0, len(queries), 64)]
+            return SearchResult(
+                np.vstack([p.positions for p in parts]),
+                np.vstack([p.similarities for p in parts]),
+                np.concatenate([p.truncated for p in parts]),
+            )
         sims = queries @ self.vectors.T
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         top_sims = np.take_along_axis(sims, top, axis=1)
@@ -235,10 +242,17 @@ def _search_row(
     }
 
 
-def search_benchmark(base: Vectors, queries: Vectors, options: BenchOptions) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One row per (index, size): build time, memory, latency, throughput, recall."""
+def search_benchmark(
+    base: Vectors, queries: Vectors, options: BenchOptions, config: Config
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[int, dict[str, Any]]]:
+    """One row per (index, size): build time, memory, latency, throughput, recall.
+
+    Also returns, per size, the retrieval figures of the index ``auto`` picks there, with
+    ``config.candidates`` neighbours per query as a check asks (reused by the check latency).
+    """
     rows: list[dict[str, Any]] = []
     plans: dict[str, Any] = {}
+    retrieval: dict[int, dict[str, Any]] = {}
     for n in options.sizes:
         vectors = base[:n]
         truth = exact_neighbours(vectors, queries, RANGE_K)
@@ -277,6 +291,8 @@ def search_benchmark(base: Vectors, queries: Vectors, options: BenchOptions) -> 
                 "numpy", _NumpyIndex(vectors).search, build_s=0.0, bytes_per_vector=4 * vectors.shape[1], param=0, **common
             )
         )
+        if plan_index(n)[0] == "flat":
+            retrieval[n] = _retrieval(flat, IndexPlan("flat", "auto"), queries, truth, options, config)
         rows.append(_search_row("flat", flat.search, build_s=0.0, bytes_per_vector=len(flat.to_bytes()) / n, param=0, **common))
         del flat
         for kind in ("ivf", "hnsw"):
@@ -285,15 +301,30 @@ def search_benchmark(base: Vectors, queries: Vectors, options: BenchOptions) -> 
             index, plan = build_index(vectors, kind)
             build_s = time.perf_counter() - t0
             plans[f"{kind}@{n}"] = plan.to_dict()
+            if plan_index(n)[0] == kind:
+                retrieval[n] = _retrieval(index, plan, queries, truth, options, config)
             size = len(index.to_bytes()) / n
-            ladder = _ladder(index) if options.sweep else [index.param]
+            ladder = sorted({*_ladder(index), index.param}) if options.sweep else [index.param]
             for value in ladder:
                 index.set_param(value)
                 row = _search_row(kind, index.search, build_s=build_s, bytes_per_vector=size, param=value, **common)
                 row["chosen"] = value == plan.param and plan.kind == kind
                 rows.append(row)
             del index
-    return rows, plans
+    return rows, plans, retrieval
+
+
+def _retrieval(
+    index: VectorIndex, plan: IndexPlan, queries: Vectors, truth: SearchResult, options: BenchOptions, config: Config
+) -> dict[str, Any]:
+    lat = []
+    for q in queries[: options.single]:
+        t0 = time.perf_counter()
+        index.search(q[None, :], config.candidates)
+        lat.append(time.perf_counter() - t0)
+    p50, p99 = _percentiles(lat)
+    recall = recall_at_k(index.search(queries, 10), truth, 10)
+    return {"index": plan.kind, "param": plan.param, "p50": p50, "p99": p99, "recall": recall, "build_s": plan.seconds}
 
 
 def _ladder(index: VectorIndex) -> list[int]:
@@ -304,7 +335,12 @@ def _ladder(index: VectorIndex) -> list[int]:
 
 # ---------------------------------------------------------------------------- check
 def check_latency(
-    base: Vectors, queries: Vectors, embedded: Sequence[EmbeddedArticle], options: BenchOptions, config: Config
+    base: Vectors,
+    queries: Vectors,
+    embedded: Sequence[EmbeddedArticle],
+    options: BenchOptions,
+    config: Config,
+    measured: dict[int, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Check latency per store size: retrieval (the auto-chosen index) and verification, separately."""
     from .verify import Verifier
@@ -322,30 +358,25 @@ def check_latency(
         ver.append(time.perf_counter() - t0)
     v50, v99 = _percentiles(ver)
     for n in options.sizes:
-        index, plan = build_index(base[:n], "auto", floor=config.recall_floor)
-        lat = []
-        for q in queries[: options.single]:
-            t0 = time.perf_counter()
-            index.search(q[None, :], config.candidates)
-            lat.append(time.perf_counter() - t0)
-        truth = exact_neighbours(base[:n], queries, 10)
-        recall = recall_at_k(index.search(queries, 10), truth)
-        r50, r99 = _percentiles(lat)
+        got = (measured or {}).get(n)
+        if got is None:
+            index, plan = build_index(base[:n], "auto", floor=config.recall_floor)
+            got = _retrieval(index, plan, queries, exact_neighbours(base[:n], queries, 10), options, config)
+            del index
         rows.append(
             {
                 "n": n,
-                "index": plan.kind,
-                "param": plan.param,
-                "retrieval_p50_ms": round(r50, 3),
-                "retrieval_p99_ms": round(r99, 3),
-                "retrieval_recall_at_10": round(recall, 4),
+                "index": got["index"],
+                "param": got["param"],
+                "retrieval_p50_ms": round(got["p50"], 3),
+                "retrieval_p99_ms": round(got["p99"], 3),
+                "retrieval_recall_at_10": round(got["recall"], 4),
                 "verification_p50_ms": round(v50, 3),
                 "verification_p99_ms": round(v99, 3),
                 "candidates": config.candidates,
-                "index_build_s": round(plan.seconds, 1),
+                "index_build_s": round(got["build_s"], 1),
             }
         )
-        del index
     return rows
 
 
@@ -524,10 +555,10 @@ def run(
         logger.info("embedding throughput")
         report["embedding"] = embedding_throughput(_throughput_articles(options), config)
     if "search" in parts:
-        report["search"], report["index_plans"] = search_benchmark(base, queries, options)
+        report["search"], report["index_plans"], measured = search_benchmark(base, queries, options, config)
     if "check" in parts:
         embedded = embed_articles(_throughput_articles(options)[:12] or [Article(id="x", title="x")], encoder)
-        report["check"] = check_latency(base, queries, embedded, options, config)
+        report["check"] = check_latency(base, queries, embedded, options, config, measured if "search" in parts else None)
     if "cluster" in parts:
         titles = [a.title for a in _bench_articles(options)[0]] or ["untitled"]
         report["cluster"] = cluster_growth(base, titles, options, config)

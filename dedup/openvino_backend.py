@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,9 @@ class OpenVINOEncoder:
         from transformers import AutoModel
 
         try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
             model = AutoModel.from_pretrained(str(self._folder)).eval()
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the weights in {self._folder} for conversion: {exc}") from None
@@ -203,7 +207,8 @@ class OpenVINOEncoder:
         }
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-openvino-", dir=self._folder))
         try:
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer and deprecation chatter from the conversion
                 converted = ov.convert_model(_LastHidden(model).eval(), example_input=example)
             ov.save_model(converted, str(tmp / "model.xml"), compress_to_fp16=False)
             (tmp / "dedup_ir.json").write_text(json.dumps(stamp), "utf-8")  # written last: marks a complete IR
