@@ -426,8 +426,8 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         port,
         "required" if token else "not required",
     )
-    serve(app, sock, limit_concurrency=args.limit_concurrency)
-    return EXIT_OK
+    stopped = serve(app, sock, limit_concurrency=args.limit_concurrency)
+    return EXIT_INTERRUPTED if stopped else EXIT_OK
 
 
 def _stream(args: argparse.Namespace, config: Config) -> int:

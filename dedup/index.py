@@ -39,6 +39,7 @@ __all__ = [
     "calibrate",
     "exact_neighbours",
     "plan_index",
+    "plan_reason",
     "recall_at_k",
     "update_index",
 ]
@@ -187,6 +188,15 @@ def plan_index(n: int, requested: str = "auto", current: IndexPlan | None = None
     if current is None or current.kind != kind:
         return kind, True
     return kind, False
+
+
+def plan_reason(requested: str, kind: IndexKind, n: int) -> str:
+    """Why ``kind`` serves ``n`` vectors when ``requested`` was asked for (for ``dedup info``)."""
+    if check_kind(requested) != "auto":
+        return f"chosen by the user ({requested})"
+    if kind == "flat":
+        return f"auto: fewer than {FLAT_MAX:,} vectors, exact search is fast enough"
+    return f"auto: {n:,} vectors >= {FLAT_MAX:,}, a graph index answers in a fraction of brute force time"
 
 
 class VectorIndex:
@@ -429,13 +439,7 @@ def build_index(
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dim = vectors.shape
     kind, _ = plan_index(n, requested)
-    why = {
-        "auto": (
-            f"auto: fewer than {FLAT_MAX:,} vectors, exact search is fast enough"
-            if kind == "flat"
-            else f"auto: {n:,} vectors >= {FLAT_MAX:,}, a graph index answers in a fraction of brute force time"
-        ),
-    }.get(check_kind(requested), f"chosen by the user ({requested})")
+    why = plan_reason(requested, kind, n)
     if kind == "flat":
         index = VectorIndex(dim)
         index.add(vectors)

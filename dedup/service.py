@@ -549,8 +549,11 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: FastAPI, sock: socket.socket, *, limit_concurrency: int | None = None) -> None:
-    """Run the app with uvicorn on a bound socket until Ctrl-C or SIGTERM (graceful: requests in flight finish)."""
+def serve(app: FastAPI, sock: socket.socket, *, limit_concurrency: int | None = None) -> bool:
+    """Run the app with uvicorn on a bound socket until Ctrl-C or SIGTERM (graceful: requests in flight finish).
+
+    Returns True when a signal stopped it (uvicorn may also re-raise the signal).
+    """
     import uvicorn
 
     config = uvicorn.Config(
@@ -560,4 +563,6 @@ def serve(app: FastAPI, sock: socket.socket, *, limit_concurrency: int | None = 
         limit_concurrency=limit_concurrency,
         timeout_graceful_shutdown=30,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    return bool(server.should_exit)

@@ -46,7 +46,7 @@ from numpy.typing import NDArray
 from ._fs import sha256_file
 from .embed import EmbeddedArticle
 from .errors import DuplicateIdError, IdConflictError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
-from .index import IndexPlan, SearchResult, VectorIndex, build_index, check_kind, update_index
+from .index import IndexPlan, SearchResult, VectorIndex, build_index, check_kind, plan_reason, update_index
 from .text import CLEANING_VERSION
 from .types import AddReport, Article, PartialDate
 
@@ -150,7 +150,7 @@ class Store:
         self._passage_vectors = _Rows(dim)
         self._passage_start: list[int] = []
         self._index = VectorIndex(dim)
-        self._plan = IndexPlan("flat", "empty store", check_kind(index))
+        self._plan = IndexPlan("flat", plan_reason(index, "flat", 0), check_kind(index))
         self._recall_floor = recall_floor
         self._generation = 0
 

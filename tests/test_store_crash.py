@@ -65,10 +65,12 @@ def test_kill_9_mid_add_leaves_whole_batches_only(tmp_path: Path) -> None:
     interrupted_writes = 0  # trials killed while uncommitted files were on disk
     for trial in range(TRIALS):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(trial)], stdout=subprocess.PIPE, text=True, env=env)
-        time.sleep(1.5 + float(rng.uniform(0.0, 1.0)))  # imports take ~1 s; then adds run back to back
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the first batch is committed: adds now run back to back
+        time.sleep(float(rng.uniform(0.0, 1.0)))  # so the kill lands at a random point of the loop
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=30)
-        committed_before_kill.append(len(out.split()))
+        committed_before_kill.append(len((first + out).split()))
         live = {"manifest.json", ".lock", *(s["name"] for s in json.loads((path / "manifest.json").read_text())["segments"])}
         live.add(json.loads((path / "manifest.json").read_text())["index"]["file"])
         interrupted_writes += any(entry.name not in live for entry in path.iterdir())
