@@ -107,7 +107,6 @@ def test_store_moves_to_hnsw_past_the_threshold_and_reopens(tmp_path, monkeypatc
     import dedup.index as index_module
     from dedup.store import Store
 
-
     monkeypatch.setattr(index_module, "FLAT_MAX", 400)
     store = Store.create(tmp_path / "s", "m", 16)
     vectors = _clustered(5, 1200, d=16)
