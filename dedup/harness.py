@@ -19,21 +19,66 @@ article's content hash), so re-runs never embed again. The metrics live in
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
 import logging
 import os
+import platform
 import re
-from collections.abc import Sequence
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from . import __version__
+from .cluster import average_linkage
+from .config import Config
+from .detector import Detector
 from .embed import EmbeddedArticle, Encoder, article_passages, embed_articles, pool
+from .errors import InputError, OptionalDependencyError
+from .evaluation import (
+    PRF,
+    ClusteringScores,
+    PRCurve,
+    RetrievalScores,
+    clustering_scores,
+    cross_language_recall,
+    pair_scores,
+    pr_curve,
+)
+from .io import read_articles
+from .store import Store
 from .text import CLEANING_VERSION
 from .types import Article
+from .verify import Verifier
 
-__all__ = ["default_cache_dir", "embed_cached"]
+__all__ = [
+    "SYSTEMS",
+    "PartReport",
+    "Split",
+    "default_cache_dir",
+    "embed_cached",
+    "evaluate",
+    "markdown_table",
+    "plot_pr_curves",
+    "read_labelled",
+    "split_parts",
+]
+
+#: The systems every run compares, in report order.
+SYSTEMS = ("tfidf", "cosine", "dedup")
+SYSTEM_NAMES = {
+    "tfidf": "TF-IDF char 3-5 grams + threshold",
+    "cosine": "article embedding cosine + threshold",
+    "dedup": "dedup (verifier + average linkage)",
+}
 
 logger = logging.getLogger(__name__)
 
@@ -132,3 +177,487 @@ def _save(path: Path, stored: dict[str, NDArray[np.float32]]) -> None:
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, keys=np.asarray(keys), offsets=offsets, vectors=vectors)
     tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- data
+def read_labelled(path: Path) -> tuple[list[Article], list[str]]:
+    """Articles of a labelled JSONL file and their ``story`` labels.
+
+    Raises:
+        InputError: When an article has no ``story`` field.
+
+    """
+    articles = list(read_articles([path], detect_lang=True).articles)
+    stories: list[str] = []
+    for article in articles:
+        story = article.extra.get("story")
+        if story is None or story == "":
+            raise InputError(f"article {article.id!r} has no 'story' label; evaluation needs one per article", source=str(path))
+        stories.append(str(story))
+    return articles, stories
+
+
+def held_out_story(story: str) -> bool:
+    """Stories whose sha256 is odd are held out (as in ``benchmarks/fit_verifier.py``)."""
+    return int(hashlib.sha256(story.encode()).hexdigest(), 16) % 2 == 1
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which articles thresholds are tuned on, and which are held aside for reporting.
+
+    Attributes:
+        rule: How the split was made, in words.
+        tune: Positions of the tune part.
+        held: Positions of the held part (may be empty).
+
+    """
+
+    rule: str
+    tune: tuple[int, ...]
+    held: tuple[int, ...]
+
+
+def split_parts(articles: Sequence[Article], stories: Sequence[str], *, held_days: int = 4, min_stories: int = 10) -> Split:
+    """Split labelled data into a tune part and a held part.
+
+    * Titles-only data where every article is dated (a feed, like OG2021): the last
+      ``held_days`` days are held (later news is what a tuned detector meets next);
+    * other data with at least ``min_stories`` stories: stories whose sha256 is odd are held;
+      (a feed of at most ``held_days`` days is split as undated data);
+    * smaller data (the seeds): no held part; everything is the tune part.
+    """
+    n = len(articles)
+    titles_only = all(not a.text.strip() for a in articles)
+    dates = [a.date for a in articles]
+    if n and titles_only and all(d is not None for d in dates):
+        last = max(d.bounds()[1] for d in dates if d is not None)
+        cut = last - dt.timedelta(days=held_days - 1)
+        held = tuple(i for i, d in enumerate(dates) if d is not None and d.bounds()[0] >= cut)
+        held_set = set(held)
+        tune = tuple(i for i in range(n) if i not in held_set)
+        if tune:
+            return Split(f"by date: held = articles dated {cut.isoformat()} .. {last.isoformat()}", tune, held)
+    if len(set(stories)) >= min_stories:
+        held = tuple(i for i, s in enumerate(stories) if held_out_story(s))
+        held_set = set(held)
+        return Split("by story: held = stories whose sha256 is odd", tuple(i for i in range(n) if i not in held_set), held)
+    return Split(
+        "none: too few stories to hold any aside; thresholds are tuned and reported on the same data", tuple(range(n)), ()
+    )
+
+
+# -------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class PairReport:
+    """Pair decisions of one system on the candidate pairs of one part.
+
+    Attributes:
+        candidates: Number of scored candidate pairs.
+        positives: True pairs in the part (scored or not).
+        ceiling: Share of true pairs among the candidates (the best recall any system can reach).
+        threshold: Decision threshold used.
+        at_threshold: Precision, recall, F1 at ``threshold``.
+        best_threshold: Threshold of best F1 on this part (for reference: on the held
+            part it is *not* what is reported).
+        best: Scores at ``best_threshold``.
+        separation: Lowest score of a true pair minus highest score of a false pair
+            (positive: one threshold separates them all).
+        curve: The precision-recall curve.
+        by_lang_pair: ``"en-fr"`` -> (scores at ``threshold``, true pairs).
+
+    """
+
+    candidates: int
+    positives: int
+    ceiling: float
+    threshold: float
+    at_threshold: PRF
+    best_threshold: float
+    best: PRF
+    separation: float | None
+    curve: PRCurve
+    by_lang_pair: dict[str, tuple[PRF, int]]
+
+    def to_dict(self, curve_points: int = 200) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "candidates": self.candidates,
+            "positives": self.positives,
+            "ceiling": round(self.ceiling, 4),
+            "threshold": round(self.threshold, 4),
+            "at_threshold": self.at_threshold.to_dict(),
+            "best_threshold": round(self.best_threshold, 4),
+            "best": self.best.to_dict(),
+            "separation": None if self.separation is None else round(self.separation, 4),
+            "by_lang_pair": {k: {**v.to_dict(), "positives": n} for k, (v, n) in sorted(self.by_lang_pair.items())},
+            "pr_curve": self.curve.to_dict(curve_points),
+        }
+
+
+@dataclass(frozen=True)
+class PartReport:
+    """Everything measured for one system on one part of the data."""
+
+    clustering: ClusteringScores
+    pairs: PairReport
+    retrieval: RetrievalScores
+    cluster_threshold: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "cluster_threshold": round(self.cluster_threshold, 4),
+            "clustering": self.clustering.to_dict(),
+            "pairs": self.pairs.to_dict(),
+            "retrieval": self.retrieval.to_dict(),
+        }
+
+
+# --------------------------------------------------------------------------- running
+def _true_pairs_by_lang(stories: Sequence[str], langs: Sequence[str | None]) -> Counter[str]:
+    per_story: dict[str, Counter[str]] = {}
+    for story, lang in zip(stories, langs, strict=True):
+        per_story.setdefault(story, Counter())[lang or "?"] += 1
+    out: Counter[str] = Counter()
+    for counts in per_story.values():
+        items = sorted(counts.items())
+        for x, (la, ca) in enumerate(items):
+            out[f"{la}-{la}"] += ca * (ca - 1) // 2
+            for lb, cb in items[x + 1 :]:
+                out[f"{la}-{lb}"] += ca * cb
+    return out
+
+
+def _top_k_pairs(sims: NDArray[np.float32], k: int) -> set[tuple[int, int]]:
+    n = sims.shape[0]
+    k = min(k, n - 1)
+    if k <= 0:
+        return set()
+    masked = sims.copy()
+    np.fill_diagonal(masked, -np.inf)
+    top = np.argpartition(-masked, k - 1, axis=1)[:, :k]
+    return {(min(i, int(j)), max(i, int(j))) for i in range(n) for j in top[i]}
+
+
+def _tfidf_similarities(articles: Sequence[Article]) -> NDArray[np.float32]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [f"{a.title}\n{a.text}".lower() for a in articles]
+    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=1).fit_transform(texts)
+    sims: NDArray[np.float32] = (matrix @ matrix.T).toarray().astype(np.float32)
+    return sims
+
+
+def _cluster_by_matrix(n: int, pairs: Sequence[tuple[int, int]], sims: NDArray[np.float32], threshold: float) -> list[int]:
+    edges = [(i, j, float(sims[i, j])) for i, j in pairs]
+    return average_linkage(n, edges, lambda i, j: float(sims[i, j]), threshold=threshold, linkage=threshold)
+
+
+def _pair_report(
+    y: NDArray[np.bool_],
+    scores: NDArray[np.float64],
+    lang_pairs: Sequence[str],
+    positives: Counter[str],
+    threshold: float,
+) -> PairReport:
+    total = sum(positives.values())
+    curve = pr_curve(list(y), list(scores), positives=total)
+    best_threshold, best = curve.best_f1() if len(y) else (threshold, PRF(1.0, 0.0, 0.0))
+    by_lang: dict[str, tuple[PRF, int]] = {}
+    groups = np.asarray(lang_pairs)
+    for group in sorted(set(lang_pairs) | {g for g, c in positives.items() if c}):
+        mask = groups == group
+        by_lang[group] = (pair_scores(list(y[mask]), list(scores[mask]), threshold, positives=positives[group]), positives[group])
+    separation = float(scores[y].min() - scores[~y].max()) if y.any() and (~y).any() else None
+    return PairReport(
+        candidates=len(y),
+        positives=total,
+        ceiling=float(y.sum()) / total if total else 1.0,
+        threshold=threshold,
+        at_threshold=pair_scores(list(y), list(scores), threshold, positives=total),
+        best_threshold=best_threshold,
+        best=best,
+        separation=separation,
+        curve=curve,
+        by_lang_pair=by_lang,
+    )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One part's shared material: similarity matrices, candidate pairs, verifier scores."""
+
+    items: list[EmbeddedArticle]
+    stories: list[str]
+    cosine: NDArray[np.float32]
+    tfidf: NDArray[np.float32]
+    pairs: list[tuple[int, int]]
+    verified: dict[tuple[int, int], float]
+    retrieved: set[tuple[int, int]]
+
+
+def _prepare(items: list[EmbeddedArticle], stories: list[str], config: Config, verifier: Verifier) -> _Prepared:
+    vectors = np.vstack([i.vector for i in items]).astype(np.float32)
+    cosine: NDArray[np.float32] = vectors @ vectors.T
+    tfidf = _tfidf_similarities([i.article for i in items])
+    retrieved = _top_k_pairs(cosine, config.candidates)
+    pairs = sorted(retrieved | _top_k_pairs(tfidf, config.candidates))
+    verified = {(i, j): verifier.decide(items[i], items[j], config).score for i, j in pairs}
+    return _Prepared(items, stories, cosine, tfidf, pairs, verified, retrieved)
+
+
+def _dedup_matrix(prep: _Prepared) -> NDArray[np.float32]:
+    """Ranking of the detector: retrieved candidates by verifier score, then the rest by cosine."""
+    ranked = prep.cosine.copy()
+    for i, j in prep.retrieved:
+        ranked[i, j] = ranked[j, i] = 2.0 + prep.verified[i, j]
+    return ranked
+
+
+def _run_part(
+    prep: _Prepared,
+    config: Config,
+    verifier: Verifier,
+    thresholds: dict[str, tuple[float, float]],
+    ks: Sequence[int],
+) -> dict[str, PartReport]:
+    items, stories = prep.items, prep.stories
+    n = len(items)
+    langs = [i.article.lang for i in items]
+    positives = _true_pairs_by_lang(stories, langs)
+    y = np.asarray([stories[i] == stories[j] for i, j in prep.pairs], dtype=bool)
+    lang_pairs = ["-".join(sorted((langs[i] or "?", langs[j] or "?"))) for i, j in prep.pairs]
+    out: dict[str, PartReport] = {}
+    for system in SYSTEMS:
+        started = time.perf_counter()
+        if system == "dedup":
+            scores = np.asarray([prep.verified[p] for p in prep.pairs], dtype=np.float64)
+            dim = items[0].vector.shape[0]
+            detector = Detector(Store.in_memory("eval", dim), _NoEncoder(dim), config, verifier)
+            result = detector.cluster_embedded(items)
+            labels: Sequence[Hashable] = [result.labels[i.id] for i in items]
+            ranking = _dedup_matrix(prep)
+            pair_threshold, cluster_threshold = config.threshold, config.threshold
+        else:
+            sims = prep.tfidf if system == "tfidf" else prep.cosine
+            scores = np.asarray([sims[i, j] for i, j in prep.pairs], dtype=np.float64)
+            pair_threshold, cluster_threshold = thresholds[system]
+            labels = _cluster_by_matrix(n, prep.pairs, sims, cluster_threshold)
+            ranking = sims
+        out[system] = PartReport(
+            clustering=clustering_scores(stories, labels),
+            pairs=_pair_report(y, scores, lang_pairs, positives, pair_threshold),
+            retrieval=cross_language_recall(ranking, stories, langs, ks),
+            cluster_threshold=cluster_threshold,
+        )
+        logger.info("%s: %d articles scored in %.1f s", system, n, time.perf_counter() - started)
+    return out
+
+
+class _NoEncoder:
+    """Stands in for the model when everything is embedded already (the harness embeds via its cache)."""
+
+    def __init__(self, dim: int) -> None:
+        self._dim = dim
+
+    @property
+    def name(self) -> str:
+        return "eval"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False) -> NDArray[np.float32]:
+        raise RuntimeError("the evaluation harness embeds through its cache; the detector must not embed")
+
+
+def tune_thresholds(prep: _Prepared, grid: Sequence[float] | None = None) -> dict[str, tuple[float, float]]:
+    """Baseline thresholds chosen on the tune part: (pair threshold by pair F1, cluster threshold by B-cubed F1)."""
+    y = np.asarray([prep.stories[i] == prep.stories[j] for i, j in prep.pairs], dtype=bool)
+    total = sum(_true_pairs_by_lang(prep.stories, [None] * len(prep.stories)).values())
+    grid = grid if grid is not None else [round(x, 2) for x in np.arange(0.10, 0.96, 0.05)]
+    out: dict[str, tuple[float, float]] = {}
+    for system in ("tfidf", "cosine"):
+        sims = prep.tfidf if system == "tfidf" else prep.cosine
+        scores = [float(sims[i, j]) for i, j in prep.pairs]
+        pair_t, _ = pr_curve(list(y), scores, positives=total).best_f1() if len(y) else (0.5, None)
+        best_t, best_f1 = grid[0], -1.0
+        for t in grid:
+            f1 = clustering_scores(prep.stories, _cluster_by_matrix(len(prep.items), prep.pairs, sims, t)).bcubed.f1
+            if f1 > best_f1:
+                best_t, best_f1 = t, f1
+        logger.info(
+            "%s: pair threshold %.3f, cluster threshold %.2f (B-cubed F1 %.3f on the tune part)", system, pair_t, best_t, best_f1
+        )
+        out[system] = (float(pair_t), float(best_t))
+    return out
+
+
+def evaluate(
+    path: Path,
+    *,
+    config: Config | None = None,
+    encoder: Encoder | None = None,
+    verifier: Verifier | None = None,
+    cache: Path | None = None,
+    held_days: int = 4,
+    ks: Sequence[int] = (1, 10),
+) -> dict[str, Any]:
+    """Run the three systems on a labelled JSONL file; returns the JSON-ready record.
+
+    Thresholds of the baselines are tuned on the tune part (see :func:`split_parts`) and
+    applied unchanged to the held part. The detector runs with ``config`` as given.
+
+    Args:
+        path: Labelled JSONL (``id``, ``title``, ``text``, ``date``, ``lang``, ``story``).
+        config: Detector settings (default: :class:`Config`).
+        encoder: The model (default: ``config.model``).
+        verifier: The verifier (default: the shipped one).
+        cache: Embedding cache root (``None``: no cache).
+        held_days: For dated titles-only data: days held aside at the end.
+        ks: Cut-offs of recall@k.
+
+    """
+    from .embed import load_encoder
+
+    config = config or Config()
+    encoder = encoder or load_encoder(config.model)
+    verifier = verifier or Verifier.default()
+    started = time.perf_counter()
+    articles, stories = read_labelled(path)
+    split = split_parts(articles, stories, held_days=held_days)
+    items = embed_cached(
+        articles, encoder, cache=cache, label=path.stem, max_passage_chars=config.max_passage_chars, batch_size=config.batch_size
+    )
+    embed_s = time.perf_counter() - started
+    parts: dict[str, dict[str, PartReport]] = {}
+    thresholds: dict[str, tuple[float, float]] = {}
+    timings = {"read_and_embed_s": round(embed_s, 1)}
+    for name, positions in (("tune", split.tune), ("held", split.held)):
+        if not positions:
+            continue
+        t0 = time.perf_counter()
+        prep = _prepare([items[i] for i in positions], [stories[i] for i in positions], config, verifier)
+        if name == "tune":
+            thresholds = tune_thresholds(prep)
+        parts[name] = _run_part(prep, config, verifier, thresholds, ks)
+        timings[f"{name}_s"] = round(time.perf_counter() - t0, 1)
+    systems: dict[str, Any] = {}
+    for system in SYSTEMS:
+        systems[system] = {"name": SYSTEM_NAMES[system], **{part: parts[part][system].to_dict() for part in parts}}
+    return {
+        "benchmark": "eval",
+        "dataset": path.stem,
+        "data_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "dedup": __version__,
+        "commit": _commit(),
+        "machine": {
+            "python": platform.python_version(),
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+        },
+        "model": encoder.name,
+        "verifier": verifier.source,
+        "config": asdict(config),
+        "split": {
+            "rule": split.rule,
+            "tune": {"articles": len(split.tune), "stories": len({stories[i] for i in split.tune})},
+            "held": {"articles": len(split.held), "stories": len({stories[i] for i in split.held})},
+        },
+        "tuned_on": "tune part: baseline pair thresholds by pair F1, cluster thresholds by B-cubed F1",
+        "systems": systems,
+        "timings": {**timings, "total_s": round(time.perf_counter() - started, 1)},
+    }
+
+
+def _commit() -> str:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=root, check=False, timeout=10
+        )
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+# ------------------------------------------------------------------------- reporting
+def markdown_table(records: Sequence[dict[str, Any]]) -> str:
+    """One markdown table row per data set, part and system."""
+    head = (
+        "| data | part | system | B³ P | B³ R | B³ F1 | ARI | pair P | pair R | pair F1 | R@1 | R@10 | worst pair R@1 |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    rows = [head]
+    for rec in records:
+        for part in ("tune", "held"):
+            for system in SYSTEMS:
+                sysrec = rec["systems"][system]
+                if part not in sysrec:
+                    continue
+                r = sysrec[part]
+                c, p, ret = r["clustering"], r["pairs"]["at_threshold"], r["retrieval"]
+                worst = min(ret["by_pair"].items(), key=lambda kv: kv[1]["recall@1"], default=None)
+                worst_text = f"{worst[0]} {worst[1]['recall@1']:.3f}" if worst else "–"
+                bc = c["bcubed"]
+                rows.append(
+                    f"| {rec['dataset']} | {part} ({rec['split'][part]['articles']}) | {system} "
+                    f"| {bc['precision']:.3f} | {bc['recall']:.3f} | **{bc['f1']:.3f}** | **{c['ari']:.3f}** "
+                    f"| {p['precision']:.3f} | {p['recall']:.3f} | {p['f1']:.3f} "
+                    f"| {_fmt(ret.get('recall@1'))} | {_fmt(ret.get('recall@10'))} "
+                    f"| {worst_text} |"
+                )
+    return "\n".join(rows)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) and value == value else "–"
+
+
+def plot_pr_curves(record: dict[str, Any], path: Path) -> None:
+    """Write the precision-recall curves of every system and part as a PNG.
+
+    Raises:
+        OptionalDependencyError: When matplotlib is not installed.
+
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise OptionalDependencyError("matplotlib", "the precision-recall plot (pip install 'dedup[bench]')") from exc
+    parts = [p for p in ("tune", "held") if p in record["systems"]["dedup"]]
+    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4.5), squeeze=False)
+    for ax, part in zip(axes[0], parts, strict=True):
+        for system in SYSTEMS:
+            rep = record["systems"][system][part]["pairs"]
+            curve = rep["pr_curve"]
+            ax.plot(curve["recall"], curve["precision"], label=f"{system} (best F1 {rep['best']['f1']:.2f})")
+            at = rep["at_threshold"]
+            ax.scatter([at["recall"]], [at["precision"]], marker="o", s=25)
+        ax.set_title(f"{record['dataset']}: {part} part ({record['split'][part]['articles']} articles)")
+        ax.set_xlabel("recall (of all true pairs)")
+        ax.set_ylabel("precision")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left", fontsize=8)
+    fig.suptitle(f"pair decisions, model {record['model']}; dots: chosen thresholds", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_record(record: dict[str, Any], out_dir: Path, *, plot: bool = True) -> Path:
+    """Write ``eval_<dataset>.json`` (and the PR plot ``eval_<dataset>_pr.png``) into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"eval_{record['dataset']}.json"
+    path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    if plot:
+        plot_pr_curves(record, out_dir / f"eval_{record['dataset']}_pr.png")
+    return path
