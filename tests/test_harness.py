@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dedup import cli, harness
@@ -104,3 +105,21 @@ def test_cli_eval_prints_the_table(tmp_path, encoder, monkeypatch, capsys):
     assert "| feed | held" in capsys.readouterr().out
     assert (tmp_path / "r" / "eval_feed.json").is_file()
     assert not (tmp_path / "r" / "eval_feed_pr.png").exists()
+
+
+def test_matrix_average_linkage_equals_the_detectors():
+    from dedup.cluster import average_linkage
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = 12
+        x = rng.normal(size=(n, 4))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        sims = ((1 + x @ x.T) / 2).astype(np.float32)  # scores in [0, 1], as the verifier's
+        pairs = [(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.5]
+        for t in (0.2, 0.5, 0.8):
+            table = {(i, j): float(sims[i, j]) for i in range(n) for j in range(n)}
+            expected = average_linkage(
+                n, [(i, j, table[i, j]) for i, j in pairs], lambda i, j, table=table: table[i, j], threshold=t, linkage=t
+            )
+            assert harness._cluster_by_matrix(n, pairs, sims, t) == expected
