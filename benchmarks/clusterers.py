@@ -20,8 +20,9 @@ import argparse
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from dedup.cluster import average_linkage
 from dedup.config import Config
 from dedup.embed import load_encoder
 from dedup.evaluation import clustering_scores
-from dedup.harness import _prepare, default_cache_dir, embed_cached, read_labelled, split_parts
+from dedup.harness import _prepare, _Prepared, default_cache_dir, embed_cached, read_labelled, split_parts
 from dedup.verify import Verifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def components(n: int, edges: Edges, t: float) -> list[int]:
     return [find(i) for i in range(n)]
 
 
-def _graph(n: int, edges: Edges, t: float):  # type: ignore[no-untyped-def]
+def _graph(n: int, edges: Edges, t: float) -> Any:  # noqa: ANN401  (igraph.Graph, untyped)
     import igraph as ig
 
     kept = [(i, j, s) for i, j, s in edges if s >= t]
@@ -66,9 +67,7 @@ def leiden_cpm(n: int, edges: Edges, t: float, resolution: float) -> list[int]:
     import leidenalg
 
     g = _graph(n, edges, t)
-    part = leidenalg.find_partition(
-        g, leidenalg.CPMVertexPartition, weights="weight", resolution_parameter=resolution, seed=0
-    )
+    part = leidenalg.find_partition(g, leidenalg.CPMVertexPartition, weights="weight", resolution_parameter=resolution, seed=0)
     return list(part.membership)
 
 
@@ -108,7 +107,9 @@ def hdbscan_labels(n: int, edges: Edges, min_cluster_size: int, epsilon: float) 
     return out
 
 
-def methods(config: Config, score: Callable[[int, int], float]) -> dict[str, tuple[list[dict[str, float]], Callable[..., list[int]]]]:
+def methods(
+    config: Config, score: Callable[[int, int], float]
+) -> dict[str, tuple[list[dict[str, float]], Callable[..., list[int]]]]:
     ts = [0.3, 0.5, 0.7, 0.9]
     return {
         "connected components": ([{"t": t} for t in ts], lambda n, e, t: components(n, e, t)),
@@ -151,7 +152,7 @@ def main() -> None:
         edges: Edges = [(i, j, prep.verified[i, j]) for i, j in sorted(prep.retrieved)]
         cache: dict[tuple[int, int], float] = dict(prep.verified)
 
-        def score(i: int, j: int, prep=prep, cache=cache) -> float:  # type: ignore[no-untyped-def]
+        def score(i: int, j: int, prep: _Prepared = prep, cache: dict[tuple[int, int], float] = cache) -> float:
             key = (min(i, j), max(i, j))
             if key not in cache:
                 cache[key] = verifier.decide(prep.items[key[0]], prep.items[key[1]], config).score
@@ -172,7 +173,8 @@ def main() -> None:
             logger.info("%s %s %s: %s (%.1f s)", part, name, chosen[name], scores, time.perf_counter() - started)
     record = {"benchmark": "clusterers", "dataset": args.set, "model": config.model, "split": split.rule, "results": results}
     (args.out / f"clusterers_{args.set}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    print("| clusterer | params (tuned) | part | B³ P | B³ R | B³ F1 | ARI | pair P | pair R |\n|---|---|---|---|---|---|---|---|---|")
+    print("| clusterer | params (tuned) | part | B³ P | B³ R | B³ F1 | ARI | pair P | pair R |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, res in results.items():
         for part in ("tune", "held"):
             if part in res:

@@ -64,6 +64,8 @@ def average_linkage(
             i = parent[i]
         return i
 
+    # A refused merge is not tried again until one of the two clusters has grown.
+    refused: set[tuple[int, int, int, int]] = set()
     for (i, j), value in sorted(known.items(), key=lambda kv: (-kv[1], kv[0])):
         if value < threshold:
             break
@@ -71,12 +73,17 @@ def average_linkage(
         if ri == rj:
             continue
         a, b = members[ri], members[rj]
+        version = (ri, len(a), rj, len(b)) if ri < rj else (rj, len(b), ri, len(a))
+        if version in refused:
+            continue
         cross = [(x, y) for x in a for y in b]
         if len(cross) > max_pairs:
             step = len(cross) / max_pairs
             cross = [cross[int(k * step)] for k in range(max_pairs)]
         mean = sum(pair(x, y) for x, y in cross) / len(cross)
-        if mean >= linkage:
+        if mean < linkage:
+            refused.add(version)
+        else:
             if len(a) < len(b):
                 ri, rj = rj, ri
             parent[rj] = ri

@@ -366,6 +366,7 @@ def _cluster_by_matrix(n: int, pairs: Sequence[tuple[int, int]], sims: NDArray[n
             i = parent[i]
         return i
 
+    refused: set[tuple[int, int, int, int]] = set()  # (root, size, root, size): clusters only grow
     for i, j in order:
         if float(sims[i, j]) < threshold:
             break
@@ -373,7 +374,12 @@ def _cluster_by_matrix(n: int, pairs: Sequence[tuple[int, int]], sims: NDArray[n
         if ri == rj:
             continue
         a, b = members[ri], members[rj]
-        if float(sims[np.ix_(a, b)].mean()) >= threshold:
+        version = (ri, len(a), rj, len(b)) if ri < rj else (rj, len(b), ri, len(a))
+        if version in refused:
+            continue
+        if float(sims[np.ix_(a, b)].mean()) < threshold:
+            refused.add(version)
+        else:
             if len(a) < len(b):
                 ri, rj = rj, ri
             parent[rj] = ri
@@ -504,7 +510,7 @@ class _NoEncoder:
 def tune_thresholds(prep: _Prepared, grid: Sequence[float] | None = None) -> dict[str, tuple[float, float]]:
     """Baseline thresholds chosen on the tune part: (pair threshold by pair F1, cluster threshold by B-cubed F1).
 
-    ``grid``: cluster thresholds to try (default: 24 quantiles of the candidate pairs' scores).
+    ``grid``: cluster thresholds to try (default: 14 quantiles of the candidate pairs' scores).
     """
     y = np.asarray([prep.stories[i] == prep.stories[j] for i, j in prep.pairs], dtype=bool)
     total = sum(_true_pairs_by_lang(prep.stories, [None] * len(prep.stories)).values())
@@ -516,7 +522,7 @@ def tune_thresholds(prep: _Prepared, grid: Sequence[float] | None = None) -> dic
         # Models differ in where their cosines sit (mE5: a narrow band near 0.8), so the grid
         # spans quantiles of the candidate pairs' scores rather than fixed values.
         candidates = (
-            grid if grid is not None else sorted({round(float(q), 3) for q in np.quantile(scores, np.linspace(0.3, 0.995, 24))})
+            grid if grid is not None else sorted({round(float(q), 3) for q in np.quantile(scores, np.linspace(0.5, 0.995, 14))})
         )
         best_t, best_f1 = candidates[0], -1.0
         for t in candidates:
