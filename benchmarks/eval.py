@@ -29,12 +29,14 @@ def main() -> None:
     parser.add_argument("--model", default=Config().model)
     parser.add_argument("--cache", type=Path, default=default_cache_dir())
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--ntrex-langs", help="NTREX: only these languages (comma-separated ISO codes; default all 21)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = Config(model=args.model)
     records = []
     for name in args.sets.split(","):
-        record = evaluate(args.data / f"{name}.jsonl", config=config, cache=args.cache)
+        langs = args.ntrex_langs.split(",") if args.ntrex_langs and name.startswith("ntrex") else None
+        record = evaluate(args.data / f"{name}.jsonl", config=config, cache=args.cache, langs=langs)
         write_record(record, args.out)
         records.append(record)
     print(markdown_table(records))

@@ -135,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, metavar="DIR", help="embedding cache (default ~/.cache/dedup/eval)")
     p.add_argument("--no-cache", action="store_true", help="embed again, keep nothing")
     p.add_argument("--no-plot", action="store_true", help="with --out: skip the PNG (no matplotlib needed)")
+    p.add_argument("--langs", metavar="L1,L2", help="evaluate only articles in these languages (comma-separated)")
     p.add_argument(
         "--held-days", type=int, default=4, metavar="N", help="dated titles-only data: hold the last N days aside (default 4)"
     )
@@ -308,7 +309,8 @@ def _eval(args: argparse.Namespace, config: Config, out: IO[str]) -> int:
     records = []
     for path in args.inputs:
         started = time.perf_counter()
-        record = harness.evaluate(Path(path), config=config, cache=cache, held_days=args.held_days)
+        langs = args.langs.split(",") if args.langs else None
+        record = harness.evaluate(Path(path), config=config, cache=cache, held_days=args.held_days, langs=langs)
         records.append(record)
         if args.out:
             written = harness.write_record(record, args.out, plot=not args.no_plot)

@@ -30,11 +30,13 @@ from numpy.typing import NDArray
 
 __all__ = [
     "PRF",
+    "Calibration",
     "ClusteringScores",
     "PRCurve",
     "RetrievalScores",
     "adjusted_rand",
     "bcubed",
+    "calibration",
     "clustering_scores",
     "cross_language_recall",
     "pair_scores",
@@ -285,6 +287,57 @@ def pr_curve(is_same: Sequence[bool], scores: Sequence[float], *, positives: int
     precision = tp[last] / (last + 1)
     recall = tp[last] / total if total else np.ones(len(last))
     return PRCurve(tuple(float(x) for x in s[last]), tuple(float(x) for x in precision), tuple(float(x) for x in recall))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How well scores read as probabilities of "same story".
+
+    Attributes:
+        brier: Mean squared error of the scores against the 0/1 truth.
+        ece: Expected calibration error: over equal-width score bins, the size-weighted
+            mean of |share of true pairs - mean score|.
+        bins: Per non-empty bin: (mean score, share of true pairs, number of pairs).
+
+    """
+
+    brier: float
+    ece: float
+    bins: tuple[tuple[float, float, int], ...]
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "brier": round(self.brier, 4),
+            "ece": round(self.ece, 4),
+            "bins": [[round(m, 4), round(r, 4), c] for m, r, c in self.bins],
+        }
+
+
+def calibration(is_same: Sequence[bool], probabilities: Sequence[float], bins: int = 10) -> Calibration:
+    """Brier score and reliability bins of probability-like scores in [0, 1].
+
+    Examples:
+        >>> c = calibration([True, False, True, False], [0.9, 0.1, 0.6, 0.6], bins=2)
+        >>> round(c.brier, 4), round(c.ece, 4), [n for _, _, n in c.bins]
+        (0.135, 0.05, [1, 3])
+
+    """
+    y, p = _pair_arrays(is_same, probabilities)
+    if len(y) == 0:
+        return Calibration(0.0, 0.0, ())
+    if p.min() < 0.0 or p.max() > 1.0:
+        raise ValueError(f"probabilities must lie in [0, 1], got [{p.min()}, {p.max()}]")
+    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    out: list[tuple[float, float, int]] = []
+    ece = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            mean, rate, count = float(p[mask].mean()), float(y[mask].mean()), int(mask.sum())
+            out.append((mean, rate, count))
+            ece += count * abs(rate - mean)
+    return Calibration(float(np.mean((p - y) ** 2)), ece / len(y), tuple(out))
 
 
 # --------------------------------------------------------------- cross-language recall

@@ -44,9 +44,11 @@ from .embed import EmbeddedArticle, Encoder, article_passages, embed_articles, p
 from .errors import InputError, OptionalDependencyError
 from .evaluation import (
     PRF,
+    Calibration,
     ClusteringScores,
     PRCurve,
     RetrievalScores,
+    calibration,
     clustering_scores,
     cross_language_recall,
     pair_scores,
@@ -251,10 +253,14 @@ def split_parts(articles: Sequence[Article], stories: Sequence[str], *, held_day
 class PairReport:
     """Pair decisions of one system on the candidate pairs of one part.
 
+    Precision and recall are over the candidate pairs (each article's nearest neighbours
+    by article cosine and by TF-IDF, the same pairs for every system): the threshold
+    decides among what retrieval proposes. Clustering then reaches pairs beyond them.
+
     Attributes:
         candidates: Number of scored candidate pairs.
-        positives: True pairs in the part (scored or not).
-        ceiling: Share of true pairs among the candidates (the best recall any system can reach).
+        positives: True pairs in the part (candidates or not).
+        ceiling: Share of all true pairs that are candidates.
         threshold: Decision threshold used.
         at_threshold: Precision, recall, F1 at ``threshold``.
         best_threshold: Threshold of best F1 on this part (for reference: on the held
@@ -263,7 +269,7 @@ class PairReport:
         separation: Lowest score of a true pair minus highest score of a false pair
             (positive: one threshold separates them all).
         curve: The precision-recall curve.
-        by_lang_pair: ``"en-fr"`` -> (scores at ``threshold``, true pairs).
+        by_lang_pair: ``"en-fr"`` -> (scores at ``threshold``, true candidate pairs).
 
     """
 
@@ -302,11 +308,13 @@ class PartReport:
     pairs: PairReport
     retrieval: RetrievalScores
     cluster_threshold: float
+    calibration: Calibration | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
             "cluster_threshold": round(self.cluster_threshold, 4),
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "clustering": self.clustering.to_dict(),
             "pairs": self.pairs.to_dict(),
             "retrieval": self.retrieval.to_dict(),
@@ -395,21 +403,25 @@ def _pair_report(
     positives: Counter[str],
     threshold: float,
 ) -> PairReport:
+    """Pair decisions on the candidate pairs; recall is over the true pairs among them.
+
+    The share of all true pairs that are candidates at all is reported as ``ceiling``.
+    """
     total = sum(positives.values())
-    curve = pr_curve(list(y), list(scores), positives=total)
+    curve = pr_curve(list(y), list(scores))
     best_threshold, best = curve.best_f1() if len(y) else (threshold, PRF(1.0, 0.0, 0.0))
     by_lang: dict[str, tuple[PRF, int]] = {}
     groups = np.asarray(lang_pairs)
-    for group in sorted(set(lang_pairs) | {g for g, c in positives.items() if c}):
+    for group in sorted(set(lang_pairs)):
         mask = groups == group
-        by_lang[group] = (pair_scores(list(y[mask]), list(scores[mask]), threshold, positives=positives[group]), positives[group])
+        by_lang[group] = (pair_scores(list(y[mask]), list(scores[mask]), threshold), int(y[mask].sum()))
     separation = float(scores[y].min() - scores[~y].max()) if y.any() and (~y).any() else None
     return PairReport(
         candidates=len(y),
         positives=total,
         ceiling=float(y.sum()) / total if total else 1.0,
         threshold=threshold,
-        at_threshold=pair_scores(list(y), list(scores), threshold, positives=total),
+        at_threshold=pair_scores(list(y), list(scores), threshold),
         best_threshold=best_threshold,
         best=best,
         separation=separation,
@@ -484,6 +496,8 @@ def _run_part(
             pairs=_pair_report(y, scores, lang_pairs, positives, pair_threshold),
             retrieval=cross_language_recall(ranking, stories, langs, ks),
             cluster_threshold=cluster_threshold,
+            # Only the verifier's score claims to be a probability.
+            calibration=calibration(list(y), list(scores)) if system == "dedup" else None,
         )
         logger.info("%s: %d articles scored in %.1f s", system, n, time.perf_counter() - started)
     return out
@@ -513,12 +527,11 @@ def tune_thresholds(prep: _Prepared, grid: Sequence[float] | None = None) -> dic
     ``grid``: cluster thresholds to try (default: 14 quantiles of the candidate pairs' scores).
     """
     y = np.asarray([prep.stories[i] == prep.stories[j] for i, j in prep.pairs], dtype=bool)
-    total = sum(_true_pairs_by_lang(prep.stories, [None] * len(prep.stories)).values())
     out: dict[str, tuple[float, float]] = {}
     for system in ("tfidf", "cosine"):
         sims = prep.tfidf if system == "tfidf" else prep.cosine
         scores = [float(sims[i, j]) for i, j in prep.pairs]
-        pair_t, _ = pr_curve(list(y), scores, positives=total).best_f1() if len(y) else (0.5, None)
+        pair_t, _ = pr_curve(list(y), scores).best_f1() if len(y) else (0.5, None)
         # Models differ in where their cosines sit (mE5: a narrow band near 0.8), so the grid
         # spans quantiles of the candidate pairs' scores rather than fixed values.
         candidates = (
@@ -545,6 +558,8 @@ def evaluate(
     cache: Path | None = None,
     held_days: int = 4,
     ks: Sequence[int] = (1, 10),
+    embedded: Sequence[EmbeddedArticle] | None = None,
+    langs: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run the three systems on a labelled JSONL file; returns the JSON-ready record.
 
@@ -559,19 +574,43 @@ def evaluate(
         cache: Embedding cache root (``None``: no cache).
         held_days: For dated titles-only data: days held aside at the end.
         ks: Cut-offs of recall@k.
+        embedded: The file's articles, embedded already (e.g. by a combination of models,
+            see ``benchmarks/models.py``); ``encoder`` then only names the model.
+        langs: Keep only articles in these languages (default: all).
+
+    Raises:
+        ValueError: When ``embedded`` does not hold the file's articles in order.
 
     """
     from .embed import load_encoder
 
     config = config or Config()
-    encoder = encoder or load_encoder(config.model)
     verifier = verifier or Verifier.default()
     started = time.perf_counter()
     articles, stories = read_labelled(path)
+    if langs is not None:
+        keep = [i for i, a in enumerate(articles) if a.lang in set(langs)]
+        if not keep:
+            raise InputError(f"no article in languages {sorted(langs)}", source=str(path))
+        articles, stories = [articles[i] for i in keep], [stories[i] for i in keep]
+        embedded = [embedded[i] for i in keep] if embedded is not None else None
     split = split_parts(articles, stories, held_days=held_days)
-    items = embed_cached(
-        articles, encoder, cache=cache, label=path.stem, max_passage_chars=config.max_passage_chars, batch_size=config.batch_size
-    )
+    if embedded is not None:
+        if [e.id for e in embedded] != [a.id for a in articles]:
+            raise ValueError(f"the embedded articles are not those of {path}, in order")
+        items = list(embedded)
+        model_name = encoder.name if encoder is not None else config.model
+    else:
+        encoder = encoder or load_encoder(config.model)
+        model_name = encoder.name
+        items = embed_cached(
+            articles,
+            encoder,
+            cache=cache,
+            label=path.stem,
+            max_passage_chars=config.max_passage_chars,
+            batch_size=config.batch_size,
+        )
     embed_s = time.perf_counter() - started
     parts: dict[str, dict[str, PartReport]] = {}
     thresholds: dict[str, tuple[float, float]] = {}
@@ -599,7 +638,8 @@ def evaluate(
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
         },
-        "model": encoder.name,
+        "model": model_name,
+        "langs": sorted({a.lang or "?" for a in articles}),
         "verifier": verifier.source,
         "config": asdict(config),
         "split": {
@@ -681,7 +721,7 @@ def plot_pr_curves(record: dict[str, Any], path: Path) -> None:
             at = rep["at_threshold"]
             ax.scatter([at["recall"]], [at["precision"]], marker="o", s=25)
         ax.set_title(f"{record['dataset']}: {part} part ({record['split'][part]['articles']} articles)")
-        ax.set_xlabel("recall (of all true pairs)")
+        ax.set_xlabel("recall (of true candidate pairs)")
         ax.set_ylabel("precision")
         ax.set_xlim(0, 1.02)
         ax.set_ylim(0, 1.02)

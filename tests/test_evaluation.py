@@ -11,6 +11,7 @@ from dedup.evaluation import (
     PRF,
     adjusted_rand,
     bcubed,
+    calibration,
     clustering_scores,
     cross_language_recall,
     pair_scores,
@@ -171,3 +172,15 @@ def test_cross_language_recall_skips_unknown_language_and_checks_shapes():
         cross_language_recall(np.eye(2), ["A", "A", "A"], ["en", "fr", "de"])
     with pytest.raises(ValueError, match="not computed"):
         r.worst_pair(10)
+
+
+def test_calibration_hand_case():
+    # scores 0.9 (T), 0.1 (F), 0.6 (T), 0.6 (F); Brier = (0.01 + 0.01 + 0.16 + 0.36) / 4 = 0.135
+    # 2 bins: [0, 0.5): {0.1 F} mean 0.1 rate 0; [0.5, 1]: {0.9 T, 0.6 T, 0.6 F} mean 0.7 rate 2/3
+    # ECE = (1 * 0.1 + 3 * |2/3 - 0.7|) / 4 = (0.1 + 0.1) / 4 = 0.05
+    c = calibration([True, False, True, False], [0.9, 0.1, 0.6, 0.6], bins=2)
+    assert c.brier == pytest.approx(0.135)
+    assert c.ece == pytest.approx(0.05)
+    assert [n for _, _, n in c.bins] == [1, 3]
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        calibration([True], [1.5])

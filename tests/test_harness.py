@@ -83,6 +83,7 @@ def test_evaluate_caches_and_reports_every_system(tmp_path, encoder):
             rep = record["systems"][system][part]
             assert 0.0 <= rep["clustering"]["bcubed"]["f1"] <= 1.0
             assert rep["pairs"]["positives"] == (8 if part == "tune" else 4)
+            assert 0.0 <= rep["pairs"]["ceiling"] <= 1.0
             assert set(rep["retrieval"]["by_pair"]) == {"en->fr", "fr->en"}
     # the second run embeds nothing: everything comes from the cache
     again = harness.evaluate(data, encoder=encoder, cache=tmp_path / "cache", held_days=1)
