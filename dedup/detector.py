@@ -224,12 +224,28 @@ class Detector:
                 if j < 0 or j == i or sim < self.config.min_candidate_similarity:
                     continue
                 edges.append((min(i, j), max(i, j), score(i, j)))
-        labels = average_linkage(n, edges, score, threshold=self.config.threshold, linkage=self.config.cluster_linkage)
+        days = [_days(i.article) for i in all_items]
+        labels = average_linkage(
+            n,
+            edges,
+            score,
+            threshold=self.config.cluster_threshold,
+            linkage=self.config.cluster_linkage,
+            days=days,
+            max_gap_days=self.config.max_date_gap_days,
+        )
         stories = _stories([i.article for i in all_items], labels)
         ids = [i.id for i in all_items]
         by_id = {ids[i]: stories[labels[i]].id for i in range(n)}
         verified = tuple(sorted({(ids[i], ids[j], s) for i, j, s in edges if s >= self.config.threshold}, key=lambda e: -e[2]))
         return ClusterResult(tuple(stories), by_id, verified)
+
+
+def _days(article: Article) -> tuple[int, int] | None:
+    if article.date is None:
+        return None
+    first, last = article.date.bounds()
+    return first.toordinal(), last.toordinal()
 
 
 def _stories(articles: Sequence[Article], labels: Sequence[int]) -> list[Story]:

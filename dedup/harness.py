@@ -362,7 +362,7 @@ def _cluster_by_matrix(n: int, pairs: Sequence[tuple[int, int]], sims: NDArray[n
     Candidate pairs are visited best first; two clusters merge when the mean similarity
     over all their cross pairs reaches ``threshold``. Equal to
     :func:`dedup.cluster.average_linkage` with ``linkage=threshold`` (which samples the
-    mean above 4,096 cross pairs; this computes it exactly).
+    mean above 256 cross pairs; this computes it exactly).
     """
     order = sorted(pairs, key=lambda p: (-float(sims[p]), p))
     parent = list(range(n))
@@ -484,7 +484,7 @@ def _run_part(
             result = detector.cluster_embedded(items)
             labels: Sequence[Hashable] = [result.labels[i.id] for i in items]
             ranking = _dedup_matrix(prep)
-            pair_threshold, cluster_threshold = config.threshold, config.threshold
+            pair_threshold, cluster_threshold = config.threshold, config.cluster_threshold
         else:
             sims = prep.tfidf if system == "tfidf" else prep.cosine
             scores = np.asarray([sims[i, j] for i, j in prep.pairs], dtype=np.float64)
