@@ -19,6 +19,7 @@ The features are combined by a logistic model whose parameters ship in
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -132,6 +133,12 @@ def _title_similarity(a: EmbeddedArticle, b: EmbeddedArticle) -> float:
     return float(a.vector @ b.vector)
 
 
+@functools.lru_cache(maxsize=65536)
+def _grams(text: str, n: int) -> frozenset[str]:
+    low = text.lower()
+    return frozenset(low[i : i + n] for i in range(len(low) - n + 1))
+
+
 def char_overlap(a: str, b: str, n: int = 3) -> float:
     """Jaccard overlap of the character ``n``-grams of two lowercased texts (0 when either is empty).
 
@@ -143,8 +150,7 @@ def char_overlap(a: str, b: str, n: int = 3) -> float:
         0.27
 
     """
-    grams_a = {a.lower()[i : i + n] for i in range(len(a) - n + 1)}
-    grams_b = {b.lower()[i : i + n] for i in range(len(b) - n + 1)}
+    grams_a, grams_b = _grams(a, n), _grams(b, n)
     if not grams_a or not grams_b:
         return 0.0
     return len(grams_a & grams_b) / len(grams_a | grams_b)
