@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 
 from dedup.config import Config
-from dedup.harness import default_cache_dir, evaluate, markdown_table, write_record
+from dedup.harness import default_cache_dir, evaluate, markdown_table, threshold_table, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +40,8 @@ def main() -> None:
         write_record(record, args.out)
         records.append(record)
     print(markdown_table(records))
+    print()
+    print(threshold_table(records))
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ __all__ = [
     "plot_pr_curves",
     "read_labelled",
     "split_parts",
+    "threshold_table",
 ]
 
 #: The systems every run compares, in report order.
@@ -742,3 +743,29 @@ def write_record(record: dict[str, Any], out_dir: Path, *, plot: bool = True) ->
     if plot:
         plot_pr_curves(record, out_dir / f"eval_{record['dataset']}_pr.png")
     return path
+
+
+def threshold_table(records: Sequence[dict[str, Any]], thresholds: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9)) -> str:
+    """Precision and recall of the detector's pair decisions at several thresholds, per data set and part.
+
+    Read from each record's precision-recall curve (the point at the lowest curve threshold
+    at or above each value), so users can pick ``--threshold`` by the trade-off they want.
+    """
+    head = "| data | part | " + " | ".join(f"t={t:g}: P / R" for t in thresholds) + " |"
+    rows = [head, "|---|---|" + "---|" * len(thresholds)]
+    for rec in records:
+        for part in ("tune", "held"):
+            rep = rec["systems"]["dedup"].get(part)
+            if rep is None:
+                continue
+            curve = rep["pairs"]["pr_curve"]
+            cells = []
+            for t in thresholds:
+                above = [k for k, x in enumerate(curve["threshold"]) if x >= t]
+                if above:
+                    k = above[-1]
+                    cells.append(f"{curve['precision'][k]:.2f} / {curve['recall'][k]:.2f}")
+                else:
+                    cells.append("– / 0.00")
+            rows.append(f"| {rec['dataset']} | {part} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)

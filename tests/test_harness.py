@@ -91,6 +91,9 @@ def test_evaluate_caches_and_reports_every_system(tmp_path, encoder):
     assert again["systems"]["dedup"]["held"] == record["systems"]["dedup"]["held"]
     table = harness.markdown_table([record])
     assert table.count("| feed |") == 6
+    thresholds = harness.threshold_table([record], thresholds=(0.5, 0.9))
+    assert thresholds.count("| feed |") == 2 and "t=0.9" in thresholds
+    assert record["systems"]["dedup"]["held"]["calibration"]["brier"] >= 0.0
     out = harness.write_record(record, tmp_path / "results")
     assert out.name == "eval_feed.json"
     assert (tmp_path / "results" / "eval_feed_pr.png").stat().st_size > 1000
