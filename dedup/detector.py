@@ -21,7 +21,7 @@ import numpy as np
 
 from .cluster import average_linkage
 from .config import Config
-from .embed import EmbeddedArticle, Encoder, embed_articles, load_encoder
+from .embed import USE_MODEL, EmbeddedArticle, Encoder, embed_articles, load_encoder
 from .errors import StoreNotFoundError
 from .store import MANIFEST, Store
 from .types import AddReport, Article, Match, Story, Verdict
@@ -30,6 +30,11 @@ from .verify import Verifier
 __all__ = ["ClusterResult", "Detector"]
 
 logger = logging.getLogger(__name__)
+
+#: Languages (ISO 639-1) of models that cover few; models not listed are taken to cover the input.
+MODEL_LANGUAGES: dict[str, frozenset[str]] = {
+    USE_MODEL: frozenset(["ar", "zh", "en", "fr", "de", "it", "ja", "ko", "nl", "pl", "pt", "es", "th", "tr", "ru"]),
+}
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,24 @@ class Detector:
 
     # -------------------------------------------------------------------- embedding
     def embed(self, articles: Sequence[Article], *, show_progress: bool = False) -> list[EmbeddedArticle]:
-        """Clean, split and embed articles (every passage, no truncation)."""
+        """Clean, split and embed articles (every passage, no truncation).
+
+        With a model that does not cover an article's language (USE-multilingual knows 16),
+        a warning names the articles: their vectors, hence their verdicts, are unreliable.
+        """
+        covered = MODEL_LANGUAGES.get(self.encoder.name)
+        if covered is not None:
+            outside = [a for a in articles if a.lang and a.lang.split("-")[0].lower() not in covered]
+            if outside:
+                langs = sorted({a.lang or "" for a in outside})
+                logger.warning(
+                    "model %s does not cover %s: %d article(s) (e.g. %s) will embed poorly; "
+                    "use the default model, which covers about 100 languages",
+                    self.encoder.name,
+                    ", ".join(langs),
+                    len(outside),
+                    outside[0].id,
+                )
         return embed_articles(
             articles,
             self.encoder,
