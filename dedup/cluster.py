@@ -10,7 +10,7 @@ window score 0, so reports months apart do not merge.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 __all__ = ["average_linkage"]
 
@@ -22,7 +22,9 @@ def average_linkage(
     *,
     threshold: float,
     linkage: float,
-    max_pairs: int = 4096,
+    max_pairs: int = 256,
+    days: Sequence[tuple[int, int] | None] | None = None,
+    max_gap_days: int | None = None,
 ) -> list[int]:
     """Cluster ``n`` items; returns one label per item, numbered by first appearance.
 
@@ -33,8 +35,15 @@ def average_linkage(
         score: Score of any pair, called for pairs not in ``edges`` (cached here).
         threshold: Minimum pair score to consider a merge.
         linkage: Minimum average score between two clusters to merge them.
-        max_pairs: Above this many cross pairs, the average is taken over the known
-            (scored) pairs plus an evenly spaced sample of the others.
+        max_pairs: Above this many cross pairs, the average is taken over an evenly
+            spaced sample of this many (the standard error of a mean of scores in [0, 1]
+            over 256 pairs is at most 0.03; on OG2021 a sample of 4,096 made clustering
+            2,300 titles take minutes, nearly all of it verifying sampled pairs).
+        days: Per item, the first and last day (ordinals) its date can denote, or None
+            when undated. With ``max_gap_days``, two clusters never merge when some pair
+            across them is further apart than that: an undated report cannot bridge
+            stories months apart, whatever the average says.
+        max_gap_days: The time window (see ``days``).
 
     Examples:
         >>> s = {(0, 1): 0.9, (1, 2): 0.9, (0, 2): 0.0}
@@ -57,6 +66,11 @@ def average_linkage(
 
     parent = list(range(n))
     members: dict[int, list[int]] = {i: [i] for i in range(n)}
+    # Per cluster root: (latest first day, earliest last day) of its dated members. Every
+    # pair inside is within the window iff latest first day - earliest last day <= window.
+    window: dict[int, tuple[int, int]] = {}
+    if days is not None and max_gap_days is not None:
+        window = {i: d for i, d in enumerate(days) if d is not None}
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -64,6 +78,8 @@ def average_linkage(
             i = parent[i]
         return i
 
+    # A refused merge is not tried again until one of the two clusters has grown.
+    refused: set[tuple[int, int, int, int]] = set()
     for (i, j), value in sorted(known.items(), key=lambda kv: (-kv[1], kv[0])):
         if value < threshold:
             break
@@ -71,16 +87,32 @@ def average_linkage(
         if ri == rj:
             continue
         a, b = members[ri], members[rj]
+        version = (ri, len(a), rj, len(b)) if ri < rj else (rj, len(b), ri, len(a))
+        if version in refused:
+            continue
+        wi, wj = window.get(ri), window.get(rj)
+        merged_window = None
+        if wi is not None and wj is not None:
+            merged_window = (max(wi[0], wj[0]), min(wi[1], wj[1]))
+            if max_gap_days is not None and merged_window[0] - merged_window[1] > max_gap_days:
+                refused.add(version)
+                continue
         cross = [(x, y) for x in a for y in b]
         if len(cross) > max_pairs:
             step = len(cross) / max_pairs
             cross = [cross[int(k * step)] for k in range(max_pairs)]
         mean = sum(pair(x, y) for x, y in cross) / len(cross)
-        if mean >= linkage:
+        if mean < linkage:
+            refused.add(version)
+        else:
             if len(a) < len(b):
                 ri, rj = rj, ri
             parent[rj] = ri
             members[ri].extend(members.pop(rj))
+            kept = merged_window or window.get(ri) or window.get(rj)
+            window.pop(rj, None)
+            if kept is not None:
+                window[ri] = kept
 
     labels: dict[int, int] = {}
     out: list[int] = []

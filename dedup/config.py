@@ -32,6 +32,8 @@ class Config:
         max_date_gap_days: Pairs whose dates are further apart are never the same story.
         align_min_similarity: Passage pairs below this cosine never count as aligned.
         align_min_margin: A mutual-best passage pair must beat the runner-ups by this much.
+        cluster_threshold: Verifier score a pair needs to start a merge of two stories
+            (chosen on the OG2021 tune part, see ``benchmarks/clusterers.py``).
         cluster_linkage: Average verifier score two stories need between them to merge.
 
     """
@@ -49,7 +51,8 @@ class Config:
     max_date_gap_days: int = 7
     align_min_similarity: float = 0.5
     align_min_margin: float = 0.02
-    cluster_linkage: float = 0.5
+    cluster_threshold: float = 0.7
+    cluster_linkage: float = 0.3
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -68,7 +71,7 @@ class Config:
             raise ConfigError(f"max_passage_chars must be at least 20, got {self.max_passage_chars}")
         if not isinstance(self.max_date_gap_days, int) or self.max_date_gap_days < 0:
             raise ConfigError(f"max_date_gap_days must be a non-negative integer, got {self.max_date_gap_days!r}")
-        for name in ("threshold", "cluster_linkage"):
+        for name in ("threshold", "cluster_threshold", "cluster_linkage"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {value!r}")

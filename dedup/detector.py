@@ -22,7 +22,7 @@ import numpy as np
 from .cache import EmbeddingCache
 from .cluster import average_linkage
 from .config import Config
-from .embed import EmbeddedArticle, Encoder, embed_articles, load_encoder
+from .embed import USE_MODEL, EmbeddedArticle, Encoder, embed_articles, load_encoder
 from .errors import StoreNotFoundError
 from .store import MANIFEST, Store
 from .types import AddReport, Article, Match, Story, Verdict
@@ -31,6 +31,11 @@ from .verify import Verifier
 __all__ = ["ClusterResult", "Detector"]
 
 logger = logging.getLogger(__name__)
+
+#: Languages (ISO 639-1) of models that cover few; models not listed are taken to cover the input.
+MODEL_LANGUAGES: dict[str, frozenset[str]] = {
+    USE_MODEL: frozenset(["ar", "zh", "en", "fr", "de", "it", "ja", "ko", "nl", "pl", "pt", "es", "th", "tr", "ru"]),
+}
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,24 @@ class Detector:
 
     # -------------------------------------------------------------------- embedding
     def embed(self, articles: Sequence[Article], *, show_progress: bool = False) -> list[EmbeddedArticle]:
-        """Clean, split and embed articles (every passage, no truncation)."""
+        """Clean, split and embed articles (every passage, no truncation).
+
+        With a model that does not cover an article's language (USE-multilingual knows 16),
+        a warning names the articles: their vectors, hence their verdicts, are unreliable.
+        """
+        covered = MODEL_LANGUAGES.get(self.encoder.name)
+        if covered is not None:
+            outside = [a for a in articles if a.lang and a.lang.split("-")[0].lower() not in covered]
+            if outside:
+                langs = sorted({a.lang or "" for a in outside})
+                logger.warning(
+                    "model %s does not cover %s: %d article(s) (e.g. %s) will embed poorly; "
+                    "use the default model, which covers about 100 languages",
+                    self.encoder.name,
+                    ", ".join(langs),
+                    len(outside),
+                    outside[0].id,
+                )
         return embed_articles(
             articles,
             self.encoder,
@@ -243,7 +265,16 @@ class Detector:
                 if j < 0 or j == i or sim < self.config.min_candidate_similarity:
                     continue
                 edges.append((min(i, j), max(i, j), score(i, j)))
-        labels = average_linkage(n, edges, score, threshold=self.config.threshold, linkage=self.config.cluster_linkage)
+        days = [_days(i.article) for i in all_items]
+        labels = average_linkage(
+            n,
+            edges,
+            score,
+            threshold=self.config.cluster_threshold,
+            linkage=self.config.cluster_linkage,
+            days=days,
+            max_gap_days=self.config.max_date_gap_days,
+        )
         stories = _stories([i.article for i in all_items], labels)
         ids = [i.id for i in all_items]
         by_id = {ids[i]: stories[labels[i]].id for i in range(n)}
@@ -278,6 +309,13 @@ def _cache(cache: bool | EmbeddingCache, encoder: Encoder) -> EmbeddingCache | N
     if isinstance(cache, EmbeddingCache):
         return cache
     return EmbeddingCache.for_model(encoder.name, encoder.dim) if cache else None
+
+
+def _days(article: Article) -> tuple[int, int] | None:
+    if article.date is None:
+        return None
+    first, last = article.date.bounds()
+    return first.toordinal(), last.toordinal()
 
 
 def _stories(articles: Sequence[Article], labels: Sequence[int]) -> list[Story]:

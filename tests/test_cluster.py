@@ -53,3 +53,27 @@ def test_nothing_merges_above_every_score(n: int, data: st.DataObject) -> None:
     pairs = list(itertools.combinations(range(n), 2))
     scores = {p: data.draw(st.floats(0, 0.99)) for p in pairs}
     assert _run(n, scores, linkage=1.0) == list(range(n))
+
+
+def test_the_time_window_holds_for_whole_stories() -> None:
+    # 0 (day 0) and 2 (day 100) are vetoed; 1 is undated and matches both strongly.
+    # The average 0~{1,2} would be (1.0 + 0.0) / 2 = 0.5 >= linkage, but the window forbids it.
+    scores = {(0, 1): 1.0, (1, 2): 0.95, (0, 2): 0.0}
+
+    def score(i: int, j: int) -> float:
+        return scores[min(i, j), max(i, j)]
+
+    edges = [(i, j, s) for (i, j), s in scores.items()]
+    labels = average_linkage(3, edges, score, threshold=0.5, linkage=0.3, days=[(0, 0), None, (100, 100)], max_gap_days=7)
+    assert labels[0] != labels[2]
+    assert labels[1] in (labels[0], labels[2])
+    # without the window the same scores weld all three
+    assert len(set(average_linkage(3, edges, score, threshold=0.5, linkage=0.3))) == 1
+
+
+def test_month_dates_use_their_smallest_gap() -> None:
+    # item 0 is "some day in a 31-day month" (days 0..30), item 1 is day 35: gap 5 <= 7, may merge
+    labels = average_linkage(
+        2, [(0, 1, 0.9)], lambda i, j: 0.9, threshold=0.5, linkage=0.3, days=[(0, 30), (35, 35)], max_gap_days=7
+    )
+    assert labels == [0, 0]

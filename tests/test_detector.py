@@ -111,3 +111,12 @@ def test_verdict_says_when_duplicates_may_lie_beyond_the_candidate_limit(encoder
     assert not det.check(
         _article("c", "Chess\nA new world champion was crowned in Madrid after twelve games.")
     ).candidates_truncated
+
+
+def test_a_model_that_lacks_a_language_says_so(caplog) -> None:
+    from dedup.embed import USE_MODEL
+
+    det = Detector.in_memory(encoder=HashEncoder(name=USE_MODEL))
+    with caplog.at_level("WARNING", logger="dedup.detector"):
+        det.embed([Article("v1", "Hà Nội đón khách", lang="vi"), Article("e1", "Hanoi welcomes guests", lang="en")])
+    assert "does not cover vi: 1 article(s) (e.g. v1)" in caplog.text
