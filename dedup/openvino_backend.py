@@ -130,6 +130,9 @@ class OpenVINOEncoder:
             self._compiled: Any = core.compile_model(str(ir), "CPU", config)
         except RuntimeError as exc:
             raise ModelError(f"OpenVINO cannot compile {ir}: {exc}; delete {ir.parent} to rebuild it") from None
+        self._ir = ir
+        self._threads = int(threads) if threads else 0
+        self._compiled_throughput: Any = None
         self._inputs = {port.get_any_name() for port in self._compiled.inputs}
         self._output = self._compiled.outputs[0]
 
@@ -144,32 +147,63 @@ class OpenVINOEncoder:
         return self._dim
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32, show_progress: bool = False) -> NDArray[np.float32]:
-        """Embed ``texts``: tokenise, run the network, mean-pool over real tokens, normalise."""
+        """Embed ``texts``: tokenise, run the network, mean-pool over real tokens, normalise.
+
+        One batch runs on the latency-tuned model (all cores on one request). Several
+        batches run on the throughput-tuned one: one inference stream per core, fed
+        asynchronously, which keeps every core busy on small matrices.
+        """
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
-        starts = range(0, len(texts), batch_size)
+        starts = list(range(0, len(texts), batch_size))
         bar: Any = None
         if show_progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), desc="embedding", unit="passage")
-        for start in starts:
-            batch = [self._prompt + t for t in texts[start : start + batch_size]]
-            encodings = self._tokenizer.encode_batch(batch)
-            ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
-            mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self._inputs:
-                feeds["token_type_ids"] = np.zeros_like(ids)
-            hidden = self._compiled(feeds)[self._output]
+
+        def store(start: int, hidden: NDArray[np.float32], mask: NDArray[np.int64]) -> None:
             weights = mask[..., None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            out[start : start + len(batch)] = pooled / np.maximum(norms, 1e-12)
+            out[start : start + len(mask)] = pooled / np.maximum(norms, 1e-12)
             if bar is not None:
-                bar.update(len(batch))
+                bar.update(len(mask))
+
+        if len(starts) == 1:
+            feeds = self._feeds(texts[:batch_size])
+            store(0, self._compiled(feeds)[self._output], feeds["attention_mask"])
+        elif starts:
+            import openvino as ov
+
+            queue = ov.AsyncInferQueue(self._throughput(), 0)
+            masks: dict[int, NDArray[np.int64]] = {}
+            queue.set_callback(lambda request, start: store(start, request.get_output_tensor(0).data, masks.pop(start)))
+            for start in starts:
+                feeds = self._feeds(texts[start : start + batch_size])
+                masks[start] = feeds["attention_mask"]
+                queue.start_async(feeds, userdata=start)
+            queue.wait_all()
         if bar is not None:
             bar.close()
         return out
+
+    def _feeds(self, texts: Sequence[str]) -> dict[str, NDArray[np.int64]]:
+        encodings = self._tokenizer.encode_batch([self._prompt + t for t in texts])
+        ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64)}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        return feeds
+
+    def _throughput(self) -> Any:  # noqa: ANN401  (an openvino CompiledModel)
+        if self._compiled_throughput is None:
+            import openvino as ov
+
+            config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT"}
+            if self._threads:
+                config["INFERENCE_NUM_THREADS"] = self._threads
+            self._compiled_throughput = ov.Core().compile_model(str(self._ir), "CPU", config)
+        return self._compiled_throughput
 
     def _ensure_ir(self) -> Path:
         """The cached IR, converted from the PyTorch weights on first use (atomically)."""
