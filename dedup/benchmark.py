@@ -83,7 +83,7 @@ class BenchOptions:
         return cls(
             sizes=(10_000, 100_000, 1_000_000),
             queries=1_000,
-            single=300,
+            single=200,
             cluster_sizes=(12_500, 25_000, 50_000, 100_000),
             embed_articles=48,
             data_dir=data_dir,
