@@ -67,7 +67,7 @@ def main() -> None:
         name = args.report.stem
     else:
         options = BenchOptions.quick(args.data, Path("data")) if args.quick else BenchOptions.full(args.data, Path("data"))
-        report = run(options)
+        report = run(options, checkpoint=lambda partial: write(partial, args.out, name))
         write(report, args.out, name)
     if "search" in report:
         plot(report, args.out / f"{name}.png")

@@ -524,9 +524,22 @@ def _throughput_articles(options: BenchOptions) -> list[Article]:
 
 # ------------------------------------------------------------------------------ run
 def run(
-    options: BenchOptions, config: Config | None = None, *, parts: Sequence[str] = ("embed", "search", "check", "cluster")
+    options: BenchOptions,
+    config: Config | None = None,
+    *,
+    parts: Sequence[str] = PARTS,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark parts and return one JSON-ready object."""
+    """Run the benchmark parts and return one JSON-ready object.
+
+    ``checkpoint`` is called with the report so far after each part, so a long run that
+    fails late keeps what it measured.
+    """
+
+    def save(report: dict[str, Any]) -> None:
+        if checkpoint is not None:
+            checkpoint(report)
+
     config = config or Config()
     started = time.perf_counter()
     encoder = load_encoder(config.model, backend=config.backend)
@@ -554,14 +567,18 @@ def run(
     if "embed" in parts:
         logger.info("embedding throughput")
         report["embedding"] = embedding_throughput(_throughput_articles(options), config)
+        save(report)
     if "search" in parts:
         report["search"], report["index_plans"], measured = search_benchmark(base, queries, options, config)
+        save(report)
     if "check" in parts:
         embedded = embed_articles(_throughput_articles(options)[:12] or [Article(id="x", title="x")], encoder)
         report["check"] = check_latency(base, queries, embedded, options, config, measured if "search" in parts else None)
+        save(report)
     if "cluster" in parts:
         titles = [a.title for a in _bench_articles(options)[0]] or ["untitled"]
         report["cluster"] = cluster_growth(base, titles, options, config)
+        save(report)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
 
