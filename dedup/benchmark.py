@@ -523,6 +523,9 @@ def _throughput_articles(options: BenchOptions) -> list[Article]:
 
 
 # ------------------------------------------------------------------------------ run
+PARTS = ("embed", "search", "check", "cluster")
+
+
 def run(
     options: BenchOptions,
     config: Config | None = None,
