@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         "--index",
         choices=("auto", "flat", "hnsw", "ivf"),
         help="vector index of a store (default: keep the store's; auto for a new one: exact below 20,000 articles, "
-        "then HNSW tuned to --recall-floor); takes effect at the next add",
+        "then IVF tuned to --recall-floor); takes effect at the next add",
     )
     common.add_argument(
         "--recall-floor",

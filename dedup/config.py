@@ -18,7 +18,7 @@ class Config:
             built from PyPI packages), any sentence-transformers model name or a local path.
         backend: How the model runs: ``"auto"`` (OpenVINO for local mean-pooled models,
             else torch), ``"openvino"`` or ``"torch"`` (plain sentence-transformers).
-        index: Vector index: ``"auto"`` (exact below 20,000 articles, then HNSW tuned to
+        index: Vector index: ``"auto"`` (exact below 20,000 articles, then IVF tuned to
             ``recall_floor``), ``"flat"``, ``"hnsw"`` or ``"ivf"``. None keeps an existing
             store's choice and means ``"auto"`` for a new one.
         recall_floor: Recall@10 against exact search an approximate index must reach,

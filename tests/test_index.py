@@ -94,16 +94,16 @@ def test_auto_choice_switches_at_the_documented_size() -> None:
     from dedup.index import FLAT_MAX, IndexPlan, plan_index
 
     assert plan_index(FLAT_MAX - 1) == ("flat", True)
-    assert plan_index(FLAT_MAX) == ("hnsw", True)
-    hnsw = IndexPlan("hnsw", "x", calibrated_n=FLAT_MAX)
-    assert plan_index(FLAT_MAX + 10, "auto", hnsw) == ("hnsw", False)
+    assert plan_index(FLAT_MAX) == ("ivf", True)
+    ivf = IndexPlan("ivf", "x", calibrated_n=FLAT_MAX)
+    assert plan_index(FLAT_MAX + 10, "auto", ivf) == ("ivf", False)
     assert plan_index(10, "ivf") == ("ivf", True)
     assert plan_index(1, "hnsw") == ("flat", True)  # nothing to approximate
     with pytest.raises(Exception, match="index must be one of"):
         plan_index(10, "lsh")
 
 
-def test_store_moves_to_hnsw_past_the_threshold_and_reopens(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_store_moves_to_ivf_past_the_threshold_and_reopens(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import dedup.index as index_module
     from dedup.store import Store
 
@@ -114,9 +114,9 @@ def test_store_moves_to_hnsw_past_the_threshold_and_reopens(tmp_path, monkeypatc
     assert store.index_plan.kind == "flat"
     store.add([_embedded(f"a{i}", vectors[i]) for i in range(300, 600)])
     plan = store.index_plan
-    assert plan.kind == "hnsw" and plan.requested == "auto" and "400" in plan.reason and plan.param > 0
+    assert plan.kind == "ivf" and plan.requested == "auto" and "400" in plan.reason and plan.param > 0
     reopened = Store.open(tmp_path / "s")
-    assert reopened.index_plan == plan and reopened.index_kind == "hnsw"
+    assert reopened.index_plan == plan and reopened.index_kind == "ivf"
     top = reopened.search(vectors[10][None, :], 1)
     assert reopened.ids[int(top.positions[0, 0])] == "a10"
     # A small add does not rebuild; doubling the size does (re-measured parameter).
