@@ -8,6 +8,7 @@ Usage (from the repository root; takes about 30-40 minutes on 2 cores)::
 
     python -m benchmarks.hotpath                       # full run
     python -m benchmarks.hotpath --quick               # what `dedup bench` runs (< 5 min)
+    python -m benchmarks.hotpath --parts check         # only check latency (the auto index per size)
     python -m benchmarks.hotpath --report benchmarks/results/hotpath.json   # table + plot only
 
 Data: titles of ``../shared/data/og2021_dev.jsonl`` and ``ntrex_dev.jsonl`` (``--data``) and
@@ -59,15 +60,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the quick run of `dedup bench`")
     parser.add_argument("--report", type=Path, help="only turn an existing JSON result into the table and plot")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--parts", default="embed,search,check,cluster", help="subset of embed,search,check,cluster")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
     name = "hotpath_quick" if args.quick else "hotpath"
+    if parts != ("embed", "search", "check", "cluster"):
+        name += "_" + "_".join(parts)
     if args.report:
         report = json.loads(args.report.read_text("utf-8"))
         name = args.report.stem
     else:
         options = BenchOptions.quick(args.data, Path("data")) if args.quick else BenchOptions.full(args.data, Path("data"))
-        report = run(options, checkpoint=lambda partial: write(partial, args.out, name))
+        report = run(options, parts=parts, checkpoint=lambda partial: write(partial, args.out, name))
         write(report, args.out, name)
     if "search" in report:
         plot(report, args.out / f"{name}.png")
