@@ -23,7 +23,8 @@ class Config:
             store's choice and means ``"auto"`` for a new one.
         recall_floor: Recall@10 against exact search an approximate index must reach,
             measured on the store's own vectors.
-        batch_size: Passages per encoder batch.
+        batch_size: Passages per encoder batch; None lets the backend choose (OpenVINO 8,
+            torch 32: the fastest measured on 2 cores, ``benchmarks/hotpath.py --parts embed``).
         max_passage_chars: Paragraphs longer than this are split into several passages.
         max_article_chars: Articles longer than this are refused (clear error), never truncated.
         candidates: How many nearest stored articles retrieval proposes per query.
@@ -42,7 +43,7 @@ class Config:
     backend: str = "auto"
     index: str | None = None
     recall_floor: float = 0.99
-    batch_size: int = 32
+    batch_size: int | None = None
     max_passage_chars: int = 500
     max_article_chars: int = 1_000_000
     candidates: int = 20
@@ -65,6 +66,8 @@ class Config:
             raise ConfigError(f"recall_floor must be in [0.5, 1], got {self.recall_floor!r}")
         for name in ("batch_size", "candidates", "max_passage_chars", "max_article_chars"):
             value = getattr(self, name)
+            if name == "batch_size" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.max_passage_chars < 20:

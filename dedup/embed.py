@@ -254,7 +254,7 @@ def embed_articles(
     encoder: Encoder,
     *,
     max_passage_chars: int = 500,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     show_progress: bool = False,
     cache: EmbeddingCache | None = None,
 ) -> list[EmbeddedArticle]:
@@ -277,7 +277,7 @@ def embed_articles(
 
 
 def _encode_unique(
-    texts: Sequence[str], encoder: Encoder, *, batch_size: int, show_progress: bool, cache: EmbeddingCache | None
+    texts: Sequence[str], encoder: Encoder, *, batch_size: int | None, show_progress: bool, cache: EmbeddingCache | None
 ) -> Vectors:
     unique = list(dict.fromkeys(texts))
     known = cache.get(unique) if cache is not None else [None] * len(unique)
@@ -287,7 +287,12 @@ def _encode_unique(
         if v is not None:
             table[i] = v
     if todo:
-        encoded = encoder.encode([unique[i] for i in todo], batch_size=batch_size, show_progress=show_progress)
+        batch = [unique[i] for i in todo]
+        encoded = (
+            encoder.encode(batch, show_progress=show_progress)  # the backend's own batch size
+            if batch_size is None
+            else encoder.encode(batch, batch_size=batch_size, show_progress=show_progress)
+        )
         if encoded.shape != (len(todo), encoder.dim):
             raise ModelError(f"encoder {encoder.name!r} returned shape {encoded.shape}, expected {(len(todo), encoder.dim)}")
         table[np.asarray(todo, dtype=np.int64)] = encoded

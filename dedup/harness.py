@@ -107,7 +107,7 @@ def embed_cached(
     cache: Path | None,
     label: str,
     max_passage_chars: int = 500,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     chunk: int = 256,
 ) -> list[EmbeddedArticle]:
     """Embed articles, reusing and extending the on-disk cache ``cache/<model>/<label>.npz``.
