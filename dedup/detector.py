@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import EmbeddingCache
+from .centring import centring_for, vector_space
 from .cluster import average_linkage
 from .config import Config
 from .embed import USE_MODEL, EmbeddedArticle, Encoder, embed_articles, load_encoder
@@ -79,6 +80,7 @@ class Detector:
         self.config = config
         self.verifier = verifier or Verifier.default()
         self.cache = cache
+        self.centring = centring_for(encoder.name, encoder.dim)
 
     @classmethod
     def open(
@@ -107,10 +109,11 @@ class Detector:
             Store._read_manifest(root)  # fail fast on a bad store before loading the model
         encoder = encoder or load_encoder(config.model, backend=config.backend)
         floor = config.recall_floor
+        space = vector_space(encoder.name, centring_for(encoder.name, encoder.dim))
         if exists:
-            store = Store.open(root, model=encoder.name, dim=encoder.dim, verify=verify, index=config.index, recall_floor=floor)
+            store = Store.open(root, model=space, dim=encoder.dim, verify=verify, index=config.index, recall_floor=floor)
         else:
-            store = Store.create(root, encoder.name, encoder.dim, index=config.index or "auto", recall_floor=floor)
+            store = Store.create(root, space, encoder.dim, index=config.index or "auto", recall_floor=floor)
         return cls(store, encoder, config, cache=_cache(cache, encoder))
 
     @classmethod
@@ -120,7 +123,8 @@ class Detector:
         """A detector whose store lives in memory only."""
         config = config or Config()
         encoder = encoder or load_encoder(config.model, backend=config.backend)
-        return cls(cls._scratch_store(encoder.name, encoder.dim, config), encoder, config, cache=_cache(cache, encoder))
+        space = vector_space(encoder.name, centring_for(encoder.name, encoder.dim))
+        return cls(cls._scratch_store(space, encoder.dim, config), encoder, config, cache=_cache(cache, encoder))
 
     @staticmethod
     def _scratch_store(model: str, dim: int, config: Config) -> Store:
@@ -153,6 +157,7 @@ class Detector:
             batch_size=self.config.batch_size,
             show_progress=show_progress,
             cache=self.cache,
+            centring=self.centring,
         )
 
     # ------------------------------------------------------------------------ check

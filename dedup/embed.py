@@ -12,12 +12,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .cache import EmbeddingCache
+from .centring import LanguageCentring, centring_for
 from .errors import ModelError, OptionalDependencyError
 from .text import clean_text, extract_names, extract_numbers, split_passages
 from .types import Article
@@ -257,23 +258,45 @@ def embed_articles(
     batch_size: int | None = None,
     show_progress: bool = False,
     cache: EmbeddingCache | None = None,
+    centring: LanguageCentring | None | Literal["auto"] = "auto",
 ) -> list[EmbeddedArticle]:
     """Clean, split and embed articles; every passage of every article is embedded.
 
     Each distinct passage text is encoded once; with a ``cache``, passages embedded before
     (by any run) are not encoded again. Passages are encoded sorted by length, so batches
-    pad little.
+    pad little. Article vectors are language-centred (:mod:`dedup.centring`) with
+    ``centring``; ``"auto"`` takes the one shipped for the encoder's model, if any.
     """
     per_article = [article_passages(a, max_passage_chars) for a in articles]
     flat = [p for passages in per_article for p in passages]
     vectors = _encode_unique(flat, encoder, batch_size=batch_size, show_progress=show_progress, cache=cache)
-    out: list[EmbeddedArticle] = []
+    blocks: list[Vectors] = []
     start = 0
-    for article, passages in zip(articles, per_article, strict=True):
-        block = vectors[start : start + len(passages)]
+    for passages in per_article:
+        blocks.append(vectors[start : start + len(passages)])
         start += len(passages)
-        out.append(EmbeddedArticle(article, tuple(passages), block, pool(passages, block)))
-    return out
+    return assemble(articles, per_article, blocks, resolve_centring(centring, encoder))
+
+
+def resolve_centring(centring: LanguageCentring | None | Literal["auto"], encoder: Encoder) -> LanguageCentring | None:
+    """``"auto"``: the centring shipped for the encoder's model (None if there is none)."""
+    return centring_for(encoder.name, encoder.dim) if centring == "auto" else centring
+
+
+def assemble(
+    articles: Sequence[Article],
+    per_article: Sequence[Sequence[str]],
+    blocks: Sequence[Vectors],
+    centring: LanguageCentring | None,
+) -> list[EmbeddedArticle]:
+    """Articles with their passage vectors, and article vectors pooled (and centred) from them."""
+    pooled = [pool(passages, block) for passages, block in zip(per_article, blocks, strict=True)]
+    if centring is not None and pooled:
+        pooled = list(centring.apply(np.vstack(pooled), [a.lang for a in articles]))
+    return [
+        EmbeddedArticle(article, tuple(passages), block, vector)
+        for article, passages, block, vector in zip(articles, per_article, blocks, pooled, strict=True)
+    ]
 
 
 def _encode_unique(

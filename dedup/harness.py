@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,7 +40,8 @@ from numpy.typing import NDArray
 from . import __version__
 from .config import Config
 from .detector import Detector
-from .embed import EmbeddedArticle, Encoder, article_passages, embed_articles, pool
+from .centring import LanguageCentring
+from .embed import EmbeddedArticle, Encoder, article_passages, assemble, embed_articles, pool, resolve_centring
 from .errors import InputError, OptionalDependencyError
 from .evaluation import (
     PRF,
@@ -109,6 +110,7 @@ def embed_cached(
     max_passage_chars: int = 500,
     batch_size: int | None = None,
     chunk: int = 256,
+    centring: LanguageCentring | None | Literal["auto"] = "auto",
 ) -> list[EmbeddedArticle]:
     """Embed articles, reusing and extending the on-disk cache ``cache/<model>/<label>.npz``.
 
@@ -124,6 +126,7 @@ def embed_cached(
         max_passage_chars: As :attr:`dedup.config.Config.max_passage_chars`.
         batch_size: Encoder batch size.
         chunk: Articles embedded between two saves.
+        centring: As :func:`dedup.embed.embed_articles` (the cache holds passage vectors only).
 
     Returns:
         One :class:`EmbeddedArticle` per article, in order.
@@ -147,11 +150,7 @@ def embed_cached(
         if path is not None:
             _save(path, stored)
             logger.info("cached %d/%d", min(start + chunk, len(missing)), len(missing))
-    out: list[EmbeddedArticle] = []
-    for article, passages, key in zip(articles, per_article, keys, strict=True):
-        block = stored[key]
-        out.append(EmbeddedArticle(article, tuple(passages), block, pool(passages, block)))
-    return out
+    return assemble(articles, per_article, [stored[k] for k in keys], resolve_centring(centring, encoder))
 
 
 def _load(path: Path, dim: int) -> dict[str, NDArray[np.float32]]:
@@ -255,7 +254,8 @@ class PairReport:
     """Pair decisions of one system on the candidate pairs of one part.
 
     Precision and recall are over the candidate pairs (each article's nearest neighbours
-    by article cosine and by TF-IDF, the same pairs for every system): the threshold
+    by each system's own ranking: the detector's, plain cosine and TF-IDF; the same pairs
+    for every system): the threshold
     decides among what retrieval proposes. Clustering then reaches pairs beyond them.
 
     Attributes:
@@ -438,6 +438,7 @@ class _Prepared:
     items: list[EmbeddedArticle]
     stories: list[str]
     cosine: NDArray[np.float32]
+    search: NDArray[np.float32]
     tfidf: NDArray[np.float32]
     pairs: list[tuple[int, int]]
     verified: dict[tuple[int, int], float]
@@ -445,18 +446,22 @@ class _Prepared:
 
 
 def _prepare(items: list[EmbeddedArticle], stories: list[str], config: Config, verifier: Verifier) -> _Prepared:
+    # The baseline compares plain article vectors (the passages' mean, as other tools embed an
+    # article); the detector retrieves by its own, language-centred article vectors.
+    plain = np.vstack([pool(i.passages, i.passage_vectors) for i in items]).astype(np.float32)
+    cosine: NDArray[np.float32] = plain @ plain.T
     vectors = np.vstack([i.vector for i in items]).astype(np.float32)
-    cosine: NDArray[np.float32] = vectors @ vectors.T
+    search: NDArray[np.float32] = vectors @ vectors.T
     tfidf = _tfidf_similarities([i.article for i in items])
-    retrieved = _top_k_pairs(cosine, config.candidates)
-    pairs = sorted(retrieved | _top_k_pairs(tfidf, config.candidates))
+    retrieved = _top_k_pairs(search, config.candidates)
+    pairs = sorted(retrieved | _top_k_pairs(cosine, config.candidates) | _top_k_pairs(tfidf, config.candidates))
     verified = {(i, j): verifier.decide(items[i], items[j], config).score for i, j in pairs}
-    return _Prepared(items, stories, cosine, tfidf, pairs, verified, retrieved)
+    return _Prepared(items, stories, cosine, search, tfidf, pairs, verified, retrieved)
 
 
 def _dedup_matrix(prep: _Prepared) -> NDArray[np.float32]:
-    """Ranking of the detector: retrieved candidates by verifier score, then the rest by cosine."""
-    ranked = prep.cosine.copy()
+    """Ranking of the detector: retrieved candidates by verifier score, then the rest by its cosine."""
+    ranked = prep.search.copy()
     for i, j in prep.retrieved:
         ranked[i, j] = ranked[j, i] = 2.0 + prep.verified[i, j]
     return ranked

@@ -219,6 +219,12 @@ class Store:
                 raise StoreMismatchError(
                     f"store {root} was built with model {store._model!r}, not {model!r}; open it with that model "
                     "or build a new store with this one"
+                    + (
+                        " (the store's article vectors are not language-centred: it was built by an older dedup; "
+                        "rebuild it from its articles)"
+                        if model.startswith(store._model + "+")
+                        else ""
+                    )
                 )
             if dim is not None and dim != store._dim:
                 raise StoreMismatchError(f"store {root} holds vectors of dimension {store._dim}, the model gives {dim}")

@@ -14,7 +14,7 @@ import pytest
 
 from dedup.config import Config
 from dedup.detector import Detector
-from dedup.embed import Encoder, load_encoder
+from dedup.embed import Encoder, embed_articles, load_encoder
 from dedup.io import read_articles
 from dedup.types import Article
 
@@ -34,11 +34,22 @@ def seeds() -> dict[str, Article]:
 
 
 def test_whole_article_cosine_alone_fails_on_the_seeds(real_encoder: Encoder, seeds: dict[str, Article]) -> None:
-    det = Detector.in_memory(encoder=real_encoder)
-    items = {k: e for k, e in zip(seeds, det.embed(list(seeds.values())), strict=True)}
+    raw = embed_articles(list(seeds.values()), real_encoder, centring=None)
+    items = {k: e for k, e in zip(seeds, raw, strict=True)}
     true_pair = float(items["000"].vector @ items["004"].vector)
     hardest = max(float(items["000"].vector @ items[k].vector) for k in ("001", "002", "003"))
     assert hardest > true_pair  # the reason verification exists
+
+
+def test_language_centring_ranks_the_true_pair_first(real_encoder: Encoder, seeds: dict[str, Article]) -> None:
+    det = Detector.in_memory(encoder=real_encoder)
+    assert det.centring is not None  # the default model ships its language means
+    items = {k: e for k, e in zip(seeds, det.embed(list(seeds.values())), strict=True)}
+    true_pair = float(items["000"].vector @ items["004"].vector)
+    for query, others in (("000", ("001", "002", "003")), ("004", ("001", "002", "003"))):
+        hardest = max(float(items[query].vector @ items[k].vector) for k in others)
+        assert true_pair > hardest + 0.01, (query, true_pair, hardest)
+    assert det.store.model.endswith("+lang-centred-v1")
 
 
 def test_cluster_puts_000_and_004_together_and_the_others_apart(real_encoder: Encoder, seeds: dict[str, Article]) -> None:
