@@ -382,7 +382,7 @@
       details.append(holder);
       try {
         const body = await api(`/evidence?a=${encodeURIComponent(link.a)}&b=${encodeURIComponent(link.b)}`);
-        holder.replaceWith(matchCard(body.query, body.match, { open: true, href: articleHref, level: 4 }));
+        holder.replaceWith(matchCard(body.query, body.match, { open: true, href: articleHref, level: 4, sides: ["Article A", "Article B"] }));
       } catch (error) {
         loaded = false;
         holder.remove();
@@ -438,7 +438,7 @@
       membersByLang(story.members, articleHref, 4),
       el("h3", {}, "Nearest stored articles"),
       verdict.matches.length
-        ? verdict.matches.map((m) => matchCard(verdict.article, m, { open: false, href: articleHref, level: 4 }))
+        ? verdict.matches.map((m) => matchCard(verdict.article, m, { open: false, href: articleHref, level: 4, sides: ["This article", "Stored"] }))
         : el("p", {}, "No other stored article is near it."),
     );
   }

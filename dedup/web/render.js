@@ -85,8 +85,10 @@ const Dedup = (() => {
     return [el("span", { class: "side" }, side), " ", el("span", { class: "mono" }, view.id), el("span", { class: "muted" }, ` · ${meta}`)];
   }
 
+  const SIDES = ["Checked", "Stored"];
+
   /** One column of passages; aligned ones numbered and tinted by pair. */
-  function passageColumn(view, pairOf, side, headingLevel) {
+  function passageColumn(view, pairOf, side, headingLevel, label) {
     const list = el("ol", { class: "passages" });
     (view.passages || []).forEach((text, index) => {
       const pair = pairOf.get(index);
@@ -111,7 +113,7 @@ const Dedup = (() => {
     return el(
       "div",
       { class: `column column-${side}` },
-      el(`h${headingLevel}`, { class: "column-head" }, ...articleLabel(view, side === "a" ? "Checked" : "Stored")),
+      el(`h${headingLevel}`, { class: "column-head" }, ...articleLabel(view, label)),
       list,
     );
   }
@@ -131,7 +133,8 @@ const Dedup = (() => {
   }
 
   /** The two articles side by side, aligned passages highlighted. */
-  function columns(query, match, headingLevel) {
+  function columns(query, match, headingLevel, sides) {
+    const [leftLabel, rightLabel] = sides || SIDES;
     const left = new Map();
     const right = new Map();
     // Pairs are numbered in the reading order of the checked article (the left column).
@@ -143,8 +146,8 @@ const Dedup = (() => {
     const node = el(
       "div",
       { class: "columns" },
-      passageColumn(query, left, "a", headingLevel),
-      passageColumn(match.article, right, "b", headingLevel),
+      passageColumn(query, left, "a", headingLevel, leftLabel),
+      passageColumn(match.article, right, "b", headingLevel, rightLabel),
     );
     linkPairs(node);
     return node;
@@ -170,7 +173,8 @@ const Dedup = (() => {
 
   /**
    * One match as a card. opts: href(id) -> link to an article or null; open: show the
-   * columns now (else in a <details> built when first opened); level: heading level.
+   * columns now (else in a <details> built when first opened); level: heading level;
+   * sides: the two columns' labels (default "Checked", "Stored").
    */
   function matchCard(query, match, opts) {
     const options = opts || {};
@@ -186,7 +190,7 @@ const Dedup = (() => {
       el("span", { class: "mono muted" }, match.id),
     );
     const card = el("article", { class: `match ${match.duplicate ? "is-dup" : "is-miss"}`, "data-id": match.id }, head, facts(match));
-    const body = () => columns(query, match, level + 1);
+    const body = () => columns(query, match, level + 1, options.sides);
     if (options.open) {
       card.append(body());
     } else {
