@@ -198,7 +198,7 @@ def build_report(data: Mapping[str, Any], stories: Sequence[Story]) -> str:
             "<head>",
             '<meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp)}">',
+            f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp, quote=False)}">',
             f"<title>{title}</title>",
             '<link rel="icon" href="data:,">',
             f"<style>{style}</style>",
