@@ -238,6 +238,7 @@
     retry = () => $("check-form").requestSubmit();
     const button = $("check-submit");
     button.disabled = true;
+    $("check-result").replaceChildren();
     say(add ? "Checking, then adding…" : "Checking…");
     performance.clearMarks();
     performance.clearMeasures();
