@@ -48,7 +48,7 @@ examples:
   dedup cluster data/ --html report.html       stories as a static HTML report (opens from disk)
   dedup eval labelled.jsonl --out results/     quality beside baselines (needs `story`)
   cat feed.jsonl | dedup check --store news.store --json -   machine output
-  dedup serve --store news.store               HTTP service on 127.0.0.1:8000 (docs at /docs)
+  dedup serve --store news.store               HTTP service and story browser on http://127.0.0.1:8000/
   tail -f feed.jsonl | dedup stream --store news.store   one verdict per line, adding as it goes
 """
 
@@ -483,7 +483,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     if token is None and not is_loopback(args.host):
         log.warning("listening on %s without a token: anyone who can reach it can add articles (set --token)", host)
     log.info(
-        "serving %s (%d articles) on http://%s:%d; docs at /docs, token %s",
+        "serving %s (%d articles) on http://%s:%d; story browser at /, docs at /docs, token %s",
         args.store,
         len(service),
         host,

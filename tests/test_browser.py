@@ -409,9 +409,15 @@ def test_keyboard_only_check_and_add_then_browse_to_the_story(driver: WebDriver,
     assert severe_logs(driver) == []
 
 
-def test_article_markup_is_shown_as_text_never_run(driver: WebDriver, server: str) -> None:
+def test_upload_and_article_markup_is_shown_as_text_never_run(driver: WebDriver, server: str) -> None:
     hostile = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> Hanoi'
-    driver.get(f"{server}/#/check")
+    open_page(driver, f"{server}/#/check")
+    driver.execute_script("sessionStorage.setItem('dedup.token', arguments[0])", TOKEN)
+    # Upload works too: a seed file fills the text and the id (its name).
+    driver.find_element(By.ID, "article-file").send_keys(str(seed_file("001")))
+    wait(driver, lambda d: d.find_element(By.ID, "article-id").get_attribute("value") == seed_file("001").stem, 10)
+    assert (driver.find_element(By.ID, "article-text").get_attribute("value") or "").startswith(" date 2023-01")
+    driver.find_element(By.ID, "article-id").clear()
     paste(driver, f'{hostile}\n\nBody: <b>bold?</b> <a href="javascript:window.__pwned=3">link</a>')
     driver.find_element(By.ID, "check-submit").click()
     visible(driver, "#verdict-heading")

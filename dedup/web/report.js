@@ -38,7 +38,7 @@
       membersByLang(story.members, null, 4),
       story.links.length
         ? [
-            el("h4", {}, `Evidence: ${story.links.length} verified pair${story.links.length === 1 ? "" : "s"} link its articles`),
+            el("h4", {}, story.links.length === 1 ? "Evidence: 1 verified pair links its articles" : `Evidence: ${story.links.length} verified pairs link its articles`),
             el("div", { class: "links" }, story.links.map((l) => linkItem(l, byId))),
           ]
         : null,
