@@ -64,7 +64,7 @@ from starlette.routing import Match
 
 from . import __version__
 from .config import Config
-from .embed import article_passages
+from .embed import EmbeddedArticle, article_passages
 from .errors import ConfigError, DedupError, IdConflictError, InputError, ModelError, StoreError
 from .io import KNOWN_FIELDS, parse_record
 from .serving import SharedDetector, check_batch
@@ -470,7 +470,13 @@ def create_app(
         if not explain:
             return [v.to_dict() for v in verdicts]
         chars = service.config.max_passage_chars
-        return [verdict_view(v, a, article_passages(a, chars), service.stored) for v, a in zip(verdicts, articles, strict=True)]
+        return [verdict_view(v, a, article_passages(a, chars), stored_now) for v, a in zip(verdicts, articles, strict=True)]
+
+    def stored_now(article_id: str) -> EmbeddedArticle | None:
+        try:
+            return service.stored(article_id)
+        except KeyError:
+            return None
 
     def stored_or_404(article_id: str) -> NoReturn:
         raise StarletteHTTPException(404, f"no stored article with id {_short(article_id, 100)!r}")
@@ -604,7 +610,7 @@ def create_app(
             **_book_head(book),
             "article": embedded_view(item),
             "story": story_view(book, story),
-            "verdict": verdict_view(verdict, item.article, item.passages, service.stored),
+            "verdict": verdict_view(verdict, item.article, item.passages, stored_now),
         }
 
     @app.get("/evidence", tags=["stories"], responses={404: {"model": ErrorBody}})

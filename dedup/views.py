@@ -57,7 +57,7 @@ def story_view(book: StoryBook, story: Story) -> dict[str, Any]:
 
 
 def verdict_view(
-    verdict: Verdict, query: Article, query_passages: Sequence[str], stored: Callable[[str], EmbeddedArticle]
+    verdict: Verdict, query: Article, query_passages: Sequence[str], stored: Callable[[str], EmbeddedArticle | None]
 ) -> dict[str, Any]:
     """:meth:`Verdict.to_dict`, plus ``article`` (the query, with passages) and each match's ``article``.
 
@@ -65,13 +65,15 @@ def verdict_view(
         verdict: The verdict on ``query``.
         query: The checked article.
         query_passages: Its passages, as embedded.
-        stored: Looks up a matched stored article by id.
+        stored: Looks up a matched stored article by id; None when it is gone (replaced
+            or removed by another writer since the check): its ``article`` is then null.
 
     """
     out = verdict.to_dict()
     out["article"] = article_view(query, query_passages)
     for match in out["matches"]:
-        match["article"] = embedded_view(stored(match["id"]))
+        item = stored(match["id"])
+        match["article"] = None if item is None else embedded_view(item)
     return out
 
 

@@ -180,7 +180,7 @@ const Dedup = (() => {
     const options = opts || {};
     const level = options.level || 3;
     const href = options.href ? options.href(match.id) : null;
-    const title = match.title || match.article.title || match.id;
+    const title = match.title || (match.article && match.article.title) || match.id;
     const kind = match.duplicate ? "duplicate" : "near miss";
     const head = el(
       "div",
@@ -190,7 +190,10 @@ const Dedup = (() => {
       el("span", { class: "mono muted" }, match.id),
     );
     const card = el("article", { class: `match ${match.duplicate ? "is-dup" : "is-miss"}`, "data-id": match.id }, head, facts(match));
-    const body = () => columns(query, match, level + 1, options.sides);
+    const body = () =>
+      match.article
+        ? columns(query, match, level + 1, options.sides)
+        : el("p", { class: "muted" }, "This stored article is no longer in the store (replaced since the check).");
     if (options.open) {
       card.append(body());
     } else {
