@@ -28,6 +28,7 @@ from typing import IO
 from . import __version__
 from .config import Config
 from .detector import ClusterResult, Detector
+from .embed import EmbeddedArticle
 from .errors import ConfigError, DedupError, InputError, ModelError, OptionalDependencyError, StoreError
 from .io import read_articles, write_jsonl
 from .types import Article, Verdict
@@ -44,9 +45,10 @@ examples:
   dedup cluster data/                          cluster the demo corpus into stories
   dedup add --store news.store feed.jsonl      create/extend a store
   dedup check --store news.store new.txt       duplicate or new? with evidence
+  dedup cluster data/ --html report.html       stories as a static HTML report (opens from disk)
   dedup eval labelled.jsonl --out results/     quality beside baselines (needs `story`)
   cat feed.jsonl | dedup check --store news.store --json -   machine output
-  dedup serve --store news.store               HTTP service on 127.0.0.1:8000 (docs at /docs)
+  dedup serve --store news.store               HTTP service and story browser on http://127.0.0.1:8000/
   tail -f feed.jsonl | dedup stream --store news.store   one verdict per line, adding as it goes
 """
 
@@ -140,19 +142,27 @@ def _parser() -> argparse.ArgumentParser:
         parents=[reading],
         help="group articles into stories",
         description="Give every article a story id. Prints a readable summary; --out writes "
-        "JSONL {id, story, ...}; --json prints that JSONL instead of the summary.",
+        "JSONL {id, story, ...}; --json prints that JSONL instead of the summary; --html writes a "
+        "self-contained HTML report.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
     p.add_argument("--store", type=Path, metavar="DIR", help="also cluster the articles of this store")
     p.add_argument("--out", type=Path, metavar="FILE", help="write JSONL {id, story, ...} to FILE")
     p.add_argument("--json", action="store_true", help="print JSONL to stdout instead of the summary")
+    p.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write a self-contained HTML report (stories, members by language, evidence, charts); opens from disk",
+    )
 
     p = sub.add_parser(
         "serve",
         parents=[common],
         help="HTTP service over a store: check, add, check-and-add, cluster",
         description="Serve a store over HTTP (FastAPI on uvicorn): POST /check, /add, /check-and-add, /cluster; "
-        "GET /article, /story, /health, /metrics; the OpenAPI document at /openapi.json and /docs. "
+        "GET /article, /story, /stories, /neighbours, /evidence, /health, /metrics; the story browser at /; "
+        "the OpenAPI document at /openapi.json and /docs. "
         "Errors are 4xx with a JSON body {error, detail}. Stop with Ctrl-C.",
     )
     p.add_argument("--store", required=True, type=Path, metavar="DIR", help="store directory")
@@ -343,6 +353,35 @@ def _cluster_rows(result: ClusterResult, articles: dict[str, Article]) -> list[d
     return rows
 
 
+def _write_report(
+    path: Path, det: Detector, items: Sequence[EmbeddedArticle], result: ClusterResult, inputs: Sequence[str]
+) -> None:
+    from .report import build_report, report_data
+    from .stories import StoryBook
+
+    embedded = {i.id: i for i in items}
+    for article_id in result.labels:
+        if article_id not in embedded:  # a stored article that joined the clustering
+            embedded[article_id] = det.stored(article_id)
+    book = StoryBook(result, {k: v.article for k, v in embedded.items()})
+    cfg = det.config
+    settings = {
+        "model": cfg.model,
+        "threshold": cfg.threshold,
+        "cluster_threshold": cfg.cluster_threshold,
+        "cluster_linkage": cfg.cluster_linkage,
+        "max_date_gap_days": cfg.max_date_gap_days,
+    }
+    title = f"dedup report: {', '.join(map(str, inputs))[:120]}"
+    data = report_data(book, embedded, det.compare, title=title, settings=settings)
+    page = build_report(data, result.stories)
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the report: {exc.strerror or exc}", source=str(path)) from None
+    logging.getLogger(__name__).info("wrote %s (%d stories, %.0f kB)", path, len(result.stories), len(page.encode()) / 1024)
+
+
 def _run(args: argparse.Namespace) -> int:
     out = sys.stdout
     if args.command == "model":
@@ -411,8 +450,11 @@ def _run(args: argparse.Namespace) -> int:
     else:
         cache = not args.no_cache
         det = Detector.open(args.store, config, cache=cache) if args.store else Detector.in_memory(config, cache=cache)
-        result = det.cluster(articles, with_store=args.store is not None, show_progress=_progress(args))
+        items = det.embed(articles, show_progress=_progress(args))
+        result = det.cluster_embedded(items, with_store=args.store is not None)
         rows = _cluster_rows(result, {a.id: a for a in articles})
+        if args.html:
+            _write_report(args.html, det, items, result, args.inputs)
         if args.out:
             with args.out.open("w", encoding="utf-8") as fh:
                 write_jsonl(rows, fh)
@@ -441,7 +483,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     if token is None and not is_loopback(args.host):
         log.warning("listening on %s without a token: anyone who can reach it can add articles (set --token)", host)
     log.info(
-        "serving %s (%d articles) on http://%s:%d; docs at /docs, token %s",
+        "serving %s (%d articles) on http://%s:%d; story browser at /, docs at /docs, token %s",
         args.store,
         len(service),
         host,

@@ -224,6 +224,34 @@ class Detector:
         truncated = bool(found.truncated[0]) and last_is_duplicate
         return matches, truncated
 
+    def compare(self, a: EmbeddedArticle, b: EmbeddedArticle) -> Match:
+        """Verify one pair: ``a`` as the query, ``b`` as the candidate (the evidence of a story link)."""
+        return self.verifier.decide(a, b, self.config)
+
+    def neighbours(self, article_id: str, *, top: int = 10) -> Verdict:
+        """A stored article checked against the rest of the store: its duplicates and ``top`` nearest others.
+
+        Nothing is embedded: the stored passages and vectors are used.
+
+        Raises:
+            KeyError: When no stored article has this id.
+
+        """
+        return self.check_embedded([self.stored(article_id)], top=top)[0]
+
+    # ---------------------------------------------------------------------- reading
+    def stored(self, article_id: str) -> EmbeddedArticle:
+        """A stored article with its passages and vectors (raises KeyError)."""
+        return self.store.embedded(self.store.position(article_id))
+
+    def stored_items(self) -> list[EmbeddedArticle]:
+        """Every stored article with its passages and vectors, in insertion order.
+
+        The vectors are views of rows that never change once written, so the list stays a
+        consistent snapshot after later commits.
+        """
+        return [self.store.embedded(p) for p in range(len(self.store))]
+
     # -------------------------------------------------------------------------- add
     def add(self, articles: Sequence[Article], *, replace: bool = False, show_progress: bool = False) -> AddReport:
         """Embed and store articles atomically (see :meth:`Store.add`)."""

@@ -12,6 +12,16 @@ Endpoints (JSON in, JSON out; the OpenAPI document is at ``/openapi.json``, brow
     GET  /story?id=ID      the story of a stored article, with its articles
     POST /cluster          {"articles": [...], "with_store": false} -> {"stories", "labels", "edges"}
 
+The story browser (:mod:`dedup.web`) is served at ``/`` with its assets under ``/static/``;
+neither needs the token (they hold no data), and the page sends the token it is given on
+every data request. Its data endpoints::
+
+    POST /check            with "explain": true, each verdict also carries both articles' passages
+    GET  /stories          the whole store clustered into stories, filtered, newest first, paged
+    GET  /stories/{id}     one story: members and the verified pairs that link them
+    GET  /neighbours?id=ID a stored article, its story and its nearest stored articles, with evidence
+    GET  /evidence?a=ID&b=ID  the verifier's evidence on two stored articles
+
 Every error is a JSON body ``{"error": CODE, "detail": MESSAGE, "errors": [...]}``:
 
 ====  ======================  =====================================================
@@ -39,26 +49,31 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as Path_
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from . import __version__
 from .config import Config
+from .embed import EmbeddedArticle, article_passages
 from .errors import ConfigError, DedupError, IdConflictError, InputError, ModelError, StoreError
 from .io import KNOWN_FIELDS, parse_record
 from .serving import SharedDetector, check_batch
-from .types import Article, Story
+from .stories import StoryBook, StoryFilter
+from .types import Article, PartialDate, Verdict
+from .views import embedded_view, pair_view, story_view, verdict_view
+from .web import PAGE_HEADERS, asset
 
-__all__ = ["ServiceLimits", "create_app", "is_loopback", "listen", "serve"]
+__all__ = ["ServiceLimits", "create_app", "is_loopback", "is_open", "listen", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +83,14 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-OPEN_PATHS = frozenset({"/health"})
+#: Paths that never need the token: liveness, and the story browser's page and assets (no data).
+OPEN_PATHS = frozenset({"/health", "/"})
+OPEN_PREFIXES = ("/static/",)
+
+
+def is_open(path: str) -> bool:
+    """Whether ``path`` is served without the token."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -150,6 +172,9 @@ class CheckRequest(_Body):
 
     articles: Annotated[list[ArticleIn], _ARTICLES]
     top: Annotated[int, Field(ge=0, description="also list this many best non-duplicate candidates")] = 0
+    explain: Annotated[
+        bool, Field(description="also give each verdict the query's passages (`article`) and each match's stored article")
+    ] = False
 
 
 class AddRequest(_Body):
@@ -294,7 +319,7 @@ class _Gate:
         return "unmatched"
 
     async def _screen(self, scope: Scope, receive: Receive) -> tuple[JSONResponse | None, Receive]:
-        if self.token is not None and scope["path"] not in OPEN_PATHS:
+        if self.token is not None and not is_open(scope["path"]):
             refusal = self._authorize(scope)
             if refusal is not None:
                 return refusal, receive
@@ -394,17 +419,6 @@ def _articles(items: list[ArticleIn], config: Config) -> list[Article]:
     return articles
 
 
-def _story_dict(story: Story) -> dict[str, Any]:
-    return {
-        "id": story.id,
-        "article_ids": list(story.article_ids),
-        "langs": list(story.langs),
-        "first_date": str(story.first_date) if story.first_date else None,
-        "last_date": str(story.last_date) if story.last_date else None,
-        "titles": list(story.titles),
-    }
-
-
 def create_app(
     detector: SharedDetector | str | Path,
     *,
@@ -452,6 +466,21 @@ def create_app(
             raise StarletteHTTPException(422, f"top must be at most {limits.max_top}, got {top}")
         return top
 
+    def verdicts_out(verdicts: Sequence[Verdict], articles: Sequence[Article], explain: bool) -> list[dict[str, Any]]:
+        if not explain:
+            return [v.to_dict() for v in verdicts]
+        chars = service.config.max_passage_chars
+        return [verdict_view(v, a, article_passages(a, chars), stored_now) for v, a in zip(verdicts, articles, strict=True)]
+
+    def stored_now(article_id: str) -> EmbeddedArticle | None:
+        try:
+            return service.stored(article_id)
+        except KeyError:
+            return None
+
+    def stored_or_404(article_id: str) -> NoReturn:
+        raise StarletteHTTPException(404, f"no stored article with id {_short(article_id, 100)!r}")
+
     @app.get("/health", tags=["service"])
     def health() -> dict[str, Any]:
         """Liveness: the service answers and its store is readable. Never needs the token."""
@@ -465,8 +494,9 @@ def create_app(
     @app.post("/check", tags=["articles"])
     def check(body: CheckRequest) -> dict[str, Any]:
         """Is each article a duplicate of a stored one? Nothing is stored."""
-        verdicts = service.check(batch(body.articles), top=top_of(body.top))
-        return {"verdicts": [v.to_dict() for v in verdicts]}
+        articles = batch(body.articles)
+        verdicts = service.check(articles, top=top_of(body.top))
+        return {"verdicts": verdicts_out(verdicts, articles, body.explain)}
 
     @app.post("/add", tags=["articles"])
     def add(body: AddRequest) -> dict[str, Any]:
@@ -482,9 +512,10 @@ def create_app(
     @app.post("/check-and-add", tags=["articles"])
     def check_and_add(body: CheckRequest) -> dict[str, Any]:
         """Check each article, then store it; later articles are checked against earlier ones."""
-        result = service.check_and_add(batch(body.articles), top=top_of(body.top))
+        articles = batch(body.articles)
+        result = service.check_and_add(articles, top=top_of(body.top))
         return {
-            "verdicts": [v.to_dict() for v in result.verdicts],
+            "verdicts": verdicts_out(result.verdicts, articles, body.explain),
             "added": list(result.report.added),
             "unchanged": list(result.report.unchanged),
             "total": len(service),
@@ -505,20 +536,125 @@ def create_app(
             found, articles = service.story(id)
         except KeyError:
             raise StarletteHTTPException(404, f"no stored article with id {_short(id, 100)!r}") from None
-        return {"story": _story_dict(found), "articles": [a.to_dict() for a in articles]}
+        return {"story": found.to_dict(), "articles": [a.to_dict() for a in articles]}
 
     @app.post("/cluster", tags=["stories"])
     def cluster(body: ClusterRequest) -> dict[str, Any]:
         """Group a batch into stories (with ``with_store``, stored articles join in)."""
         result = service.cluster(batch(body.articles), with_store=body.with_store)
         return {
-            "stories": [_story_dict(s) for s in result.stories],
+            "stories": [s.to_dict() for s in result.stories],
             "labels": result.labels,
             "edges": [{"a": a, "b": b, "score": round(s, 4)} for a, b, s in result.edges],
         }
 
+    # ------------------------------------------------------------- the story browser
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    def page() -> Response:
+        """The story browser (no data in it: it asks the endpoints below, with the token)."""
+        return _asset_response("index.html")
+
+    @app.api_route("/static/{name}", methods=["GET", "HEAD"], include_in_schema=False)
+    def static(name: str) -> Response:
+        """The page's script and style sheet."""
+        return _asset_response(name)
+
+    @app.get("/stories", tags=["stories"], responses={422: {"model": ErrorBody}})
+    def stories(
+        date_from: Annotated[str | None, Query(max_length=40, description="YYYY[-MM[-DD]]: stories reaching this date")] = None,
+        date_to: Annotated[str | None, Query(max_length=40, description="YYYY[-MM[-DD]]: stories starting by this date")] = None,
+        lang: Annotated[str | None, Query(min_length=1, max_length=16, description="stories with an article in it")] = None,
+        min_size: Annotated[int, Query(ge=1, le=1_000_000, description="stories with at least this many articles")] = 1,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> dict[str, Any]:
+        """The stored articles clustered into stories (kept until the next commit), newest first, filtered, paged."""
+        where = StoryFilter(_date("date_from", date_from), _date("date_to", date_to), (lang or "").lower() or None, min_size)
+        book = service.stories()
+        found = book.page(where, offset=offset, limit=limit)
+        return {
+            **_book_head(book),
+            "total": found.total,
+            "offset": found.offset,
+            "limit": found.limit,
+            "stories": [story_view(book, s) for s in found.stories],
+        }
+
+    @app.get("/stories/{story_id}", tags=["stories"], responses={404: {"model": ErrorBody}})
+    def one_story(story_id: Annotated[str, Path_(max_length=100)]) -> dict[str, Any]:
+        """One story of ``/stories``: its members and the verified pairs that link them."""
+        book = service.stories()
+        try:
+            found = book.story(story_id)
+        except KeyError:
+            raise StarletteHTTPException(
+                404,
+                f"no story {_short(story_id, 100)!r} in the stories of store generation {book.generation} "
+                "(story ids change when the store does: list /stories again)",
+            ) from None
+        return {**_book_head(book), "story": story_view(book, found)}
+
+    @app.get("/neighbours", tags=["stories"], responses={404: {"model": ErrorBody}})
+    def neighbours(
+        id: Annotated[str, Query(min_length=1, max_length=512)],
+        top: Annotated[int, Query(ge=0, description="near misses to list besides the duplicates")] = 5,
+    ) -> dict[str, Any]:
+        """A stored article: its story (as in ``/stories``) and its nearest stored articles, with evidence."""
+        try:
+            item, verdict = service.neighbours(id, top=top_of(top))
+            book = service.stories()
+            story = book.story_of(id)
+        except KeyError:
+            stored_or_404(id)
+        return {
+            **_book_head(book),
+            "article": embedded_view(item),
+            "story": story_view(book, story),
+            "verdict": verdict_view(verdict, item.article, item.passages, stored_now),
+        }
+
+    @app.get("/evidence", tags=["stories"], responses={404: {"model": ErrorBody}})
+    def evidence(
+        a: Annotated[str, Query(min_length=1, max_length=512, description="the first article (the query side)")],
+        b: Annotated[str, Query(min_length=1, max_length=512, description="the second article")],
+    ) -> dict[str, Any]:
+        """The verifier's decision on two stored articles, with both articles' passages (a story link)."""
+        for article_id in (a, b):
+            try:
+                service.stored(article_id)
+            except KeyError:
+                stored_or_404(article_id)
+        first, second, match = service.evidence(a, b)
+        return pair_view(first, second, match)
+
     app.add_middleware(_Gate, api=app, service=service, token=token, limits=limits)
     return app
+
+
+def _asset_response(name: str) -> Response:
+    try:
+        body, media = asset(name)
+    except KeyError:
+        raise StarletteHTTPException(404, f"no such file: /static/{_short(name, 100)}") from None
+    return Response(body, media_type=media, headers=PAGE_HEADERS)
+
+
+def _date(name: str, value: str | None) -> PartialDate | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return PartialDate.parse(value)
+    except ValueError as exc:
+        raise StarletteHTTPException(422, f"{name}: {exc}") from None
+
+
+def _book_head(book: StoryBook) -> dict[str, Any]:
+    return {
+        "generation": book.generation,
+        "articles": len(book.articles),
+        "clustered_in_s": round(book.seconds, 3),
+        "langs": list(book.langs),
+    }
 
 
 def is_loopback(host: str) -> bool:

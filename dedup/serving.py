@@ -17,6 +17,11 @@ The model:
   before the next read (the manifest is watched with one ``stat``).
 * **Embedding** runs outside the store locks, one batch at a time (tokenizers are not safe
   to share between threads, and the CPU is the limit anyway).
+* **Stories of the whole store** (the story browser) are clustered on demand and kept
+  until the next commit (:meth:`SharedDetector.stories`). The clustering works on a
+  snapshot of the stored vectors taken under the shared lock, and runs outside it, so
+  checks and adds go on meanwhile; one clustering runs at a time, and requests that
+  arrive during it wait for it and share its result.
 * **Same article twice.** Re-adding an id with the same content is a no-op in the store
   (under its lock), so two workers adding one article at the same moment leave one copy;
   with other content the second is refused (:class:`DuplicateIdError`) unless it asks to
@@ -40,7 +45,8 @@ from .detector import ClusterResult, Detector
 from .embed import EmbeddedArticle, Encoder
 from .errors import DuplicateIdError, IdConflictError, InputError
 from .store import MANIFEST
-from .types import AddReport, Article, Story, Verdict
+from .stories import StoryBook
+from .types import AddReport, Article, Match, Story, Verdict
 
 __all__ = ["CheckAddResult", "LatencyStats", "Metrics", "ReadWriteLock", "SharedDetector", "check_batch"]
 
@@ -172,6 +178,8 @@ class SharedDetector:
         self._writer = threading.Lock()
         self._encode = threading.Lock()
         self._seen = self._manifest_stat()
+        self._clustering = threading.Lock()
+        self._book: StoryBook | None = None
 
     @classmethod
     def open(
@@ -259,6 +267,37 @@ class SharedDetector:
         with self._reading():
             story = self.detector.story(article_id)
             return story, tuple(self.detector.store.get(i) for i in story.article_ids)
+
+    def stored(self, article_id: str) -> EmbeddedArticle:
+        """A stored article with its passages and vectors (raises KeyError)."""
+        with self._reading():
+            return self.detector.stored(article_id)
+
+    def neighbours(self, article_id: str, *, top: int = 10) -> tuple[EmbeddedArticle, Verdict]:
+        """A stored article and its verdict against the rest of the store (raises KeyError)."""
+        with self._reading():
+            return self.detector.stored(article_id), self.detector.neighbours(article_id, top=top)
+
+    def evidence(self, a: str, b: str) -> tuple[EmbeddedArticle, EmbeddedArticle, Match]:
+        """Two stored articles and the verifier's decision on them, ``a`` as the query (raises KeyError)."""
+        with self._reading():
+            first, second = self.detector.stored(a), self.detector.stored(b)
+        return first, second, self.detector.compare(first, second)
+
+    def stories(self) -> StoryBook:
+        """The whole store clustered into stories, as of the latest commit (cached until the next)."""
+        with self._clustering:
+            with self._reading():
+                generation = self.detector.store.generation
+                if self._book is not None and self._book.generation == generation:
+                    return self._book
+                items = self.detector.stored_items()
+            started = time.perf_counter()
+            result = self.detector.cluster_embedded(items)
+            seconds = time.perf_counter() - started
+            self.metrics.observe("stories clustering", seconds)
+            self._book = StoryBook(result, {i.id: i.article for i in items}, generation, seconds)
+            return self._book
 
     def cluster(self, articles: Sequence[Article], *, with_store: bool = False) -> ClusterResult:
         """Group posted articles into stories; with ``with_store``, stored articles join in."""

@@ -254,6 +254,30 @@ class Match:
     evidence: Evidence
     title: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: id, score, decision, title and the evidence, flattened.
+
+        ``aligned`` lists the aligned passage pairs: ``a`` and ``b`` index the passages of
+        the query and the stored article (title first, see :func:`dedup.embed.article_passages`).
+        """
+        ev = self.evidence
+        return {
+            "id": self.id,
+            "score": round(self.score, 4),
+            "duplicate": self.is_duplicate,
+            "title": self.title,
+            "article_similarity": round(ev.article_similarity, 4),
+            "aligned_fraction": round(ev.aligned_fraction, 4),
+            "date_gap_days": ev.date_gap_days,
+            "lang_pair": list(ev.lang_pair),
+            "shared_numbers": list(ev.shared_numbers),
+            "shared_names": list(ev.shared_names),
+            "aligned": [
+                {"a": p.a, "b": p.b, "similarity": round(p.similarity, 4), "a_text": p.a_text, "b_text": p.b_text}
+                for p in ev.aligned
+            ],
+        }
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -285,25 +309,7 @@ class Verdict:
             "id": self.id,
             "duplicate": self.is_duplicate,
             "candidates_truncated": self.candidates_truncated,
-            "matches": [
-                {
-                    "id": m.id,
-                    "score": round(m.score, 4),
-                    "duplicate": m.is_duplicate,
-                    "title": m.title,
-                    "article_similarity": round(m.evidence.article_similarity, 4),
-                    "aligned_fraction": round(m.evidence.aligned_fraction, 4),
-                    "date_gap_days": m.evidence.date_gap_days,
-                    "lang_pair": list(m.evidence.lang_pair),
-                    "shared_numbers": list(m.evidence.shared_numbers),
-                    "shared_names": list(m.evidence.shared_names),
-                    "aligned": [
-                        {"a": p.a, "b": p.b, "similarity": round(p.similarity, 4), "a_text": p.a_text, "b_text": p.b_text}
-                        for p in m.evidence.aligned
-                    ],
-                }
-                for m in self.matches
-            ],
+            "matches": [m.to_dict() for m in self.matches],
         }
 
 
@@ -332,6 +338,17 @@ class Story:
     def size(self) -> int:
         """Number of member articles."""
         return len(self.article_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"id", "article_ids", "langs", "first_date", "last_date", "titles"}``."""
+        return {
+            "id": self.id,
+            "article_ids": list(self.article_ids),
+            "langs": list(self.langs),
+            "first_date": str(self.first_date) if self.first_date else None,
+            "last_date": str(self.last_date) if self.last_date else None,
+            "titles": list(self.titles),
+        }
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from starlette.routing import Route
 
 from dedup import Detector
-from dedup.service import ServiceLimits, create_app
+from dedup.service import ServiceLimits, create_app, is_open
 from dedup.serving import SharedDetector
 from dedup.store import Store
 
@@ -153,12 +153,14 @@ def test_token_guards_every_route_but_health(client: TestClient) -> None:
     paths = {(method, route.path) for route in routes for method in route.methods or ()}
     assert {("POST", "/check"), ("POST", "/add"), ("POST", "/check-and-add"), ("GET", "/article")} <= paths
     assert ("GET", "/openapi.json") in paths and len(paths) >= 10
+    assert {("GET", "/stories"), ("GET", "/stories/{story_id}"), ("GET", "/neighbours"), ("GET", "/evidence")} <= paths
     for method, path in sorted(paths):
         if method == "HEAD":
             continue
         kwargs: dict[str, object] = {"json": {"articles": [art("a", "t")]}} if method == "POST" else {}
-        if path == "/health":
-            assert client.request(method, path, **kwargs).status_code == 200  # type: ignore[arg-type]
+        if is_open(path):  # /health, and the story browser's page and assets (no data in them)
+            expected = 200 if "{" not in path else 404
+            assert client.request(method, path, **kwargs).status_code == expected, path  # type: ignore[arg-type]
             continue
         assert_error(client.request(method, path, **kwargs), 401, "unauthorized", "Bearer")  # type: ignore[arg-type]
         for bad in ("Bearer wrong", f"Basic {TOKEN}", TOKEN, "Bearer", f"Bearer {TOKEN}x"):
@@ -168,6 +170,7 @@ def test_token_guards_every_route_but_health(client: TestClient) -> None:
         ok = client.request(method, path, headers=AUTH, params={"id": "a"}, **kwargs)  # type: ignore[arg-type]
         assert ok.status_code != 401, (method, path)
     assert_error(client.get("/not-a-route"), 401, "unauthorized")  # unknown paths are guarded too
+    assert_error(client.get("/static/../stories"), 401, "unauthorized")  # no way round the token through /static/
 
 
 def test_without_token_everything_is_open(tmp_path: Path) -> None:
@@ -262,3 +265,127 @@ def test_serve_command_runs_binds_loopback_and_stops_on_ctrl_c(tmp_path: Path) -
         proc.wait(timeout=60)
     assert proc.returncode == 130  # Ctrl-C: requests in flight finish, then exit code 130 as every command
     assert Store.open(tmp_path / "s").ids == ["a"]
+
+
+# ------------------------------------------------------------------ the story browser's endpoints
+def story_client(tmp_path: Path) -> TestClient:
+    client = make_client(tmp_path / "s")
+    batch = [
+        art("h1", "Hanoi talks", HANOI, date="2025-01-12"),
+        art("h2", "Hanoi talks", HANOI + " More.", date="2025-01-13", lang="fr"),
+        art("p1", "Louvre strike", PARIS, date="2024-06-01"),
+        art("u1", "Berlin marathon", "A Kenyan runner set a new course record at the Berlin marathon this morning."),
+    ]
+    assert client.post("/add", headers=AUTH, json={"articles": batch}).status_code == 200
+    return client
+
+
+def test_page_and_assets_are_served_without_token_with_a_content_security_policy(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe-inline" not in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert '<script src="/static/app.js"' in page.text and "http" not in page.text.replace('"http://', "")  # no CDN
+    assert "<script>" not in page.text and " on" + "click=" not in page.text  # no inline script for the CSP to allow
+    for name, media in (("app.js", "text/javascript"), ("render.js", "text/javascript"), ("style.css", "text/css")):
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith(media)
+        assert r.headers["content-security-policy"] == csp
+        assert "https://" not in r.text and "innerHTML" not in r.text  # offline, and text only ever goes in as text
+    assert client.head("/").status_code == 200
+    assert_error(client.get("/static/report.js"), 404, "not_found")  # only the page's files
+    assert_error(client.get("/static/..%2Fservice.py"), 404, "not_found")
+    assert_error(client.get("/stories"), 401, "unauthorized")  # the data is not
+
+
+def test_check_with_explain_carries_both_articles_passages(client: TestClient) -> None:
+    client.post("/add", headers=AUTH, json={"articles": [art("h1", "Hanoi talks", HANOI + "\n\nSecond paragraph here.")]})
+    body = {"articles": [art("q", "Hanoi talks", HANOI)], "top": 1}
+    plain = client.post("/check", headers=AUTH, json=body).json()["verdicts"][0]
+    assert "article" not in plain and "article" not in plain["matches"][0]
+    explained = client.post("/check", headers=AUTH, json={**body, "explain": True}).json()["verdicts"][0]
+    stripped = {k: v for k, v in explained.items() if k != "article"}
+    stripped["matches"] = [{k: v for k, v in m.items() if k != "article"} for m in explained["matches"]]
+    assert stripped == plain  # the same verdict, plus the articles
+    assert explained["article"]["passages"] == ["Hanoi talks", HANOI]
+    stored = explained["matches"][0]["article"]
+    assert stored["id"] == "h1" and stored["passages"] == ["Hanoi talks", HANOI, "Second paragraph here."]
+    for pair in explained["matches"][0]["aligned"]:  # the indexes point into the two passage lists
+        assert explained["article"]["passages"][pair["a"]] == pair["a_text"] and stored["passages"][pair["b"]] == pair["b_text"]
+    r = client.post("/check-and-add", headers=AUTH, json={"articles": [art("q2", "Hanoi talks", HANOI)], "explain": True})
+    assert r.json()["verdicts"][0]["article"]["id"] == "q2" and r.json()["added"] == ["q2"]
+
+
+def test_stories_are_the_whole_store_clustered_filtered_newest_first_and_paged(tmp_path: Path) -> None:
+    client = story_client(tmp_path)
+    body = client.get("/stories", headers=AUTH).json()
+    assert body["articles"] == 4 and body["generation"] == 2 and body["langs"] == ["en", "fr"] and body["total"] == 3
+    stories = body["stories"]
+    hanoi = stories[0]  # newest first: 2025-01-13, then 2024-06-01, then the undated story
+    assert sorted(hanoi["article_ids"]) == ["h1", "h2"] and hanoi["last_date"] == "2025-01-13" and hanoi["size"] == 2
+    assert {m["id"]: m["lang"] for m in hanoi["members"]} == {"h1": "en", "h2": "fr"}
+    assert "text" not in hanoi["members"][0]  # lists carry no bodies
+    assert [(link["a"], link["b"]) for link in hanoi["links"]] in ([("h1", "h2")], [("h2", "h1")])
+    assert [s["article_ids"] for s in stories[1:]] == [["p1"], ["u1"]]
+
+    def ids(**params: object) -> list[list[str]]:
+        r = client.get("/stories", headers=AUTH, params=params)
+        assert r.status_code == 200, r.text
+        return [sorted(s["article_ids"]) for s in r.json()["stories"]]
+
+    assert ids(lang="fr") == [["h1", "h2"]]
+    assert ids(date_from="2025-01-13") == [["h1", "h2"]]
+    assert ids(date_to="2024-12") == [["p1"]]
+    assert ids(date_from="2024", date_to="2024") == [["p1"]]
+    assert ids(min_size=2) == [["h1", "h2"]]
+    assert ids(offset=1, limit=1) == [["p1"]] and ids(offset=5) == []
+    assert_error(client.get("/stories", headers=AUTH, params={"date_from": "2025-02-30"}), 422, "invalid_request", "date_from")
+    assert_error(
+        client.get("/stories", headers=AUTH, params={"date_from": "2025", "date_to": "2024"}), 422, "invalid_request", "after"
+    )
+    assert_error(client.get("/stories", headers=AUTH, params={"limit": 0}), 422, "invalid_request")
+
+    one = client.get(f"/stories/{hanoi['id']}", headers=AUTH).json()
+    assert one["story"] == hanoi
+    assert_error(client.get("/stories/story-9999", headers=AUTH), 404, "not_found", "list /stories again")
+
+
+def test_stories_are_clustered_once_per_store_generation(tmp_path: Path) -> None:
+    client = story_client(tmp_path)
+    service: SharedDetector = client.app.state.service  # type: ignore[attr-defined]
+    calls = 0
+    real = service.detector.cluster_embedded
+
+    def counting(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    service.detector.cluster_embedded = counting  # type: ignore[method-assign]
+    for _ in range(3):
+        assert client.get("/stories", headers=AUTH).json()["generation"] == 2
+    client.get("/neighbours", headers=AUTH, params={"id": "h1"})
+    assert calls == 1
+    client.post("/add", headers=AUTH, json={"articles": [art("h3", "Hanoi talks", HANOI, date="2025-01-12")]})
+    body = client.get("/stories", headers=AUTH).json()
+    assert calls == 2 and body["generation"] == 3 and sorted(body["stories"][0]["article_ids"]) == ["h1", "h2", "h3"]
+
+
+def test_neighbours_and_evidence_of_stored_articles(tmp_path: Path) -> None:
+    client = story_client(tmp_path)
+    body = client.get("/neighbours", headers=AUTH, params={"id": "h1", "top": 2}).json()
+    assert body["article"]["id"] == "h1" and body["article"]["passages"][0] == "Hanoi talks"
+    assert sorted(body["story"]["article_ids"]) == ["h1", "h2"]
+    verdict = body["verdict"]
+    assert verdict["id"] == "h1" and verdict["duplicate"] is True and verdict["matches"][0]["id"] == "h2"
+    assert all(m["id"] != "h1" for m in verdict["matches"])  # never its own neighbour
+    assert verdict["matches"][0]["article"]["passages"] and verdict["article"]["passages"] == body["article"]["passages"]
+    assert_error(client.get("/neighbours", headers=AUTH, params={"id": "nope"}), 404, "not_found", "'nope'")
+
+    pair = client.get("/evidence", headers=AUTH, params={"a": "h1", "b": "h2"}).json()
+    assert pair["query"]["id"] == "h1" and pair["match"]["id"] == "h2" and pair["match"]["article"]["id"] == "h2"
+    assert pair["match"]["duplicate"] is True and pair["match"]["aligned"]
+    assert pair["match"]["score"] == next(m["score"] for m in verdict["matches"] if m["id"] == "h2")
+    assert_error(client.get("/evidence", headers=AUTH, params={"a": "h1", "b": "zz"}), 404, "not_found", "'zz'")
+    assert_error(client.get("/evidence", headers=AUTH, params={"a": "h1"}), 422, "invalid_request", "query.b")
