@@ -36,7 +36,7 @@ from .io import read_articles
 from .store import Store
 from .types import AddReport, Article, DatePrecision, Evidence, Match, PartialDate, PassagePair, Story, Verdict
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AddReport",

@@ -76,8 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--backend",
-        choices=("auto", "openvino", "torch"),
-        help="how the model runs: auto (OpenVINO for local mean-pooled models, else torch), openvino, torch",
+        choices=("auto", "onnx-int8", "openvino", "torch"),
+        help="how the model runs: auto (the default model: int8 on ONNX Runtime; other local mean-pooled "
+        "models: OpenVINO; else torch), onnx-int8, openvino (fp32), torch (plain sentence-transformers)",
     )
     common.add_argument(
         "--index",

@@ -16,15 +16,18 @@ class Config:
     Attributes:
         model: Embedding model: ``"dedup/multilingual-e5-small-q4"`` (the offline default,
             built from PyPI packages), any sentence-transformers model name or a local path.
-        backend: How the model runs: ``"auto"`` (OpenVINO for local mean-pooled models,
-            else torch), ``"openvino"`` or ``"torch"`` (plain sentence-transformers).
+        backend: How the model runs: ``"auto"`` (the default model: int8 on ONNX Runtime,
+            measured in ``benchmarks/eval.py``; other local mean-pooled models: OpenVINO,
+            fp32; everything else: torch), ``"onnx-int8"``, ``"openvino"`` or ``"torch"``
+            (plain sentence-transformers).
         index: Vector index: ``"auto"`` (exact below 20,000 articles, then IVF tuned to
             ``recall_floor``), ``"flat"``, ``"hnsw"`` or ``"ivf"``. None keeps an existing
             store's choice and means ``"auto"`` for a new one.
         recall_floor: Recall@10 against exact search an approximate index must reach,
             measured on the store's own vectors.
-        batch_size: Passages per encoder batch; None lets the backend choose (OpenVINO 8,
-            torch 32: the fastest measured on 2 cores, ``benchmarks/hotpath.py --parts embed``).
+        batch_size: Passages per encoder batch; None lets the backend choose (int8: one
+            passage per request, OpenVINO 8, torch 32: the fastest measured on 2 cores,
+            ``dedup bench --parts embed``).
         max_passage_chars: Paragraphs longer than this are split into several passages.
         max_article_chars: Articles longer than this are refused (clear error), never truncated.
         candidates: How many nearest stored articles retrieval proposes per query.
@@ -58,8 +61,8 @@ class Config:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f"model must be a non-empty string, got {self.model!r}")
-        if self.backend not in ("auto", "openvino", "torch"):
-            raise ConfigError(f"backend must be 'auto', 'openvino' or 'torch', got {self.backend!r}")
+        if self.backend not in ("auto", "onnx-int8", "openvino", "torch"):
+            raise ConfigError(f"backend must be 'auto', 'onnx-int8', 'openvino' or 'torch', got {self.backend!r}")
         if self.index not in (None, "auto", "flat", "hnsw", "ivf"):
             raise ConfigError(f"index must be 'auto', 'flat', 'hnsw' or 'ivf', got {self.index!r}")
         if not isinstance(self.recall_floor, (int, float)) or not 0.5 <= self.recall_floor <= 1.0:

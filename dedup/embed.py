@@ -154,7 +154,7 @@ class USEEncoder:
         return _normalise(np.vstack(chunks))
 
 
-BACKENDS: tuple[str, ...] = ("auto", "openvino", "torch")
+BACKENDS: tuple[str, ...] = ("auto", "onnx-int8", "openvino", "torch")
 
 
 def load_encoder(model: str, *, cache_dir: Path | None = None, backend: str = "auto") -> Encoder:
@@ -166,10 +166,12 @@ def load_encoder(model: str, *, cache_dir: Path | None = None, backend: str = "a
         model: The default model, a local sentence-transformers folder, a hub name, or
             ``"use-multilingual-v3"``.
         cache_dir: Cache root for the default model.
-        backend: ``"auto"`` runs local mean-pooled models on OpenVINO (same vectors, faster
-            on CPU; see :mod:`dedup.openvino_backend`) and everything else on torch;
-            ``"torch"`` always uses plain sentence-transformers; ``"openvino"`` fails
-            when the model cannot run there.
+        backend: ``"auto"`` runs the default model int8 on ONNX Runtime (see
+            :mod:`dedup.onnx_backend`; its quality is what the README reports), other local
+            mean-pooled models on OpenVINO (fp32, the same vectors as torch, faster on CPU;
+            :mod:`dedup.openvino_backend`) and everything else on torch; ``"torch"`` always
+            uses plain sentence-transformers; ``"onnx-int8"`` and ``"openvino"`` fail when
+            the model cannot run there.
 
     Raises:
         ModelError: When the model cannot be found or loaded; the message says what to do.
@@ -184,6 +186,19 @@ def load_encoder(model: str, *, cache_dir: Path | None = None, backend: str = "a
 def _load_encoder(model: str, cache_dir: Path | None, backend: str) -> Encoder:
     if model == USE_MODEL:
         return USEEncoder()
+    from .models import DEFAULT_MODEL
+
+    if backend == "onnx-int8" or (backend == "auto" and model == DEFAULT_MODEL):
+        from .models import resolve_model
+        from .onnx_backend import OnnxInt8Encoder, onnx_supported
+
+        folder = Path(resolve_model(model, cache_dir))
+        reason = onnx_supported(folder) if folder.is_dir() else "it is not a local folder (hub models run on torch)"
+        if reason is None:
+            return OnnxInt8Encoder(folder, model)
+        if backend == "onnx-int8":
+            raise ModelError(f"model {model!r} cannot run on ONNX Runtime: {reason}; use --backend torch")
+        logger.info("model %s does not run int8: %s", model, reason)
     if backend != "torch":
         from .models import resolve_model
         from .openvino_backend import OpenVINOEncoder, openvino_supported
@@ -258,7 +273,7 @@ def embed_articles(
     batch_size: int | None = None,
     show_progress: bool = False,
     cache: EmbeddingCache | None = None,
-    centring: LanguageCentring | None | Literal["auto"] = "auto",
+    centring: LanguageCentring | Literal["auto"] | None = "auto",
 ) -> list[EmbeddedArticle]:
     """Clean, split and embed articles; every passage of every article is embedded.
 
@@ -278,7 +293,7 @@ def embed_articles(
     return assemble(articles, per_article, blocks, resolve_centring(centring, encoder))
 
 
-def resolve_centring(centring: LanguageCentring | None | Literal["auto"], encoder: Encoder) -> LanguageCentring | None:
+def resolve_centring(centring: LanguageCentring | Literal["auto"] | None, encoder: Encoder) -> LanguageCentring | None:
     """``"auto"``: the centring shipped for the encoder's model (None if there is none)."""
     return centring_for(encoder.name, encoder.dim) if centring == "auto" else centring
 

@@ -38,9 +38,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import __version__
+from .centring import LanguageCentring
 from .config import Config
 from .detector import Detector
-from .centring import LanguageCentring
 from .embed import EmbeddedArticle, Encoder, article_passages, assemble, embed_articles, pool, resolve_centring
 from .errors import InputError, OptionalDependencyError
 from .evaluation import (
@@ -110,7 +110,7 @@ def embed_cached(
     max_passage_chars: int = 500,
     batch_size: int | None = None,
     chunk: int = 256,
-    centring: LanguageCentring | None | Literal["auto"] = "auto",
+    centring: LanguageCentring | Literal["auto"] | None = "auto",
 ) -> list[EmbeddedArticle]:
     """Embed articles, reusing and extending the on-disk cache ``cache/<model>/<label>.npz``.
 

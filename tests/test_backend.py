@@ -12,6 +12,7 @@ from dedup.cli import EXIT_OK, main
 from dedup.config import Config
 from dedup.embed import SentenceTransformerEncoder, embed_articles, load_encoder
 from dedup.io import read_articles
+from dedup.onnx_backend import OnnxInt8Encoder, onnx_supported
 from dedup.openvino_backend import OpenVINOEncoder, openvino_supported
 
 from .conftest import SEEDS
@@ -19,8 +20,8 @@ from .conftest import SEEDS
 pytestmark = pytest.mark.model
 
 
-def test_default_backend_is_openvino_with_the_same_vectors_as_torch() -> None:
-    fast = load_encoder(Config().model)
+def test_openvino_backend_gives_the_same_vectors_as_torch() -> None:
+    fast = load_encoder(Config().model, backend="openvino")
     plain = load_encoder(Config().model, backend="torch")
     assert isinstance(fast, OpenVINOEncoder) and isinstance(plain, SentenceTransformerEncoder)
     assert fast.name == plain.name and fast.dim == plain.dim  # stores built with either are interchangeable
@@ -33,11 +34,32 @@ def test_default_backend_is_openvino_with_the_same_vectors_as_torch() -> None:
     np.testing.assert_allclose(fast.encode(texts), plain.encode(texts), atol=2e-3)
 
 
+def test_default_backend_is_int8_deterministic_and_close_to_torch() -> None:
+    fast = load_encoder(Config().model)
+    plain = load_encoder(Config().model, backend="torch")
+    assert isinstance(fast, OnnxInt8Encoder)
+    assert fast.name == "dedup/multilingual-e5-small-q4:int8#query" != plain.name  # never mixed in one store
+    articles = list(read_articles([SEEDS]).articles)
+    a, b = embed_articles(articles, fast), embed_articles(articles, plain)
+    cos = np.concatenate([np.einsum("ij,ij->i", x.passage_vectors, y.passage_vectors) for x, y in zip(a, b, strict=True)])
+    assert cos.mean() > 0.99 and cos.min() > 0.97, (cos.mean(), cos.min())
+    # A passage's vector does not depend on what it is embedded with, nor on the order.
+    texts = [p for x in a for p in x.passages]
+    together = fast.encode(texts)
+    alone = np.vstack([fast.encode([t]) for t in texts[:6]])
+    np.testing.assert_array_equal(together[:6], alone)
+    np.testing.assert_array_equal(fast.encode(texts[::-1])[::-1], together)
+    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, rtol=1e-5)
+    built = Path(fast.folder) / "onnx-int8"
+    assert (built / "model.onnx").is_file() and (built / "dedup_build.json").is_file()
+
+
 def test_unsupported_folders_are_refused_with_a_reason(tmp_path: Path) -> None:
     (tmp_path / "modules.json").write_text(
         json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}])
     )
     assert "Pooling" in (openvino_supported(tmp_path) or "")
+    assert "Pooling" in (onnx_supported(tmp_path) or "")
     assert "not a local sentence-transformers folder" in (openvino_supported(tmp_path / "nothing") or "")
 
 

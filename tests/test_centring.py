@@ -18,7 +18,8 @@ from dedup.types import Article
 
 from .conftest import HashEncoder
 
-DEFAULT_ENCODER_NAME = "dedup/multilingual-e5-small-q4#query"
+DEFAULT_ENCODER_NAME = "dedup/multilingual-e5-small-q4:int8#query"  # the default path
+FP32_ENCODER_NAME = "dedup/multilingual-e5-small-q4#query"  # --backend openvino / torch
 
 
 def _clustered(rng: np.random.Generator, langs: list[str], stories: int, dim: int = 32) -> tuple[np.ndarray, list[str], list[int]]:
@@ -41,7 +42,7 @@ def test_centring_recovers_cross_language_neighbours_that_the_language_offset_hi
     all_v, all_langs, all_stories = _clustered(np.random.default_rng(0), langs, stories=100)
     fit_v, fit_langs = all_v[:200], all_langs[:200]
     test_v, test_langs, test_stories = all_v[200:], all_langs[200:], all_stories[200:]
-    centring = LanguageCentring.fit("m", fit_v, fit_langs)
+    centring = LanguageCentring.fit(["m"], fit_v, fit_langs)
 
     def recall_at_1(v: np.ndarray) -> float:
         sims = v @ v.T
@@ -63,7 +64,7 @@ def test_centring_recovers_cross_language_neighbours_that_the_language_offset_hi
 
 def test_apply_gives_unit_vectors_and_uses_the_shared_mean_for_unknown_languages() -> None:
     means = {"en": np.array([1.0, 0.0, 0.0], np.float32), "fr": np.array([0.0, 1.0, 0.0], np.float32)}
-    c = LanguageCentring("m", 1, means, np.array([0.5, 0.5, 0.0], np.float32))
+    c = LanguageCentring(("m",), 1, means, np.array([0.5, 0.5, 0.0], np.float32))
     v = np.array([[1.0, 1.0, 1.0]] * 5, dtype=np.float32)
     out = c.apply(v, ["en", "fr", "pt-BR", None, "EN-gb"])
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)
@@ -77,7 +78,7 @@ def test_apply_gives_unit_vectors_and_uses_the_shared_mean_for_unknown_languages
 
 def test_round_trip_and_refusal_of_wrong_dimensions() -> None:
     rng = np.random.default_rng(1)
-    c = LanguageCentring.fit("m", rng.normal(size=(6, 4)).astype(np.float32), ["en", "en", "fr", "fr", None, "de"], version=3)
+    c = LanguageCentring.fit(["m"], rng.normal(size=(6, 4)).astype(np.float32), ["en", "en", "fr", "fr", None, "de"], version=3)
     back = LanguageCentring.from_dict(json.loads(json.dumps(c.to_dict())))
     assert back.tag == "lang-centred-v3" and sorted(back.means) == ["de", "en", "fr"]
     np.testing.assert_allclose(back.means["fr"], c.means["fr"], atol=1e-6)
@@ -86,23 +87,24 @@ def test_round_trip_and_refusal_of_wrong_dimensions() -> None:
     with pytest.raises(ModelError, match="'fr' has shape"):
         LanguageCentring.from_dict(bad)
     with pytest.raises(ValueError, match="nothing to fit"):
-        LanguageCentring.fit("m", np.zeros((2, 4), np.float32), [None, ""])
+        LanguageCentring.fit(["m"], np.zeros((2, 4), np.float32), [None, ""])
 
 
 def test_shipped_means_belong_to_the_default_model_only() -> None:
     shipped = centring_for(DEFAULT_ENCODER_NAME, 384)
     assert shipped is not None and shipped.version >= 1
+    assert centring_for(FP32_ENCODER_NAME, 384) is shipped
     assert {"en", "fr", "vi", "lo", "ar", "hi", "he", "id", "zh"} <= set(shipped.means)
     assert all(m.shape == (384,) for m in shipped.means.values())
     assert centring_for(DEFAULT_ENCODER_NAME, 512) is None
     assert centring_for("sentence-transformers/LaBSE", 768) is None
     assert vector_space("x", None) == "x"
-    assert vector_space(DEFAULT_ENCODER_NAME, shipped) == DEFAULT_ENCODER_NAME + "+lang-centred-v1"
+    assert vector_space(DEFAULT_ENCODER_NAME, shipped) == f"{DEFAULT_ENCODER_NAME}+lang-centred-v{shipped.version}"
 
 
 def test_embed_articles_centres_article_vectors_but_not_passage_vectors() -> None:
     encoder = HashEncoder(dim=8)
-    centring = LanguageCentring("m", 1, {"en": np.full(8, 0.2, np.float32)}, np.zeros(8, np.float32))
+    centring = LanguageCentring(("m",), 1, {"en": np.full(8, 0.2, np.float32)}, np.zeros(8, np.float32))
     arts = [Article(id="a", title="Storm hits the coast", text="Winds of 120 km/h.", lang="en")]
     raw = embed_articles(arts, encoder, centring=None)[0]
     centred = embed_articles(arts, encoder, centring=centring)[0]
@@ -123,4 +125,5 @@ def test_a_store_of_uncentred_vectors_is_refused_with_a_rebuild_hint(tmp_path: P
     with pytest.raises(StoreMismatchError, match="not language-centred.*rebuild it"):
         Detector.open(tmp_path / "old", Config(), encoder=encoder)
     det = Detector.open(tmp_path / "new", Config(), encoder=encoder, create=True)
-    assert det.store.model == DEFAULT_ENCODER_NAME + "+lang-centred-v1"
+    assert det.centring is not None
+    assert det.store.model == f"{DEFAULT_ENCODER_NAME}+{det.centring.tag}"

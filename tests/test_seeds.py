@@ -49,7 +49,7 @@ def test_language_centring_ranks_the_true_pair_first(real_encoder: Encoder, seed
     for query, others in (("000", ("001", "002", "003")), ("004", ("001", "002", "003"))):
         hardest = max(float(items[query].vector @ items[k].vector) for k in others)
         assert true_pair > hardest + 0.01, (query, true_pair, hardest)
-    assert det.store.model.endswith("+lang-centred-v1")
+    assert det.store.model.endswith(f"+{det.centring.tag}")
 
 
 def test_cluster_puts_000_and_004_together_and_the_others_apart(real_encoder: Encoder, seeds: dict[str, Article]) -> None:
