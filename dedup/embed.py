@@ -186,30 +186,25 @@ def load_encoder(model: str, *, cache_dir: Path | None = None, backend: str = "a
 def _load_encoder(model: str, cache_dir: Path | None, backend: str) -> Encoder:
     if model == USE_MODEL:
         return USEEncoder()
-    from .models import DEFAULT_MODEL
+    from .models import DEFAULT_MODEL, resolve_model
+    from .onnx_backend import OnnxInt8Encoder, onnx_supported
+    from .openvino_backend import OpenVINOEncoder, openvino_supported
 
+    # The fast paths to try, in order: int8 only where its quality is measured (the default model).
+    tries: list[tuple[str, str, Any, Any]] = []
     if backend == "onnx-int8" or (backend == "auto" and model == DEFAULT_MODEL):
-        from .models import resolve_model
-        from .onnx_backend import OnnxInt8Encoder, onnx_supported
-
+        tries.append(("onnx-int8", "ONNX Runtime", onnx_supported, OnnxInt8Encoder))
+    if backend in ("auto", "openvino"):
+        tries.append(("openvino", "OpenVINO", openvino_supported, OpenVINOEncoder))
+    for name, engine, supported, encoder_class in tries:
         folder = Path(resolve_model(model, cache_dir))
-        reason = onnx_supported(folder) if folder.is_dir() else "it is not a local folder (hub models run on torch)"
+        reason = supported(folder) if folder.is_dir() else "it is not a local folder (hub models run on torch)"
         if reason is None:
-            return OnnxInt8Encoder(folder, model)
-        if backend == "onnx-int8":
-            raise ModelError(f"model {model!r} cannot run on ONNX Runtime: {reason}; use --backend torch")
-        logger.info("model %s does not run int8: %s", model, reason)
-    if backend != "torch":
-        from .models import resolve_model
-        from .openvino_backend import OpenVINOEncoder, openvino_supported
-
-        folder = Path(resolve_model(model, cache_dir))
-        reason = openvino_supported(folder) if folder.is_dir() else "it is not a local folder (hub models run on torch)"
-        if reason is None:
-            return OpenVINOEncoder(folder, model)
-        if backend == "openvino":
-            raise ModelError(f"model {model!r} cannot run on OpenVINO: {reason}; use --backend torch")
-        logger.info("model %s runs on torch: %s", model, reason)
+            encoder: Encoder = encoder_class(folder, model)
+            return encoder
+        if backend == name:
+            raise ModelError(f"model {model!r} cannot run on {engine}: {reason}; use --backend torch")
+        logger.info("model %s does not run on %s: %s", model, engine, reason)
     return SentenceTransformerEncoder(model, cache_dir=cache_dir)
 
 
