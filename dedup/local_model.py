@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -162,10 +163,12 @@ class LocalModel:
         if marker.is_file() and json.loads(marker.read_text("utf-8")) == stamp:
             return target / main_file
         logger.info("converting %s for %s (once; cached in %s)", self._name, target.name, target)
+        started = time.perf_counter()
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=self.folder))
         try:
             build(tmp)
             (tmp / marker.name).write_text(json.dumps(stamp), "utf-8")
+            tmp.chmod(0o755)  # mkdtemp makes it private; the model folder is readable by all
             if target.exists():
                 shutil.rmtree(target)  # stale: another model version, or a build that died
             os.replace(tmp, target)
@@ -180,4 +183,5 @@ class LocalModel:
         except Exception as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise ModelError(f"converting {self._name} for {target.name} failed: {exc}") from exc
+        logger.info("converted %s for %s in %.0f s", self._name, target.name, time.perf_counter() - started)
         return target / main_file

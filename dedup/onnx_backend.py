@@ -129,9 +129,9 @@ class OnnxInt8Encoder(LocalModel):
     def _export(self, tmp: Path) -> None:
         try:
             import onnx  # noqa: F401  (torch.onnx and the quantiser need it)
+            import onnxruntime.quantization
+            import onnxruntime.transformers.optimizer  # noqa: F401
             import torch
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-            from onnxruntime.transformers.optimizer import optimize_model
             from transformers import AutoConfig, AutoModel
         except ImportError as exc:
             raise OptionalDependencyError(exc.name or "onnx", "building the int8 model (once)") from exc
@@ -140,6 +140,27 @@ class OnnxInt8Encoder(LocalModel):
         hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
         config = AutoConfig.from_pretrained(str(self.folder))
         model = AutoModel.from_pretrained(str(self.folder), attn_implementation="eager").eval()
+        sample = self.token_batches(["a", "a longer example sentence"], 2)[0][1]
+        example = (torch.from_numpy(sample["input_ids"]), torch.from_numpy(sample["attention_mask"]))
+        axes = {0: "batch", 1: "tokens"}
+        # The optimiser and quantiser log every fused node and tensor (~150 lines), and advise
+        # a pre-processing step that only matters for static quantisation.
+        quiet = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            self._export_steps(tmp, model, example, axes, config)
+        finally:
+            logging.disable(quiet)
+        for name in ("fp32.onnx", "optimised.onnx"):
+            (tmp / name).unlink()
+        for extra in tmp.glob("*.data"):
+            extra.unlink()
+
+    @staticmethod
+    def _export_steps(tmp: Path, model: Any, example: Any, axes: dict[int, str], config: Any) -> None:  # noqa: ANN401
+        import torch
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.transformers.optimizer import optimize_model
 
         class _LastHidden(torch.nn.Module):
             def __init__(self, inner: Any) -> None:  # noqa: ANN401
@@ -149,9 +170,6 @@ class OnnxInt8Encoder(LocalModel):
             def forward(self, input_ids: Any, attention_mask: Any) -> Any:  # noqa: ANN401
                 return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
-        sample = self.token_batches(["a", "a longer example sentence"], 2)[0][1]
-        example = (torch.from_numpy(sample["input_ids"]), torch.from_numpy(sample["attention_mask"]))
-        axes = {0: "batch", 1: "tokens"}
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer and deprecation chatter from the export
             torch.onnx.export(
@@ -178,7 +196,3 @@ class OnnxInt8Encoder(LocalModel):
                 per_channel=True,
                 extra_options={"DefaultTensorType": 1},  # float, for tensors shape inference cannot type
             )
-        for name in ("fp32.onnx", "optimised.onnx"):
-            (tmp / name).unlink()
-        for extra in tmp.glob("*.data"):
-            extra.unlink()
