@@ -69,7 +69,12 @@ def main() -> None:
         worst = min(r.by_pair.items(), key=lambda kv: kv[1][0][0])
         logger.info(
             "held half (%d articles), %s cosine: recall@1 %.4f, recall@10 %.4f, worst pair %s %.3f",
-            len(held), name, r.recall[0], r.recall[1], worst[0], worst[1][0][0],
+            len(held),
+            name,
+            r.recall[0],
+            r.recall[1],
+            worst[0],
+            worst[1][0][0],
         )
     args.out.write_text(json.dumps(centring.to_dict(), separators=(",", ":")) + "\n", "utf-8")
     logger.info("wrote %s (%d languages) in %.1f s", args.out, len(centring.means), time.perf_counter() - started)
