@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-__all__ = ["average_linkage"]
+#: The mean score between two clusters, given their members.
+CrossMean = Callable[[Sequence[int], Sequence[int]], float]
+
+__all__ = ["CrossMean", "average_linkage"]
 
 
 def average_linkage(
@@ -25,6 +28,7 @@ def average_linkage(
     max_pairs: int = 256,
     days: Sequence[tuple[int, int] | None] | None = None,
     max_gap_days: int | None = None,
+    cross_mean: CrossMean | None = None,
 ) -> list[int]:
     """Cluster ``n`` items; returns one label per item, numbered by first appearance.
 
@@ -44,6 +48,9 @@ def average_linkage(
             across them is further apart than that: an undated report cannot bridge
             stories months apart, whatever the average says.
         max_gap_days: The time window (see ``days``).
+        cross_mean: The mean score between two clusters' members, computed by the
+            caller (e.g. exactly, from a dense similarity matrix); replaces the sampled
+            mean of ``score`` (then ``max_pairs`` is unused).
 
     Examples:
         >>> s = {(0, 1): 0.9, (1, 2): 0.9, (0, 2): 0.0}
@@ -63,6 +70,13 @@ def average_linkage(
         if key not in known:
             known[key] = score(*key)
         return known[key]
+
+    def sampled_mean(a: Sequence[int], b: Sequence[int]) -> float:
+        cross = [(x, y) for x in a for y in b]
+        if len(cross) > max_pairs:
+            step = len(cross) / max_pairs
+            cross = [cross[int(k * step)] for k in range(max_pairs)]
+        return sum(pair(x, y) for x, y in cross) / len(cross)
 
     parent = list(range(n))
     members: dict[int, list[int]] = {i: [i] for i in range(n)}
@@ -97,11 +111,7 @@ def average_linkage(
             if max_gap_days is not None and merged_window[0] - merged_window[1] > max_gap_days:
                 refused.add(version)
                 continue
-        cross = [(x, y) for x in a for y in b]
-        if len(cross) > max_pairs:
-            step = len(cross) / max_pairs
-            cross = [cross[int(k * step)] for k in range(max_pairs)]
-        mean = sum(pair(x, y) for x, y in cross) / len(cross)
+        mean = cross_mean(a, b) if cross_mean is not None else sampled_mean(a, b)
         if mean < linkage:
             refused.add(version)
         else:

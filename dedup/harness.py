@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 
 from . import __version__
 from .centring import LanguageCentring
+from .cluster import average_linkage
 from .config import Config
 from .detector import Detector
 from .embed import EmbeddedArticle, Encoder, article_passages, assemble, embed_articles, pool, resolve_centring
@@ -358,43 +359,20 @@ def _tfidf_similarities(articles: Sequence[Article]) -> NDArray[np.float32]:
 
 
 def _cluster_by_matrix(n: int, pairs: Sequence[tuple[int, int]], sims: NDArray[np.float32], threshold: float) -> list[int]:
-    """The detector's average linkage (same merge rule) over a dense similarity matrix, vectorised.
+    """The detector's average linkage over a dense similarity matrix (the baselines' clusterer).
 
-    Candidate pairs are visited best first; two clusters merge when the mean similarity
-    over all their cross pairs reaches ``threshold``. Equal to
-    :func:`dedup.cluster.average_linkage` with ``linkage=threshold`` (which samples the
-    mean above 256 cross pairs; this computes it exactly).
+    :func:`dedup.cluster.average_linkage` with ``linkage=threshold``, the mean between two
+    clusters computed exactly from the matrix instead of sampled above 256 cross pairs.
     """
-    order = sorted(pairs, key=lambda p: (-float(sims[p]), p))
-    parent = list(range(n))
-    members: dict[int, list[int]] = {i: [i] for i in range(n)}
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    refused: set[tuple[int, int, int, int]] = set()  # (root, size, root, size): clusters only grow
-    for i, j in order:
-        if float(sims[i, j]) < threshold:
-            break
-        ri, rj = find(i), find(j)
-        if ri == rj:
-            continue
-        a, b = members[ri], members[rj]
-        version = (ri, len(a), rj, len(b)) if ri < rj else (rj, len(b), ri, len(a))
-        if version in refused:
-            continue
-        if float(sims[np.ix_(a, b)].mean()) < threshold:
-            refused.add(version)
-        else:
-            if len(a) < len(b):
-                ri, rj = rj, ri
-            parent[rj] = ri
-            members[ri].extend(members.pop(rj))
-    labels: dict[int, int] = {}
-    return [labels.setdefault(find(i), len(labels)) for i in range(n)]
+    edges = [(i, j, float(sims[i, j])) for i, j in pairs]
+    return average_linkage(
+        n,
+        edges,
+        lambda i, j: float(sims[i, j]),
+        threshold=threshold,
+        linkage=threshold,
+        cross_mean=lambda a, b: float(sims[np.ix_(a, b)].mean()),
+    )
 
 
 def _pair_report(

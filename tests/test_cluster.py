@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -77,3 +78,21 @@ def test_month_dates_use_their_smallest_gap() -> None:
         2, [(0, 1, 0.9)], lambda i, j: 0.9, threshold=0.5, linkage=0.3, days=[(0, 30), (35, 35)], max_gap_days=7
     )
     assert labels == [0, 0]
+
+
+def test_a_given_cross_mean_replaces_the_sampled_one() -> None:
+    # {0, 1} and {2, 3}: cross pair (0, 2) is strong, the other three are 0.4, so the exact
+    # mean between the two is 0.525.
+    scores = {(0, 1): 0.95, (2, 3): 0.95, (0, 2): 0.9, (0, 3): 0.4, (1, 2): 0.4, (1, 3): 0.4}
+
+    def score(i: int, j: int) -> float:
+        return scores[min(i, j), max(i, j)]
+
+    def exact(a: Sequence[int], b: Sequence[int]) -> float:
+        return sum(score(x, y) for x in a for y in b) / (len(a) * len(b))
+
+    edges = [(i, j, s) for (i, j), s in scores.items()]
+    assert average_linkage(4, edges, score, threshold=0.5, linkage=0.5, cross_mean=exact) == [0, 0, 0, 0]
+    assert average_linkage(4, edges, score, threshold=0.5, linkage=0.6, cross_mean=exact) == [0, 0, 1, 1]
+    # A sample of one cross pair (the first, (0, 2) at 0.9) accepts what the exact mean refuses.
+    assert average_linkage(4, edges, score, threshold=0.5, linkage=0.6, max_pairs=1) == [0, 0, 0, 0]
