@@ -10,7 +10,6 @@ Run: ``python -m benchmarks.seed_matrix`` -> prints tables and writes
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from dedup import __version__
 from dedup.config import Config
 from dedup.embed import embed_articles, load_encoder, pool
 from dedup.io import read_articles
+from dedup.machine import machine_info
 from dedup.verify import Verifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def main() -> None:
         "dedup": __version__,
         "commit": commit,
         "model": encoder.name,
-        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
+        "machine": machine_info(),
         "ids": names,
         "model_load_s": round(load_s, 2),
         "embed_median_s": round(embed_s, 3),

@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ from .embed import EmbeddedArticle, Encoder, embed_articles, load_encoder
 from .errors import ModelError
 from .index import IndexPlan, SearchResult, VectorIndex, build_index, exact_neighbours, plan_index, recall_at_k
 from .io import read_articles
+from .machine import machine_info
 from .types import Article, PartialDate
 
 __all__ = ["BenchOptions", "grow", "real_vectors", "run"]
@@ -588,7 +588,7 @@ def run(
     queries = grown[perm[:held]]
     base = grown[np.sort(perm[held:])]
     report: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine_info(),
         "data": {
             "real_vectors": len(real),
             "sources": source,
@@ -666,6 +666,10 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"{e['articles']} articles, {e['passages']} passages, in {e.get('groups', '?')} groups of 8 articles.",
         ]
+    machine = report.get("machine", {})
+    if machine:
+        isa = ", ".join(machine.get("isa", [])) or "not read"
+        lines += ["", f"Machine: {machine.get('cpus', '?')} cores, {machine.get('cpu', '?')}; int8/bf16 instruction sets: {isa}."]
     return "\n".join(lines) + "\n"
 
 

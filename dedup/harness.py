@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import re
 import subprocess
 import time
@@ -57,6 +56,7 @@ from .evaluation import (
     pr_curve,
 )
 from .io import read_articles
+from .machine import machine_info
 from .store import Store
 from .text import CLEANING_VERSION
 from .types import Article
@@ -617,11 +617,7 @@ def evaluate(
         "data_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "dedup": __version__,
         "commit": _commit(),
-        "machine": {
-            "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-        },
+        "machine": machine_info(),
         "model": model_name,
         "langs": sorted({a.lang or "?" for a in articles}),
         "verifier": verifier.source,
