@@ -218,13 +218,7 @@ class Store:
             if model is not None and model != store._model:
                 raise StoreMismatchError(
                     f"store {root} was built with model {store._model!r}, not {model!r}; open it with that model "
-                    "or build a new store with this one"
-                    + (
-                        " (the store's article vectors are not language-centred: it was built by an older dedup; "
-                        "rebuild it from its articles)"
-                        if model.startswith(store._model + "+")
-                        else ""
-                    )
+                    "or build a new store with this one" + _mismatch_hint(store._model, model)
                 )
             if dim is not None and dim != store._dim:
                 raise StoreMismatchError(f"store {root} holds vectors of dimension {store._dim}, the model gives {dim}")
@@ -646,3 +640,16 @@ class Store:
                     held.discard(key)
         except Timeout:
             raise StoreError(f"store {self._path} is locked by another writer (waited 600 s)") from None
+
+
+def _mismatch_hint(stored: str, wanted: str) -> str:
+    """What to do when a store's model name differs from the encoder's only in a known way."""
+    if wanted.startswith(stored + "+"):
+        return (
+            " (the store's article vectors are not language-centred: it was built by an older dedup; "
+            "rebuild it from its articles)"
+        )
+    if stored.replace(":int8", "") == wanted.replace(":int8", ""):
+        backend = "--backend onnx-int8 (the default)" if ":int8" in stored else "--backend openvino or --backend torch"
+        return f" (same model, other backend: its vectors were made with {backend}; open it with that)"
+    return ""

@@ -73,6 +73,18 @@ def test_store_refuses_another_model_or_dimension(tmp_path: Path, encoder: HashE
         Store.open(tmp_path / "s", model=encoder.name, dim=384)
 
 
+def test_store_of_another_backend_says_which_backend_made_it(tmp_path: Path) -> None:
+    Store.create(tmp_path / "int8", "m:int8#query+lang-centred-v2", 8)
+    with pytest.raises(StoreMismatchError, match=r"other backend.*--backend onnx-int8 \(the default\)"):
+        Store.open(tmp_path / "int8", model="m#query+lang-centred-v2", dim=8)
+    Store.create(tmp_path / "fp32", "m#query+lang-centred-v2", 8)
+    with pytest.raises(StoreMismatchError, match=r"other backend.*--backend openvino or --backend torch"):
+        Store.open(tmp_path / "fp32", model="m:int8#query+lang-centred-v2", dim=8)
+    with pytest.raises(StoreMismatchError) as unrelated:
+        Store.open(tmp_path / "fp32", model="other#query", dim=8)
+    assert "other backend" not in str(unrelated.value)
+
+
 def test_missing_and_unreadable_store(tmp_path: Path) -> None:
     with pytest.raises(StoreNotFoundError, match="does not exist"):
         Store.open(tmp_path / "nowhere")
