@@ -22,7 +22,9 @@ DEFAULT_ENCODER_NAME = "dedup/multilingual-e5-small-q4:int8#query"  # the defaul
 FP32_ENCODER_NAME = "dedup/multilingual-e5-small-q4#query"  # --backend openvino / torch
 
 
-def _clustered(rng: np.random.Generator, langs: list[str], stories: int, dim: int = 32) -> tuple[np.ndarray, list[str], list[int]]:
+def _clustered(
+    rng: np.random.Generator, langs: list[str], stories: int, dim: int = 32
+) -> tuple[np.ndarray, list[str], list[int]]:
     """Each story a random direction; each language a strong shared offset (as a multilingual model shows)."""
     story_dirs = rng.normal(size=(stories, dim))
     lang_dirs = {lang: 3.0 * rng.normal(size=dim) for lang in langs}
@@ -122,7 +124,7 @@ def test_a_store_of_uncentred_vectors_is_refused_with_a_rebuild_hint(tmp_path: P
 
     encoder = DefaultNamed(dim=384)
     Store.create(tmp_path / "old", DEFAULT_ENCODER_NAME, 384)  # what dedup 0.1 recorded
-    with pytest.raises(StoreMismatchError, match="not language-centred.*rebuild it"):
+    with pytest.raises(StoreMismatchError, match=r"not language-centred.*rebuild it"):
         Detector.open(tmp_path / "old", Config(), encoder=encoder)
     det = Detector.open(tmp_path / "new", Config(), encoder=encoder, create=True)
     assert det.centring is not None
