@@ -16,7 +16,7 @@ with the verifier's features and the label "same story". Pairs outside the date 
 are left out (the detector vetoes them before the model is consulted).
 
 Two logistic models are fitted: the article model over ``FEATURES`` on every row, and
-the title-only model over ``TITLE_FEATURES`` on the rows where one side is a title only
+the title-only model over ``TITLE_FEATURES`` on the rows where both sides are titles only
 (in this data: the OG2021 titles). The title-only model is fitted on standardised
 features (so that its regularisation treats them alike) and written in raw units.
 
@@ -41,7 +41,7 @@ from dedup.harness import default_cache_dir, embed_cached
 from dedup.index import VectorIndex
 from dedup.io import read_articles
 from dedup.types import Article
-from dedup.verify import FEATURES, TITLE_FEATURES, compare, features, is_title_only, title_features
+from dedup.verify import FEATURES, TITLE_FEATURES, both_titles, compare, features, title_features
 
 logger = logging.getLogger("benchmarks.fit_verifier")
 
@@ -77,7 +77,7 @@ def pair_rows(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
     """Feature rows (``FEATURES``, ``TITLE_FEATURES``) and labels of every (article, retrieved candidate) pair, each once.
 
-    Rows of pairs that are not title-only have zeros for the title features.
+    Rows of pairs that are not two titles (see :func:`dedup.verify.both_titles`) have NaN title features.
     """
     index = VectorIndex(items[0].vector.shape[0])
     index.add(np.vstack([e.vector for e in items]))
@@ -99,8 +99,8 @@ def pair_rows(
             xs.append(features(ev, a, b, max_date_gap_days=config.max_date_gap_days))
             xts.append(
                 title_features(ev, a, b, max_date_gap_days=config.max_date_gap_days)
-                if is_title_only(a, b)
-                else np.zeros(len(TITLE_FEATURES))
+                if both_titles(a, b)
+                else np.full(len(TITLE_FEATURES), np.nan)
             )
             ys.append(int(labels[key[0]] == labels[key[1]]))
     return np.vstack(xs), np.vstack(xts), np.asarray(ys, dtype=np.int64)
@@ -118,14 +118,14 @@ def _ece(y: NDArray[np.int64], p: NDArray[np.float64], bins: int = 10) -> float:
 
 
 def fit_title_model(
-    x_title: NDArray[np.float64], x_all: NDArray[np.float64], y_all: NDArray[np.int64], groups: NDArray[np.str_], c: float
+    x_title: NDArray[np.float64], y_all: NDArray[np.int64], groups: NDArray[np.str_], c: float
 ) -> dict[str, object]:
-    """The title-only model's parameters (raw units) and its out-of-fold report, fitted on the title-only rows."""
+    """The title-only model's parameters (raw units) and its out-of-fold report, fitted on the rows of two titles."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import brier_score_loss, f1_score, precision_recall_fscore_support
     from sklearn.model_selection import StratifiedKFold
 
-    rows = x_all[:, FEATURES.index("title_only")] == 1.0
+    rows = ~np.isnan(x_title[:, 0])
     x, y = x_title[rows], y_all[rows]
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
@@ -227,7 +227,7 @@ def main() -> None:
             "brier": round(float(brier_score_loss(y_all[mask], oof[mask])), 4),
             "ece": round(_ece(y_all[mask], oof[mask]), 4),
         }
-    title = fit_title_model(np.vstack(xts), x_all, y_all, group_arr, args.C)
+    title = fit_title_model(np.vstack(xts), y_all, group_arr, args.C)
     out = {
         "features": list(FEATURES),
         "coef": [round(float(c), 6) for c in model.coef_[0]],

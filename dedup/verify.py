@@ -14,10 +14,10 @@ that survives translation:
 * article similarity and the length ratio.
 
 The features are combined by a logistic model whose parameters ship in
-``verifier.json`` beside this module (refit by ``benchmarks/fit_verifier.py``). Pairs where
-one side is a title only have their own logistic model over :data:`TITLE_FEATURES`: a
-title carries no passages to align, and its evidence reads differently within one
-language (shared characters) than across two (the embedding alone).
+``verifier.json`` beside this module (refit by ``benchmarks/fit_verifier.py``). Pairs of
+two titles only have their own logistic model over :data:`TITLE_FEATURES`: a title
+carries no passages to align, and its evidence reads differently within one language
+(shared characters) than across two (the embedding alone).
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ __all__ = [
     "TITLE_FEATURES",
     "Verifier",
     "align",
+    "both_titles",
     "compare",
     "features",
-    "is_title_only",
     "title_features",
     "title_words",
 ]
@@ -184,9 +184,13 @@ def _title(item: EmbeddedArticle) -> str:
     return item.article.title or (item.passages[0] if item.passages else "")
 
 
-def is_title_only(a: EmbeddedArticle, b: EmbeddedArticle) -> bool:
-    """Whether one side of the pair has at most one passage (a title, or a one-line text)."""
-    return min(len(a.passages), len(b.passages)) <= 1
+def both_titles(a: EmbeddedArticle, b: EmbeddedArticle) -> bool:
+    """Whether both sides of the pair have at most one passage (a title, or a one-line text).
+
+    Such pairs are scored by the title-only model; a title against a full article is
+    scored by the article model, which knows the case by its ``title_only`` feature.
+    """
+    return max(len(a.passages), len(b.passages)) <= 1
 
 
 def features(evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_date_gap_days: int = 7) -> NDArray[np.float64]:
@@ -212,7 +216,7 @@ def features(evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_
             evidence.length_ratio,
             float(gap is not None),
             min(gap, max_date_gap_days) / max(max_date_gap_days, 1) if gap is not None else 0.0,
-            float(is_title_only(a, b)),
+            float(min(len(a.passages), len(b.passages)) <= 1),
         ],
         dtype=np.float64,
     )
@@ -262,13 +266,13 @@ def _logistic(coef: tuple[float, ...], intercept: float, x: NDArray[np.float64])
 
 @dataclass(frozen=True)
 class Verifier:
-    """A logistic model over :data:`FEATURES`, one over :data:`TITLE_FEATURES` for title-only pairs, and the date-gap veto.
+    """A logistic model over :data:`FEATURES`, one over :data:`TITLE_FEATURES` for pairs of two titles, and the date-gap veto.
 
     Attributes:
         coef: One weight per feature.
         intercept: The bias.
         source: Where the parameters came from (for reports).
-        title_coef: One weight per title feature; None scores title-only pairs with
+        title_coef: One weight per title feature; None scores pairs of two titles with
             ``coef`` too.
         title_intercept: The title-only model's bias.
 
@@ -341,8 +345,8 @@ class Verifier:
         return _logistic(self.title_coef, self.title_intercept, x)
 
     def pair_score(self, evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_date_gap_days: int = 7) -> float:
-        """The model's score of a pair (no date veto): the title-only model where it applies."""
-        if self.title_coef is not None and is_title_only(a, b):
+        """The model's score of a pair (no date veto): the title-only model for two titles, else the article model."""
+        if self.title_coef is not None and both_titles(a, b):
             return self.score_title(title_features(evidence, a, b, max_date_gap_days=max_date_gap_days))
         return self.score(features(evidence, a, b, max_date_gap_days=max_date_gap_days))
 

@@ -7,7 +7,7 @@ from dedup.config import Config
 from dedup.embed import EmbeddedArticle, pool
 from dedup.errors import ConfigError
 from dedup.types import Article, PartialDate
-from dedup.verify import FEATURES, TITLE_FEATURES, Verifier, align, compare, features, is_title_only, title_features, title_words
+from dedup.verify import FEATURES, TITLE_FEATURES, Verifier, align, both_titles, compare, features, title_features, title_words
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -85,7 +85,7 @@ def test_title_features_split_evidence_by_language() -> None:
     en = _title_item(Article("en", "Osaka wins the final in Tokyo", lang="en"), 0.6 * e1 + 0.8 * e2)
     en2 = _title_item(Article("en2", "Osaka wins", lang="en"), e1)
     fr = _title_item(Article("fr", "Osaka gagne", lang="fr"), e1)
-    assert is_title_only(en, en2)
+    assert both_titles(en, en2)
     same = title_features(compare(en, en2, Config()), en, en2)
     cross = title_features(compare(en, fr, Config()), en, fr)
     assert same.shape == (len(TITLE_FEATURES),)
@@ -117,6 +117,9 @@ def test_title_only_pairs_use_the_title_model() -> None:
     verifier = Verifier(zeros, 0.0, title_coef=title_coef, title_intercept=0.0)
     assert verifier.decide(a, b, Config()).score == pytest.approx(1 / (1 + np.exp(-3.0)))
     assert verifier.decide(long, long, Config()).score == pytest.approx(0.5)
+    # a title against a full article is the article model's
+    assert not both_titles(a, long)
+    assert verifier.decide(a, long, Config()).score == pytest.approx(0.5)
     # without a title model, title-only pairs are scored by the article model
     assert Verifier(zeros, 0.0).decide(a, b, Config()).score == pytest.approx(0.5)
     with pytest.raises(ConfigError, match="no title-only model"):
