@@ -15,6 +15,11 @@ For every article, retrieval proposes its ``k`` nearest articles in the same dat
 with the verifier's features and the label "same story". Pairs outside the date window
 are left out (the detector vetoes them before the model is consulted).
 
+Two logistic models are fitted: the article model over ``FEATURES`` on every row, and
+the title-only model over ``TITLE_FEATURES`` on the rows where both sides are titles only
+(in this data: the OG2021 titles). The title-only model is fitted on standardised
+features (so that its regularisation treats them alike) and written in raw units.
+
 Run: ``python -m benchmarks.fit_verifier [--data DIR] [--out dedup/verifier.json]``
 """
 
@@ -36,7 +41,7 @@ from dedup.harness import default_cache_dir, embed_cached
 from dedup.index import VectorIndex
 from dedup.io import read_articles
 from dedup.types import Article
-from dedup.verify import FEATURES, compare, features
+from dedup.verify import FEATURES, TITLE_FEATURES, both_titles, compare, features, title_features
 
 logger = logging.getLogger("benchmarks.fit_verifier")
 
@@ -69,13 +74,17 @@ def load_sets(data: Path, ntrex_docs: int, og_until: str) -> dict[str, tuple[lis
 
 def pair_rows(
     items: list[EmbeddedArticle], labels: list[str], config: Config, k: int
-) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """Feature rows and labels of every (article, retrieved candidate) pair, each pair once."""
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+    """Feature rows (``FEATURES``, ``TITLE_FEATURES``) and labels of every (article, retrieved candidate) pair, each once.
+
+    Rows of pairs that are not two titles (see :func:`dedup.verify.both_titles`) have NaN title features.
+    """
     index = VectorIndex(items[0].vector.shape[0])
     index.add(np.vstack([e.vector for e in items]))
     found = index.search(np.vstack([e.vector for e in items]), min(k + 1, len(items)))
     seen: set[tuple[int, int]] = set()
     xs: list[NDArray[np.float64]] = []
+    xts: list[NDArray[np.float64]] = []
     ys: list[int] = []
     for i in range(len(items)):
         for j in found.positions[i]:
@@ -86,9 +95,15 @@ def pair_rows(
             ev = compare(items[key[0]], items[key[1]], config)
             if ev.date_gap_days is not None and ev.date_gap_days > config.max_date_gap_days:
                 continue
-            xs.append(features(ev, items[key[0]], items[key[1]], max_date_gap_days=config.max_date_gap_days))
+            a, b = items[key[0]], items[key[1]]
+            xs.append(features(ev, a, b, max_date_gap_days=config.max_date_gap_days))
+            xts.append(
+                title_features(ev, a, b, max_date_gap_days=config.max_date_gap_days)
+                if both_titles(a, b)
+                else np.full(len(TITLE_FEATURES), np.nan)
+            )
             ys.append(int(labels[key[0]] == labels[key[1]]))
-    return np.vstack(xs), np.asarray(ys, dtype=np.int64)
+    return np.vstack(xs), np.vstack(xts), np.asarray(ys, dtype=np.int64)
 
 
 def _ece(y: NDArray[np.int64], p: NDArray[np.float64], bins: int = 10) -> float:
@@ -100,6 +115,48 @@ def _ece(y: NDArray[np.int64], p: NDArray[np.float64], bins: int = 10) -> float:
         if mask.any():
             total += mask.sum() * abs(float(y[mask].mean()) - float(p[mask].mean()))
     return total / len(y)
+
+
+def fit_title_model(
+    x_title: NDArray[np.float64], y_all: NDArray[np.int64], groups: NDArray[np.str_], c: float
+) -> dict[str, object]:
+    """The title-only model's parameters (raw units) and its out-of-fold report, fitted on the rows of two titles."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import brier_score_loss, f1_score, precision_recall_fscore_support
+    from sklearn.model_selection import StratifiedKFold
+
+    rows = ~np.isnan(x_title[:, 0])
+    x, y = x_title[rows], y_all[rows]
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    oof = np.zeros(len(y))
+    for train, test in folds.split(z, y):
+        oof[test] = LogisticRegression(C=c, max_iter=5000).fit(z[train], y[train]).predict_proba(z[test])[:, 1]
+    model = LogisticRegression(C=c, max_iter=5000).fit(z, y)
+    thresholds = np.round(np.linspace(0.05, 0.95, 19), 2)
+    best_t = float(thresholds[int(np.argmax([f1_score(y, oof >= t) for t in thresholds]))])
+    p, r, f, _ = precision_recall_fscore_support(y, oof >= best_t, average="binary", zero_division=0)
+    coef = model.coef_[0] / scale
+    intercept = float(model.intercept_[0]) - float(np.dot(coef, mean))
+    logger.info("title-only model: %d rows (%s)", len(y), ", ".join(sorted(set(groups[rows].tolist()))))
+    return {
+        "features": list(TITLE_FEATURES),
+        "coef": [round(float(v), 6) for v in coef],
+        "intercept": round(intercept, 6),
+        "fitted_on": {name: int((groups[rows] == name).sum()) for name in sorted(set(groups[rows].tolist()))},
+        "out_of_fold_report_at_best_threshold": {
+            "pairs": len(y),
+            "positives": int(y.sum()),
+            "precision": round(float(p), 4),
+            "recall": round(float(r), 4),
+            "f1": round(float(f), 4),
+            "brier": round(float(brier_score_loss(y, oof)), 4),
+            "ece": round(_ece(y, oof), 4),
+        },
+        "best_f1_threshold": round(best_t, 2),
+    }
 
 
 def main() -> None:
@@ -123,18 +180,19 @@ def main() -> None:
     config = Config(model=args.model)
     encoder = load_encoder(config.model)
     sets = load_sets(args.data, args.ntrex_docs, args.og_fit_until)
-    xs, ys, groups = [], [], []
+    xs, xts, ys, groups = [], [], [], []
     for name, (arts, labels) in sets.items():
         started = time.perf_counter()
         label = {"ntrex": "ntrex_dev", "og2021": "og2021_dev"}.get(name, name)
         items = embed_cached(
             arts, encoder, cache=args.cache, label=label, max_passage_chars=config.max_passage_chars, batch_size=config.batch_size
         )
-        x, y = pair_rows(items, labels, config, args.k)
+        x, xt, y = pair_rows(items, labels, config, args.k)
         logger.info(
             "%s: %d articles, %d pairs (%d positive), %.0f s", name, len(arts), len(y), y.sum(), time.perf_counter() - started
         )
         xs.append(x)
+        xts.append(xt)
         ys.append(y)
         groups += [name] * len(y)
     x_all, y_all = np.vstack(xs), np.concatenate(ys)
@@ -169,6 +227,7 @@ def main() -> None:
             "brier": round(float(brier_score_loss(y_all[mask], oof[mask])), 4),
             "ece": round(_ece(y_all[mask], oof[mask]), 4),
         }
+    title = fit_title_model(np.vstack(xts), y_all, group_arr, args.C)
     out = {
         "features": list(FEATURES),
         "coef": [round(float(c), 6) for c in model.coef_[0]],
@@ -177,6 +236,7 @@ def main() -> None:
         f"ntrex {args.ntrex_docs} docs x {len(NTREX_LANGS)} langs, og2021 <= {args.og_fit_until}, seeds",
         "out_of_fold_report_at_best_threshold": report,
         "best_f1_threshold": round(best_t, 2),
+        "title_only": title,
     }
     args.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     logger.info("%s", json.dumps(out, indent=2))

@@ -14,7 +14,10 @@ that survives translation:
 * article similarity and the length ratio.
 
 The features are combined by a logistic model whose parameters ship in
-``verifier.json`` beside this module (refit by ``benchmarks/fit_verifier.py``).
+``verifier.json`` beside this module (refit by ``benchmarks/fit_verifier.py``). Pairs of
+two titles only have their own logistic model over :data:`TITLE_FEATURES`: a title
+carries no passages to align, and its evidence reads differently within one language
+(shared characters) than across two (the embedding alone).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -34,7 +38,17 @@ from .embed import EmbeddedArticle
 from .errors import ConfigError
 from .types import Evidence, Match, PassagePair
 
-__all__ = ["FEATURES", "Verifier", "align", "compare", "features"]
+__all__ = [
+    "FEATURES",
+    "TITLE_FEATURES",
+    "Verifier",
+    "align",
+    "both_titles",
+    "compare",
+    "features",
+    "title_features",
+    "title_words",
+]
 
 #: Feature names, in the order of the logistic model's coefficients.
 FEATURES = (
@@ -50,6 +64,16 @@ FEATURES = (
     "date_known",
     "date_gap",
     "title_only",
+)
+
+#: Features of the title-only model: :data:`FEATURES`, then evidence that depends on
+#: whether the two titles share a language, and on how much a title says.
+TITLE_FEATURES = (
+    *FEATURES,
+    "same_language",
+    "title_words",
+    "same_language_char_overlap",
+    "cross_language_title_similarity",
 )
 
 
@@ -156,6 +180,19 @@ def char_overlap(a: str, b: str, n: int = 3) -> float:
     return len(grams_a & grams_b) / len(grams_a | grams_b)
 
 
+def _title(item: EmbeddedArticle) -> str:
+    return item.article.title or (item.passages[0] if item.passages else "")
+
+
+def both_titles(a: EmbeddedArticle, b: EmbeddedArticle) -> bool:
+    """Whether both sides of the pair have at most one passage (a title, or a one-line text).
+
+    Such pairs are scored by the title-only model; a title against a full article is
+    scored by the article model, which knows the case by its ``title_only`` feature.
+    """
+    return max(len(a.passages), len(b.passages)) <= 1
+
+
 def features(evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_date_gap_days: int = 7) -> NDArray[np.float64]:
     """The feature vector of a pair, in the order of :data:`FEATURES`.
 
@@ -165,8 +202,7 @@ def features(evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_
     aligned_similarity = float(np.mean([p.similarity for p in evidence.aligned])) if evidence.aligned else 0.0
     aligned_margin = float(np.mean([p.margin for p in evidence.aligned])) if evidence.aligned else 0.0
     gap = evidence.date_gap_days
-    title_a = a.article.title or (a.passages[0] if a.passages else "")
-    title_b = b.article.title or (b.passages[0] if b.passages else "")
+    title_a, title_b = _title(a), _title(b)
     return np.array(
         [
             evidence.aligned_fraction,
@@ -186,24 +222,75 @@ def features(evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_
     )
 
 
+_WORD = re.compile(r"\w+")
+
+
+def title_words(text: str) -> int:
+    """Number of words (runs of letters and digits) in a title.
+
+    Examples:
+        >>> title_words("Osaka wins, 6-3 | Sports")
+        5
+
+    """
+    return len(_WORD.findall(text))
+
+
+def title_features(
+    evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_date_gap_days: int = 7
+) -> NDArray[np.float64]:
+    """The feature vector of a title-only pair, in the order of :data:`TITLE_FEATURES`.
+
+    :func:`features`, then: whether both languages are known and equal; the shorter
+    title's word count over 10 (capped at 3: a short title says less); the title character
+    overlap for a same-language pair (0 across languages, where it measures the script,
+    not the story); the title cosine for a cross-language pair (0 within one language).
+    """
+    base = features(evidence, a, b, max_date_gap_days=max_date_gap_days)
+    lang_a, lang_b = a.article.lang, b.article.lang
+    same = float(lang_a is not None and lang_a == lang_b)
+    words = min(title_words(_title(a)), title_words(_title(b)))
+    extra = [
+        same,
+        min(words, 30) / 10.0,
+        same * base[FEATURES.index("title_char_overlap")],
+        (1.0 - same) * base[FEATURES.index("title_similarity")],
+    ]
+    return np.concatenate([base, np.asarray(extra, dtype=np.float64)])
+
+
+def _logistic(coef: tuple[float, ...], intercept: float, x: NDArray[np.float64]) -> float:
+    z = float(np.dot(np.asarray(coef), x)) + intercept
+    return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
 @dataclass(frozen=True)
 class Verifier:
-    """A logistic model over :data:`FEATURES`, plus the date-gap veto.
+    """A logistic model over :data:`FEATURES`, one over :data:`TITLE_FEATURES` for pairs of two titles, and the date-gap veto.
 
     Attributes:
         coef: One weight per feature.
         intercept: The bias.
         source: Where the parameters came from (for reports).
+        title_coef: One weight per title feature; None scores pairs of two titles with
+            ``coef`` too.
+        title_intercept: The title-only model's bias.
 
     """
 
     coef: tuple[float, ...]
     intercept: float
     source: str = "built-in"
+    title_coef: tuple[float, ...] | None = None
+    title_intercept: float = 0.0
 
     def __post_init__(self) -> None:
         if len(self.coef) != len(FEATURES):
             raise ConfigError(f"verifier needs {len(FEATURES)} coefficients ({FEATURES}), got {len(self.coef)}")
+        if self.title_coef is not None and len(self.title_coef) != len(TITLE_FEATURES):
+            raise ConfigError(
+                f"the title-only model needs {len(TITLE_FEATURES)} coefficients ({TITLE_FEATURES}), got {len(self.title_coef)}"
+            )
 
     @classmethod
     def default(cls) -> Verifier:
@@ -215,19 +302,53 @@ class Verifier:
     def from_dict(cls, data: dict[str, Any]) -> Verifier:
         """Build from ``{"features": [...], "coef": [...], "intercept": x}``.
 
+        An optional ``"title_only": {"features": [...], "coef": [...], "intercept": x}``
+        holds the title-only model.
+
         Raises:
-            ConfigError: When the feature list does not match this version's.
+            ConfigError: When a feature list does not match this version's.
 
         """
         names = tuple(data.get("features", ()))
         if names != FEATURES:
             raise ConfigError(f"verifier parameters are for features {names}, this version uses {FEATURES}")
-        return cls(tuple(float(c) for c in data["coef"]), float(data["intercept"]), str(data.get("source", "file")))
+        title = data.get("title_only")
+        title_coef, title_intercept = None, 0.0
+        if title is not None:
+            title_names = tuple(title.get("features", ()))
+            if title_names != TITLE_FEATURES:
+                raise ConfigError(
+                    f"title-only verifier parameters are for features {title_names}, this version uses {TITLE_FEATURES}"
+                )
+            title_coef, title_intercept = tuple(float(c) for c in title["coef"]), float(title["intercept"])
+        return cls(
+            tuple(float(c) for c in data["coef"]),
+            float(data["intercept"]),
+            str(data.get("source", "file")),
+            title_coef,
+            title_intercept,
+        )
 
     def score(self, x: NDArray[np.float64]) -> float:
-        """Probability-like score in [0, 1] of "same story" for a feature vector."""
-        z = float(np.dot(np.asarray(self.coef), x)) + self.intercept
-        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+        """Probability-like score in [0, 1] of "same story" for a feature vector (:data:`FEATURES`)."""
+        return _logistic(self.coef, self.intercept, x)
+
+    def score_title(self, x: NDArray[np.float64]) -> float:
+        """The score of a title-only pair from its :data:`TITLE_FEATURES` vector.
+
+        Raises:
+            ConfigError: When this verifier has no title-only model.
+
+        """
+        if self.title_coef is None:
+            raise ConfigError("this verifier has no title-only model")
+        return _logistic(self.title_coef, self.title_intercept, x)
+
+    def pair_score(self, evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_date_gap_days: int = 7) -> float:
+        """The model's score of a pair (no date veto): the title-only model for two titles, else the article model."""
+        if self.title_coef is not None and both_titles(a, b):
+            return self.score_title(title_features(evidence, a, b, max_date_gap_days=max_date_gap_days))
+        return self.score(features(evidence, a, b, max_date_gap_days=max_date_gap_days))
 
     def decide(self, a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> Match:
         """Compare ``a`` (query) with ``b`` (candidate) and decide."""
@@ -235,7 +356,7 @@ class Verifier:
         if evidence.date_gap_days is not None and evidence.date_gap_days > config.max_date_gap_days:
             score = 0.0
         else:
-            score = self.score(features(evidence, a, b, max_date_gap_days=config.max_date_gap_days))
+            score = self.pair_score(evidence, a, b, max_date_gap_days=config.max_date_gap_days)
         return Match(
             id=b.id,
             score=score,
