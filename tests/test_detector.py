@@ -120,3 +120,24 @@ def test_a_model_that_lacks_a_language_says_so(caplog) -> None:
     with caplog.at_level("WARNING", logger="dedup.detector"):
         det.embed([Article("v1", "Hà Nội đón khách", lang="vi"), Article("e1", "Hanoi welcomes guests", lang="en")])
     assert "does not cover vi: 1 article(s) (e.g. v1)" in caplog.text
+
+
+def test_the_default_model_names_articles_in_languages_outside_xlmr(caplog) -> None:
+    from dedup.detector import uncovered
+
+    articles = [
+        Article("y1", "Ìròyìn láti Èkó", lang="yo"),  # Yoruba: not among XLM-R's 100 languages
+        Article("h1", "חדשות", lang="iw"),  # old code for Hebrew: covered
+        Article("n1", "Nyheter", lang="nb"),  # Bokmål: Norwegian, covered
+        Article("v1", "Hà Nội", lang="vi"),
+        Article("u1", "untagged"),
+    ]
+    default = "dedup/multilingual-e5-small-q4:int8#query"
+    assert [a.id for a in uncovered(default, articles)] == ["y1"]
+    assert [a.id for a in uncovered("intfloat/multilingual-e5-large#query", articles)] == ["y1"]
+    assert uncovered("some/unknown-model", articles) == []  # unknown coverage: nothing claimed
+    det = Detector.in_memory(encoder=HashEncoder(name=default))
+    with caplog.at_level("WARNING", logger="dedup.detector"):
+        det.embed(articles)
+    assert "does not cover yo: 1 article(s) (e.g. y1)" in caplog.text
+    assert "rest mostly on shared names, numbers and dates" in caplog.text
