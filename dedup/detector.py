@@ -179,7 +179,7 @@ class Detector:
             advice = (
                 "use the default model, which covers about 100 languages"
                 if self.encoder.name == USE_MODEL
-                else "their verdicts rest mostly on shared names, numbers and dates"
+                else "only their shared names, numbers and dates keep their worth as evidence"
             )
             logger.warning(
                 "model %s does not cover %s: %d article(s) (e.g. %s) will embed poorly; %s",

@@ -140,4 +140,4 @@ def test_the_default_model_names_articles_in_languages_outside_xlmr(caplog) -> N
     with caplog.at_level("WARNING", logger="dedup.detector"):
         det.embed(articles)
     assert "does not cover yo: 1 article(s) (e.g. y1)" in caplog.text
-    assert "rest mostly on shared names, numbers and dates" in caplog.text
+    assert "only their shared names, numbers and dates keep their worth" in caplog.text
