@@ -25,6 +25,7 @@ from .cluster import average_linkage
 from .config import Config
 from .embed import USE_MODEL, EmbeddedArticle, Encoder, embed_articles, load_encoder
 from .errors import StoreNotFoundError
+from .onnx_backend import INT8_SUFFIX
 from .store import MANIFEST, Store
 from .types import AddReport, Article, Match, Story, Verdict
 from .verify import Verifier
@@ -60,7 +61,7 @@ _LANGUAGE_ALIASES = {"iw": "he", "in": "id", "ji": "yi", "nb": "no", "nn": "no",
 
 def uncovered(encoder_name: str, articles: Sequence[Article]) -> list[Article]:
     """The articles whose (known) language the model behind ``encoder_name`` was not trained on."""
-    covered = MODEL_LANGUAGES.get(encoder_name.split("#")[0].removesuffix(":int8"))
+    covered = MODEL_LANGUAGES.get(encoder_name.split("#")[0].removesuffix(INT8_SUFFIX))
     if covered is None:
         return []
     out = []

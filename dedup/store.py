@@ -47,6 +47,7 @@ from ._fs import sha256_file
 from .embed import EmbeddedArticle
 from .errors import DuplicateIdError, IdConflictError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 from .index import IndexPlan, SearchResult, VectorIndex, build_index, check_kind, plan_reason, update_index
+from .onnx_backend import INT8_SUFFIX
 from .text import CLEANING_VERSION
 from .types import AddReport, Article, PartialDate
 
@@ -649,7 +650,7 @@ def _mismatch_hint(stored: str, wanted: str) -> str:
             " (the store's article vectors are not language-centred: it was built by an older dedup; "
             "rebuild it from its articles)"
         )
-    if stored.replace(":int8", "") == wanted.replace(":int8", ""):
-        backend = "--backend onnx-int8 (the default)" if ":int8" in stored else "--backend openvino or --backend torch"
+    if stored.replace(INT8_SUFFIX, "") == wanted.replace(INT8_SUFFIX, ""):
+        backend = "--backend onnx-int8 (the default)" if INT8_SUFFIX in stored else "--backend openvino or --backend torch"
         return f" (same model, other backend: its vectors were made with {backend}; open it with that)"
     return ""
