@@ -39,6 +39,11 @@ class Config:
         cluster_threshold: Verifier score a pair needs to start a merge of two stories
             (chosen on the OG2021 tune part, see ``benchmarks/clusterers.py``).
         cluster_linkage: Average verifier score two stories need between them to merge.
+        window_days: Batch clustering cuts the feed into calendar windows of this many
+            days, each reaching ``max_date_gap_days`` into the next, clusters each on its
+            own and merges them (``dedup/windows.py``); undated articles are clustered
+            apart. 0 clusters the whole feed at once, undated articles included. A window
+            is the unit of work the Ray engine spreads over machines.
 
     """
 
@@ -57,6 +62,7 @@ class Config:
     align_min_margin: float = 0.02
     cluster_threshold: float = 0.7
     cluster_linkage: float = 0.3
+    window_days: int = 28
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
@@ -75,8 +81,10 @@ class Config:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.max_passage_chars < 20:
             raise ConfigError(f"max_passage_chars must be at least 20, got {self.max_passage_chars}")
-        if not isinstance(self.max_date_gap_days, int) or self.max_date_gap_days < 0:
-            raise ConfigError(f"max_date_gap_days must be a non-negative integer, got {self.max_date_gap_days!r}")
+        for name in ("max_date_gap_days", "window_days"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
         for name in ("threshold", "cluster_threshold", "cluster_linkage"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from .cache import EmbeddingCache
 from .centring import centring_for, vector_space
-from .cluster import average_linkage
 from .config import Config
 from .embed import USE_MODEL, EmbeddedArticle, Encoder, embed_articles, load_encoder
 from .errors import StoreNotFoundError
+from .grouping import ClusterResult, build_result, cluster_feed
 from .onnx_backend import INT8_SUFFIX
 from .store import MANIFEST, Store
 from .types import AddReport, Article, Match, Story, Verdict
@@ -73,22 +70,6 @@ def uncovered(encoder_name: str, articles: Sequence[Article]) -> list[Article]:
         if code not in covered:
             out.append(article)
     return out
-
-
-@dataclass(frozen=True)
-class ClusterResult:
-    """Stories of a batch, and the story label of every article.
-
-    Attributes:
-        stories: Stories, numbered by first appearance in the input.
-        labels: Article id -> story id.
-        edges: Verified duplicate pairs ``(id_a, id_b, score)`` the clustering started from.
-
-    """
-
-    stories: tuple[Story, ...]
-    labels: dict[str, str]
-    edges: tuple[tuple[str, str, float], ...]
 
 
 class Detector:
@@ -311,48 +292,17 @@ class Detector:
         return self.cluster_embedded(self.embed(articles, show_progress=show_progress), with_store=with_store)
 
     def cluster_embedded(self, items: Sequence[EmbeddedArticle], *, with_store: bool = False) -> ClusterResult:
-        """Group embedded articles into stories by verified, average-linked pairs."""
+        """Group embedded articles into stories by verified, average-linked pairs.
+
+        A feed is clustered in time windows of ``Config.window_days`` (see
+        :mod:`dedup.windows`); with ``with_store``, stored articles join in.
+        """
         all_items = list(items)
         if with_store:
             given = {i.id for i in items}
             all_items += [self.store.embedded(p) for p in range(len(self.store)) if self.store.ids[p] not in given]
-        n = len(all_items)
-        if n == 0:
-            return ClusterResult((), {}, ())
-        local = self._scratch_store(self.store.model, self.store.dim, self.config)
-        local.add(all_items)
-        k = min(self.config.candidates + 1, n)
-        found = local.search(np.vstack([i.vector for i in all_items]), k)
-        cache: dict[tuple[int, int], float] = {}
-
-        def score(i: int, j: int) -> float:
-            key = (min(i, j), max(i, j))
-            if key not in cache:
-                cache[key] = self.verifier.decide(all_items[key[0]], all_items[key[1]], self.config).score
-            return cache[key]
-
-        edges: list[tuple[int, int, float]] = []
-        for i in range(n):
-            for position, sim in zip(found.positions[i], found.similarities[i], strict=True):
-                j = int(position)
-                if j < 0 or j == i or sim < self.config.min_candidate_similarity:
-                    continue
-                edges.append((min(i, j), max(i, j), score(i, j)))
-        days = [_days(i.article) for i in all_items]
-        labels = average_linkage(
-            n,
-            edges,
-            score,
-            threshold=self.config.cluster_threshold,
-            linkage=self.config.cluster_linkage,
-            days=days,
-            max_gap_days=self.config.max_date_gap_days,
-        )
-        stories = _stories([i.article for i in all_items], labels)
-        ids = [i.id for i in all_items]
-        by_id = {ids[i]: stories[labels[i]].id for i in range(n)}
-        verified = tuple(sorted({(ids[i], ids[j], s) for i, j, s in edges if s >= self.config.threshold}, key=lambda e: -e[2]))
-        return ClusterResult(tuple(stories), by_id, verified)
+        labels, edges = cluster_feed(all_items, self.config, self.verifier)
+        return build_result([i.article for i in all_items], labels, edges, self.config.threshold)
 
     def story(self, article_id: str) -> Story:
         """The story of a stored article, among its stored neighbours.
@@ -382,32 +332,3 @@ def _cache(cache: bool | EmbeddingCache, encoder: Encoder) -> EmbeddingCache | N
     if isinstance(cache, EmbeddingCache):
         return cache
     return EmbeddingCache.for_model(encoder.name, encoder.dim) if cache else None
-
-
-def _days(article: Article) -> tuple[int, int] | None:
-    if article.date is None:
-        return None
-    first, last = article.date.bounds()
-    return first.toordinal(), last.toordinal()
-
-
-def _stories(articles: Sequence[Article], labels: Sequence[int]) -> list[Story]:
-    groups: dict[int, list[Article]] = {}
-    for article, label in zip(articles, labels, strict=True):
-        groups.setdefault(label, []).append(article)
-    width = max(4, len(str(len(groups))))
-    out: list[Story] = []
-    for label in sorted(groups):
-        members = groups[label]
-        dates = sorted(a.date for a in members if a.date is not None)
-        out.append(
-            Story(
-                id=f"story-{label + 1:0{width}d}",
-                article_ids=tuple(a.id for a in members),
-                langs=tuple(sorted({a.lang for a in members if a.lang})),
-                first_date=dates[0] if dates else None,
-                last_date=dates[-1] if dates else None,
-                titles=tuple(a.title for a in members),
-            )
-        )
-    return out

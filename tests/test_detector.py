@@ -88,16 +88,18 @@ def test_missing_store_is_reported_before_loading_a_model(tmp_path: Path) -> Non
 
 
 def test_an_undated_report_does_not_bridge_stories_months_apart(encoder: HashEncoder) -> None:
-    det = Detector.in_memory(encoder=encoder)
-    result = det.cluster(
-        [
-            _article("march", STORY_A, "2025-03-04"),
-            _article("undated", STORY_A, None),
-            _article("september", STORY_A, "2025-09-04"),
-        ]
-    )
-    assert result.labels["march"] != result.labels["september"]
-    assert result.labels["undated"] in {result.labels["march"], result.labels["september"]}
+    feed = [
+        _article("march", STORY_A, "2025-03-04"),
+        _article("undated", STORY_A, None),
+        _article("september", STORY_A, "2025-09-04"),
+    ]
+    # In one piece (no time windows), the undated report may join either story, never both.
+    whole = Detector.in_memory(Config(window_days=0), encoder=encoder).cluster(feed)
+    assert whole.labels["march"] != whole.labels["september"]
+    assert whole.labels["undated"] in {whole.labels["march"], whole.labels["september"]}
+    # In time windows (the default), undated reports are clustered apart from dated ones.
+    windowed = Detector.in_memory(encoder=encoder).cluster(feed)
+    assert len({windowed.labels[a.id] for a in feed}) == 3
 
 
 def test_verdict_says_when_duplicates_may_lie_beyond_the_candidate_limit(encoder: HashEncoder) -> None:
