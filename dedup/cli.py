@@ -29,7 +29,7 @@ from . import __version__
 from .config import Config
 from .detector import ClusterResult, Detector
 from .embed import EmbeddedArticle
-from .errors import ConfigError, DedupError, InputError, ModelError, OptionalDependencyError, StoreError
+from .errors import ConfigError, DedupError, EngineError, InputError, ModelError, OptionalDependencyError, StoreError
 from .io import read_articles, write_jsonl
 from .types import Article, Verdict
 
@@ -156,6 +156,25 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also write a self-contained HTML report (stories, members by language, evidence, charts); opens from disk",
     )
+    p.add_argument(
+        "--window-days",
+        type=int,
+        metavar="DAYS",
+        help=f"cluster in calendar windows of DAYS days, overlapping by --max-date-gap; 0: the whole feed at once "
+        f"(default {Config.window_days})",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        help="local: this process (the default); ray: Ray Data, on the cluster at --ray-address or on a Ray "
+        "instance started for the job (needs `pip install 'dedup[ray]'`)",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="run on this Ray cluster (e.g. 10.0.0.5:6379, ray://host:10001, auto); implies --engine ray",
+    )
+    p.add_argument("--workers", type=int, metavar="N", help="Ray engine: embedding actors (default: one per cluster CPU)")
 
     p = sub.add_parser(
         "serve",
@@ -279,6 +298,7 @@ def _config(args: argparse.Namespace) -> Config:
         "backend": getattr(args, "backend", None),
         "index": getattr(args, "index", None),
         "recall_floor": getattr(args, "recall_floor", None),
+        "window_days": getattr(args, "window_days", None),
     }
     return Config().with_(**{k: v for k, v in changes.items() if v is not None})
 
@@ -421,6 +441,8 @@ def _run(args: argparse.Namespace) -> int:
         return _stream(args, config)
     if args.command == "eval":
         return _eval(args, config, out)
+    if args.command == "cluster" and (args.engine == "ray" or args.ray_address):
+        return _cluster_on_ray(args, config, out)
     articles = _read(args, config)
     started = time.perf_counter()
     if args.command == "add":
@@ -464,6 +486,39 @@ def _run(args: argparse.Namespace) -> int:
         else:
             _print_clusters(result, out)
     logging.getLogger(__name__).info("%s took %.1f s", args.command, time.perf_counter() - started)
+    return EXIT_OK
+
+
+def _cluster_on_ray(args: argparse.Namespace, config: Config, out: IO[str]) -> int:
+    from .ray_engine import cluster_on_ray
+
+    if args.engine == "local":
+        raise ConfigError("--ray-address runs on Ray; drop --engine local or the address")
+    for flag, value in (("--store", args.store), ("--html", args.html)):
+        if value is not None:
+            raise ConfigError(f"{flag} works with the local engine only; drop it or --engine ray")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    run = cluster_on_ray(
+        args.inputs,
+        config,
+        address=args.ray_address,
+        workers=args.workers,
+        cache=not args.no_cache,
+        skip_invalid=args.skip_invalid,
+    )
+    rows = _cluster_rows(run.result, {a.id: a for a in run.articles})
+    if args.out:
+        with args.out.open("w", encoding="utf-8") as fh:
+            write_jsonl(rows, fh)
+    if args.json:
+        write_jsonl(rows, out)
+    else:
+        _print_clusters(run.result, out)
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in run.seconds.items())
+    logging.getLogger(__name__).info(
+        "ray: %d articles, %d partitions, %d node(s), %g CPUs: %s", len(run.articles), run.windows, run.nodes, run.cpus, stages
+    )
     return EXIT_OK
 
 
@@ -557,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="dedup: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("sentence_transformers", "transformers", "httpx", "huggingface_hub", "faiss"):
+    for noisy in ("sentence_transformers", "transformers", "httpx", "huggingface_hub", "faiss", "ray"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not _progress(args):
         # Model-loading bars of transformers / huggingface_hub; read when they are first imported.
@@ -577,6 +632,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelError as exc:
         print(f"dedup: model error: {exc}", file=sys.stderr)
         return EXIT_MODEL
+    except EngineError as exc:
+        print(f"dedup: ray error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     except DedupError as exc:
         print(f"dedup: error: {exc}", file=sys.stderr)
         return EXIT_INTERNAL

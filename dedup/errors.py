@@ -9,6 +9,7 @@ The hierarchy::
     │       └── IdConflictError an id is already stored with other content (and not replacing)
     ├── ModelError              the embedding model cannot be built, found or loaded
     │   └── OptionalDependencyError  an optional package is missing; says what to install
+    ├── EngineError             the distributed engine (Ray) cannot connect or its job failed
     └── StoreError              a store cannot be opened, read or written
         ├── StoreNotFoundError  no store at the given path
         ├── StoreMismatchError  the store was built with another model, dimension or format
@@ -21,6 +22,7 @@ __all__ = [
     "ConfigError",
     "DedupError",
     "DuplicateIdError",
+    "EngineError",
     "IdConflictError",
     "InputError",
     "ModelError",
@@ -79,6 +81,10 @@ class OptionalDependencyError(ModelError, ImportError):
         hint = f"pip install 'dedup[{extra}]'" if extra else f"pip install {package}"
         super().__init__(f"{feature} needs the package {package!r}, which is not installed: run `{hint}`")
         self.package = package
+
+
+class EngineError(DedupError):
+    """The distributed engine (Ray) cannot connect, or a job on it failed."""
 
 
 class StoreError(DedupError):

@@ -32,7 +32,17 @@ from typing import IO, Any
 from .errors import DuplicateIdError, InputError
 from .types import Article, PartialDate
 
-__all__ = ["ReadResult", "Skipped", "detect_language", "parse_jsonl_line", "parse_record", "read_articles", "write_jsonl"]
+__all__ = [
+    "STDIN",
+    "ReadResult",
+    "Skipped",
+    "detect_language",
+    "expand_inputs",
+    "parse_jsonl_line",
+    "parse_record",
+    "read_articles",
+    "write_jsonl",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +210,8 @@ def _read_seed_text(lines: Sequence[str], source: str, article_id: str, *, detec
     return parse_record(record, source=source, line=first_index + 1, detect_lang=detect_lang, max_chars=max_chars)
 
 
-def _expand(paths: Iterable[str | Path]) -> list[str | Path]:
+def expand_inputs(paths: Iterable[str | Path]) -> list[str | Path]:
+    """Files to read, in order: folders become their sorted ``.txt`` and ``.jsonl`` files."""
     out: list[str | Path] = []
     for path in paths:
         if str(path) == STDIN:
@@ -278,7 +289,7 @@ def read_articles(
         seen[article.id] = (article, source, line)
         articles.append(article)
 
-    for path in _expand(paths):
+    for path in expand_inputs(paths):
         if path == STDIN:
             source = "<stdin>"
             data = (stdin if stdin is not None else sys.stdin.buffer).read()

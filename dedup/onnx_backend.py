@@ -82,7 +82,8 @@ class OnnxInt8Encoder(LocalModel):
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"ONNX Runtime cannot load {path}: {exc}; delete {path.parent} to rebuild it") from None
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self._workers = int(threads) if threads else (os.cpu_count() or 1)
+        # OMP_NUM_THREADS, when set, bounds the cores used (Ray sets it to a worker's CPUs).
+        self._workers = int(threads) if threads else _threads()
         self._pool: ThreadPoolExecutor | None = None
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 1, show_progress: bool = False) -> NDArray[np.float32]:
@@ -196,3 +197,9 @@ class OnnxInt8Encoder(LocalModel):
                 per_channel=True,
                 extra_options={"DefaultTensorType": 1},  # float, for tensors shape inference cannot type
             )
+
+
+def _threads() -> int:
+    """Cores to use: ``OMP_NUM_THREADS`` when it is a positive integer, else every core."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else (os.cpu_count() or 1)

@@ -162,6 +162,10 @@ class Article:
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra", _freeze(self.extra))
 
+    def __reduce__(self) -> tuple[type[Article], tuple[Any, ...]]:
+        # A read-only mapping does not pickle; rebuild through the constructor (which freezes it again).
+        return (Article, (self.id, self.title, self.text, self.date, self.lang, self.source, self.url, dict(self.extra)))
+
     @property
     def content_hash(self) -> str:
         """SHA-256 of what decides identity: title, text, date and language."""
