@@ -178,14 +178,16 @@ def cluster_on_ray(
     if STDIN in paths:
         raise InputError("the Ray engine reads files, not stdin; write the feed to a file first", source="<stdin>")
     ray = _ray()
-    started_here = not ray.is_initialized()
-    try:
-        if address is None:
-            ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False, configure_logging=False)
-        else:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise EngineError(f"cannot connect to the Ray cluster at {address or 'a new local instance'}: {exc}") from None
+    started_here = not ray.is_initialized()  # else: use this process's connection (e.g. a test's)
+    if started_here:
+        options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False, "configure_logging": False}
+        try:
+            if address is None:
+                ray.init(include_dashboard=False, **options)
+            else:
+                ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise EngineError(f"cannot connect to the Ray cluster at {address or 'a new local instance'}: {exc}") from None
     try:
         return _run(ray, paths, config, verifier, workers, cpus_per_worker, cache, skip_invalid)
     except ray.exceptions.RayError as exc:
