@@ -7,13 +7,17 @@ stops exactly the processes it started (``ray stop`` would stop every Ray on the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,11 +45,42 @@ def _env() -> dict[str, str]:
     return env
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (from /proc: raylet, workers, actors)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def running(pid: int, name: str) -> list[int]:
+    """Processes below ``pid`` whose command line (Ray's process title) contains ``name``."""
+    out = []
+    for child in descendants(pid):
+        with contextlib.suppress(OSError):
+            if name.encode() in Path(f"/proc/{child}/cmdline").read_bytes():
+                out.append(child)
+    return out
+
+
 @dataclass
 class LocalRayCluster:
     """Nodes started on loopback; ``address`` is the head's GCS address."""
 
     temp_dir: Path
+    logs: Path
     object_store_bytes: int = 300_000_000
     address: str = ""
     nodes: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -66,7 +101,7 @@ class LocalRayCluster:
         return self._start(f"--address={self.address}", f"--num-cpus={cpus}", log=f"worker{len(self.nodes)}")
 
     def _start(self, *args: str, log: str) -> subprocess.Popen[bytes]:
-        out = (self.temp_dir.parent / f"{log}.log").open("wb")
+        out = (self.logs / f"{log}.log").open("wb")
         node = subprocess.Popen(
             [
                 str(RAY),
@@ -96,11 +131,12 @@ class LocalRayCluster:
             time.sleep(0.5)
 
     def kill(self, node: subprocess.Popen[bytes]) -> None:
-        """Kill a node and everything it started, at once (SIGKILL to its process group)."""
-        try:
+        """Kill a node and everything it started, at once (SIGKILL), as a machine failure would."""
+        for pid in [node.pid, *descendants(node.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(node.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         node.wait(timeout=30)
 
     def stop(self) -> None:
@@ -112,7 +148,37 @@ class LocalRayCluster:
                     node.wait(timeout=20)
                 except (ProcessLookupError, subprocess.TimeoutExpired):
                     self.kill(node)
-            try:  # a node's children may outlive its `ray start`
-                os.killpg(node.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            self.kill(node)  # a node's children may outlive its `ray start`
+
+
+@contextlib.contextmanager
+def connected_cluster(base: Path, workers: int = 1, head_cpus: int = 1) -> Iterator[LocalRayCluster]:
+    """A head and ``workers`` one-CPU worker nodes, with this process connected as the driver.
+
+    With ``head_cpus=0`` the head only coordinates (as in production): all work runs on workers.
+    """
+    import ray
+
+    # Ray's sockets live under its temp dir, and AF_UNIX paths are limited to 107 bytes:
+    # a short folder of its own, not pytest's long per-test one (which keeps the node logs).
+    short = Path(tempfile.mkdtemp(prefix="dray-"))
+    nodes = LocalRayCluster(short, logs=base)
+    nodes.start_head(cpus=head_cpus)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the head's GCS takes a few seconds to listen
+            try:
+                ray.init(address=nodes.address, logging_level="WARNING", log_to_driver=False)
+                break
+            except (ConnectionError, RuntimeError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        for k in range(workers):  # one at a time: two raylets starting together can time out on 2 cores
+            nodes.add_worker(cpus=1)
+            nodes.wait_for(2 + k)
+        yield nodes
+    finally:
+        ray.shutdown()
+        nodes.stop()
+        shutil.rmtree(short, ignore_errors=True)

@@ -1,0 +1,73 @@
+"""A Ray job survives losing a worker node mid-job, and still gives the local engine's stories.
+
+A cluster of its own on 127.0.0.1 (see ``tests/raycluster.py``): a head that only
+coordinates (0 CPUs) and two one-CPU worker nodes. A worker node that runs an embedding actor
+is killed with SIGKILL, raylet and actors at once, while it embeds; the other one finishes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dedup.config import Config
+from dedup.io import read_articles
+
+from .raycluster import LocalRayCluster, connected_cluster, running
+from .test_ray_engine import generated_feed, groups, local, write_jsonl
+
+ray = pytest.importorskip("ray")
+
+pytestmark = [pytest.mark.ray, pytest.mark.model, pytest.mark.slow]
+
+
+def test_a_worker_node_killed_mid_job_and_the_job_still_gives_the_same_stories(tmp_path: Path) -> None:
+    from dedup.ray_engine import RayRun, cluster_on_ray
+
+    feed = generated_feed(stories=300, per_story=4, seed=11)  # about a minute of embedding on two one-CPU nodes
+    shards = [write_jsonl(tmp_path / f"feed-{k}.jsonl", feed[k::4]) for k in range(4)]
+    config = Config(window_days=7)
+    outcome: dict[str, Any] = {}
+
+    def job() -> object:
+        if outcome:  # asked again: what the run gave
+            return outcome.get("error", "no error")
+        try:
+            outcome["run"] = cluster_on_ray(shards, config, address=cluster.address)
+        except BaseException as exc:  # reported by the assertions below
+            outcome["error"] = exc
+        return None
+
+    with connected_cluster(tmp_path, workers=2, head_cpus=0) as cluster:
+        killed_after = _kill_mid_job(cluster, cluster.nodes[1:], job)
+    assert "error" not in outcome, f"the job failed after losing a worker: {outcome.get('error')!r}"
+    run: RayRun = outcome["run"]
+    assert run.nodes == 3
+    expected = local(read_articles(shards).articles, config)
+    assert groups(run.result) == groups(expected)
+    assert run.result.labels == expected.labels
+    print(f"ray worker killed mid-job: done {killed_after:.1f} s later, {len(run.articles)} articles, same stories")
+
+
+def _kill_mid_job(cluster: LocalRayCluster, workers: Sequence[Any], job: Callable[[], object]) -> float:
+    """Run ``job`` in a thread, kill the first worker node seen embedding, wait; seconds from the kill to the end."""
+    thread = threading.Thread(target=job)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not (busy := [w for w in workers if running(w.pid, "Embedder")]):
+        assert thread.is_alive(), f"the job ended before embedding started on a worker node: {job()!r}"
+        assert time.monotonic() < deadline, "no embedding actor started on a worker node in 120 s"
+        time.sleep(0.2)
+    time.sleep(5.0)  # let it embed a few batches
+    assert thread.is_alive(), "the job finished before the worker could be killed; give it more work"
+    cluster.kill(busy[0])
+    killed_at = time.monotonic()
+    thread.join(timeout=600)
+    assert not thread.is_alive(), "the job did not finish within 10 minutes of losing a worker"
+    assert sum(1 for n in ray.nodes() if n.get("Alive")) == len(workers)  # the head and the survivor
+    return time.monotonic() - killed_at
