@@ -21,7 +21,8 @@ across shards.
 
 The window rule of a check: an article dated ``[first, last]`` (its date's bounds) is
 checked against the shards whose month overlaps ``[first - window, last + window]``,
-where the window is ``Config.max_date_gap_days`` by default, plus ``undated``. An undated
+where the window is ``Config.max_date_gap_days`` by default, plus the January shard of
+each year that interval touches (where year-only dates live), plus ``undated``. An undated
 article is checked against every shard: the verifier never rules out a pair for an unknown
 date, so any shard may hold its duplicate. A window narrower than ``max_date_gap_days``
 can miss duplicates the verifier would accept.
@@ -120,23 +121,34 @@ def _shift(day: dt.date, days: int) -> dt.date:
 def shards_to_search(keys: Iterable[str], date: PartialDate | None, window_days: int) -> tuple[str, ...]:
     """The shards among ``keys`` a check of an article with this date searches, in order.
 
-    Dated: the months overlapping ``[first - window_days, last + window_days]`` plus
-    ``undated``; undated: every shard.
+    Dated: the months overlapping ``[first - window_days, last + window_days]``, the
+    January shard of every year that interval touches (a year-only date such as ``2024``
+    is stored in its first day's shard, ``2024-01``, and may lie within the window of any
+    day of that year), and ``undated``. Undated: every shard. So every stored article whose
+    date can lie within ``window_days`` of the query's is in a searched shard.
 
     Examples:
-        >>> keys = ["2025-01", "2025-02", "2025-03", "undated"]
+        >>> keys = ["2024-12", "2025-01", "2025-02", "2025-03", "2025-04", "undated"]
         >>> shards_to_search(keys, PartialDate.parse("2025-02-02"), 7)
         ('2025-01', '2025-02', 'undated')
+        >>> shards_to_search(keys, PartialDate.parse("2025-03-15"), 7)
+        ('2025-01', '2025-03', 'undated')
         >>> shards_to_search(keys, None, 7)
-        ('2025-01', '2025-02', '2025-03', 'undated')
+        ('2024-12', '2025-01', '2025-02', '2025-03', '2025-04', 'undated')
 
     """
     ordered = sorted(set(keys))  # "undated" sorts after every "YYYY-MM"
     if date is None:
         return tuple(ordered)
     first, last = date.bounds()
-    low, high = shard_key_of_day(_shift(first, -window_days)), shard_key_of_day(_shift(last, window_days))
-    return tuple(k for k in ordered if k == UNDATED or low <= k <= high)
+    start, end = _shift(first, -window_days), _shift(last, window_days)
+    low, high = shard_key_of_day(start), shard_key_of_day(end)
+    years = range(start.year, end.year + 1)
+
+    def searched(key: str) -> bool:
+        return key == UNDATED or low <= key <= high or (key.endswith("-01") and int(key[:4]) in years)
+
+    return tuple(k for k in ordered if searched(k))
 
 
 def shard_key_of_day(day: dt.date) -> str:
