@@ -318,6 +318,27 @@ def test_parallel_build_gives_the_same_shards_as_a_serial_build(tmp_path: Path, 
     assert changed == {"2025-02"}
 
 
+@pytest.mark.slow
+def test_shards_build_on_ray_as_in_a_local_pool(tmp_path: Path, encoder: HashEncoder) -> None:
+    ray = pytest.importorskip("ray")
+    from dedup.archive import ray_mapper
+
+    items = _embedded_feed(encoder)
+    for name in ("serial", "ray"):
+        Archive.create(tmp_path / name, encoder.name, encoder.dim)
+    serial = build_shards(tmp_path / "serial", items, workers=1)
+    started = ray.is_initialized()
+    if not started:
+        ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    try:
+        pool = ray_mapper(2)
+        assert build_shards(tmp_path / "ray", items, executor=pool) == serial
+    finally:
+        if not started:
+            ray.shutdown()
+    assert _shard_contents(tmp_path / "ray") == _shard_contents(tmp_path / "serial")
+
+
 # --------------------------------------------------------------------------- several processes
 CURRENT = "2025-03"
 BATCH = 5
