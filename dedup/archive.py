@@ -237,6 +237,8 @@ class Archive:
         if root.exists() and any(root.iterdir()):
             if (root / ARCHIVE_MANIFEST).exists():
                 raise StoreError(f"an archive already exists at {root}; open it instead")
+            if (root / MANIFEST).exists():
+                raise StoreError(f"cannot create an archive in {root}: it is a single store (use --store)")
             raise StoreError(f"cannot create an archive in {root}: the folder is not empty")
         root.mkdir(parents=True, exist_ok=True)
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model, "dim": dim, "granularity": GRANULARITY}

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from dedup.archive import UNDATED, Archive, ArchiveDetector, build_shards, shard_key, shards_to_search
-from dedup.cli import EXIT_OK, EXIT_STORE, main
+from dedup.cli import EXIT_INPUT, EXIT_OK, EXIT_STORE, main
 from dedup.config import Config
 from dedup.detector import Detector
 from dedup.embed import EmbeddedArticle, embed_articles
@@ -527,6 +527,15 @@ def test_cli_add_and_check_with_an_archive(
     assert json.loads(capsys.readouterr().out)["shards"] == ["2023-01", "2024-07", "2025-01", UNDATED]
     assert main(["check", "-q", "--no-cache", "--archive", str(archive), str(data[4])]) == EXIT_OK
     assert "searched shards: 2025-01, undated" in capsys.readouterr().out
+    assert main(["check", "-q", "--no-cache", "--add", "--archive", str(archive), str(data[4])]) == EXIT_INPUT
+    assert "check --add is not available with --archive" in capsys.readouterr().err
+    assert main(["check", "-q", "--no-cache", "--window-days", "-1", "--archive", str(archive), str(data[4])]) == EXIT_INPUT
+    assert "--window-days must be >= 0, got -1" in capsys.readouterr().err
+    assert main(["add", "-q", "--no-cache", "--archive", str(tmp_path / "store"), str(data[4])]) == EXIT_OK
+    assert Archive.open(tmp_path / "store").count() == 1
+    Store.create(tmp_path / "single", encoder.name, encoder.dim)
+    assert main(["add", "-q", "--no-cache", "--archive", str(tmp_path / "single"), str(data[4])]) == EXIT_STORE
+    assert "it is a single store (use --store)" in capsys.readouterr().err
     # Errors: a missing archive, another model, a damaged shard (named), --store with --archive.
     assert main(["check", "-q", "--archive", str(tmp_path / "none"), str(data[4])]) == EXIT_STORE
     assert "no archive at" in capsys.readouterr().err
