@@ -347,13 +347,22 @@ class Archive:
         return tuple(sorted(self._shards))
 
     def count(self) -> int:
-        """Articles in all shards, read from the shard manifests (no shard is loaded)."""
+        """Articles in all shards, read from the shard manifests (no shard is loaded).
+
+        Raises:
+            StoreCorruptError: A shard manifest cannot be read; the message names the shard.
+
+        """
         total = 0
         for key in self._keys:
             if key in self._shards:
                 total += len(self._shards[key])
             else:
-                total += int(json.loads((self._path / key / MANIFEST).read_text("utf-8"))["count"])
+                file = self._path / key / MANIFEST
+                try:
+                    total += int(json.loads(file.read_text("utf-8"))["count"])
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    raise StoreCorruptError(f"archive shard {file.parent} is damaged: {file} cannot be read ({exc})") from None
         return total
 
     # ---------------------------------------------------------------------- reading

@@ -237,6 +237,9 @@ def test_errors_name_the_archive_or_the_shard(tmp_path: Path, encoder: HashEncod
     assert det.check(_article("o", "2023-06-12", stories["old"])).duplicates[0].id == "old"  # 2023-06: not 2025-03
     with pytest.raises(StoreCorruptError, match=r"archive shard .*2025-03 is damaged: .*vectors\.npy"):
         det.check(_article("m", "2025-03-21", stories["march"]))
+    (tmp_path / "a" / "2023-06" / "manifest.json").write_text("{", "utf-8")
+    with pytest.raises(StoreCorruptError, match=r"archive shard .*2023-06 is damaged"):
+        Archive.open(tmp_path / "a").count()
     (tmp_path / "a" / "archive.json").write_text("{", "utf-8")
     with pytest.raises(StoreCorruptError, match=r"archive\.json is not valid JSON"):
         Archive.open(tmp_path / "a")
