@@ -4,6 +4,7 @@ The pipeline, one module per stage::
 
     io (read) -> text (clean, split) -> embed -> index/store (retrieve) -> verify (decide)
               -> detector (check / add / cluster) -> cli
+    detector -> archive (time-sharded: one store per month, checks search the date's window)
     detector -> serving (shared by threads: one writer, readers on a consistent store)
              -> service (HTTP, ``dedup serve``) / stream (JSONL, ``dedup stream``)
 
@@ -16,6 +17,7 @@ Examples:
 
 from __future__ import annotations
 
+from .archive import Archive, ArchiveDetector
 from .config import Config
 from .detector import ClusterResult, Detector
 from .embed import EmbeddedArticle, Encoder, load_encoder
@@ -40,6 +42,8 @@ __version__ = "0.2.0"
 
 __all__ = [
     "AddReport",
+    "Archive",
+    "ArchiveDetector",
     "Article",
     "ClusterResult",
     "Config",

@@ -45,6 +45,7 @@ examples:
   dedup cluster data/                          cluster the demo corpus into stories
   dedup add --store news.store feed.jsonl      create/extend a store
   dedup check --store news.store new.txt       duplicate or new? with evidence
+  dedup add --archive news.archive feed.jsonl  a time-sharded archive: one store per month
   dedup cluster data/ --html report.html       stories as a static HTML report (opens from disk)
   dedup eval labelled.jsonl --out results/     quality beside baselines (needs `story`)
   cat feed.jsonl | dedup check --store news.store --json -   machine output
@@ -119,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         "with the same content is a no-op; other content is an error unless --replace.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
-    p.add_argument("--store", required=True, type=Path, metavar="DIR", help="store directory")
+    _store_or_archive(p)
     p.add_argument("--replace", action="store_true", help="replace stored articles whose id has new content")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
@@ -131,7 +132,14 @@ def _parser() -> argparse.ArgumentParser:
         "their scores and the evidence (language pair, date gap, aligned passages).",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
-    p.add_argument("--store", required=True, type=Path, metavar="DIR", help="store directory")
+    _store_or_archive(p)
+    p.add_argument(
+        "--window-days",
+        type=int,
+        metavar="DAYS",
+        help="with --archive: search the shards of the months within DAYS of the article's date, plus undated "
+        "(default: --max-date-gap); an undated article searches every shard",
+    )
     p.add_argument("--add", action="store_true", help="store each article after checking it")
     p.add_argument(
         "--top", type=int, default=0, metavar="K", help="also list the K best candidates that are not duplicates (near misses)"
@@ -258,6 +266,51 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("model", help="build the default model into the cache now (it is built on first use too)")
     p.add_argument("--force", action="store_true", help="rebuild even if present")
     return parser
+
+
+def _store_or_archive(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--store", type=Path, metavar="DIR", help="store directory")
+    where.add_argument(
+        "--archive", type=Path, metavar="DIR", help="time-sharded archive directory: one store per month, plus undated"
+    )
+
+
+def _archive(args: argparse.Namespace, config: Config, articles: Sequence[Article], out: IO[str]) -> None:
+    """``add`` and ``check`` on a time-sharded archive (``--archive``)."""
+    from .archive import ArchiveDetector
+
+    if args.command == "add":
+        det = ArchiveDetector.open(args.archive, config, create=True, cache=not args.no_cache)
+        report = det.add(articles, replace=args.replace, show_progress=_progress(args))
+        summary = {
+            "archive": str(args.archive),
+            "added": len(report.added),
+            "unchanged": len(report.unchanged),
+            "replaced": len(report.replaced),
+            "total": det.archive.count(),
+            "shards": len(det.archive.keys),
+        }
+        print(
+            json.dumps(summary)
+            if args.json
+            else f"added {summary['added']}, unchanged {summary['unchanged']}, replaced {summary['replaced']}; "
+            f"archive {args.archive} holds {summary['total']} articles in {summary['shards']} shard(s)",
+            file=out,
+        )
+        return
+    if args.add:
+        raise ConfigError("check --add is not available with --archive: check, then `dedup add --archive`")
+    if args.window_days is not None and args.window_days < 0:
+        raise ConfigError(f"--window-days must be >= 0, got {args.window_days}")
+    det = ArchiveDetector.open(args.archive, config, read_only=True, cache=not args.no_cache, window_days=args.window_days)
+    verdicts = det.check_many(articles, top=args.top, show_progress=_progress(args))
+    for verdict, article in zip(verdicts, articles, strict=True):
+        if args.json:
+            out.write(json.dumps(verdict.to_dict(), ensure_ascii=False) + "\n")
+        else:
+            _print_verdict(verdict, article, out)
+            print(f"  (searched shards: {', '.join(verdict.shards) or 'none'})", file=out)
 
 
 def _bench(args: argparse.Namespace, out: IO[str]) -> int:
@@ -445,7 +498,9 @@ def _run(args: argparse.Namespace) -> int:
         return _cluster_on_ray(args, config, out)
     articles = _read(args, config)
     started = time.perf_counter()
-    if args.command == "add":
+    if getattr(args, "archive", None) is not None:
+        _archive(args, config, articles, out)
+    elif args.command == "add":
         det = Detector.open(args.store, config, create=True, cache=not args.no_cache)
         report = det.add(articles, replace=args.replace, show_progress=_progress(args))
         summary = {

@@ -229,12 +229,32 @@ class Detector:
             return [], False
         k = self.config.candidates + (1 if item.id in store else 0)
         found = store.search(item.vector[None, :], k)
+        retrieved = [
+            (float(sim), store.embedded(int(position)))
+            for position, sim in zip(found.positions[0], found.similarities[0], strict=True)
+            if position >= 0 and sim >= self.config.min_candidate_similarity
+        ]
+        return self.verify_candidates(item, retrieved, cut=bool(found.truncated[0]))
+
+    def verify_candidates(
+        self, item: EmbeddedArticle, retrieved: Sequence[tuple[float, EmbeddedArticle]], *, cut: bool
+    ) -> tuple[list[Match], bool]:
+        """Verify retrieved candidates against ``item``: the one verification path of every check.
+
+        Args:
+            item: The query article.
+            retrieved: ``(article cosine, candidate)`` pairs, most similar first; the
+                query's own id, when among them, is skipped.
+            cut: Whether retrieval stopped at its limit, so more candidates may exist.
+
+        Returns:
+            The matches sorted by score, and whether more duplicates may lie beyond the
+            limit (``cut`` and the least similar candidate was still a duplicate).
+
+        """
         matches: list[Match] = []
         last_is_duplicate = False
-        for position, sim in zip(found.positions[0], found.similarities[0], strict=True):
-            if position < 0 or sim < self.config.min_candidate_similarity:
-                continue
-            other = store.embedded(int(position))
+        for _, other in retrieved:
             if other.id == item.id:
                 continue
             match = self.verifier.decide(item, other, self.config)
@@ -242,8 +262,7 @@ class Detector:
             last_is_duplicate = match.is_duplicate
         matches.sort(key=lambda m: -m.score)
         # More duplicates may lie beyond k only if the k-th (least similar) candidate was still one.
-        truncated = bool(found.truncated[0]) and last_is_duplicate
-        return matches, truncated
+        return matches, cut and last_is_duplicate
 
     def compare(self, a: EmbeddedArticle, b: EmbeddedArticle) -> Match:
         """Verify one pair: ``a`` as the query, ``b`` as the candidate (the evidence of a story link)."""

@@ -184,6 +184,33 @@ class Store:
         return store
 
     @classmethod
+    def open_or_create(
+        cls, path: str | Path, model: str, dim: int, *, index: str = "auto", recall_floor: float = 0.99, verify: bool = True
+    ) -> Store:
+        """Open the store at ``path``, or create it there, under its writer lock.
+
+        Safe when several processes do this at once (the first creates, the others open),
+        and after a creation that crashed before its first commit: what it left (the lock
+        file, temporary files) is cleared.
+
+        Raises:
+            StoreError: When ``path`` holds other files but no store.
+            StoreMismatchError: The existing store was built with another model or dimension.
+
+        """
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        store = cls(root, model, dim, index=index, recall_floor=recall_floor)
+        with store._locked():
+            if (root / MANIFEST).exists():
+                return cls.open(root, model=model, dim=dim, verify=verify, recall_floor=recall_floor)
+            foreign = [e.name for e in root.iterdir() if e.name != LOCK and not e.name.startswith((".tmp-", "seg-", "index-"))]
+            if foreign:
+                raise StoreError(f"cannot create a store in {root}: the folder holds other files ({', '.join(sorted(foreign))})")
+            store._commit([], store._index)  # its clean-up removes what a crashed creation left
+        return store
+
+    @classmethod
     def open(
         cls,
         path: str | Path,

@@ -294,6 +294,8 @@ class Verdict:
         candidates_truncated: True when retrieval stopped at its ``k`` limit and the
             least similar candidate retrieved was still a duplicate, so more duplicates
             may lie beyond ``k`` (raise ``Config.candidates``).
+        shards: The archive shards that were searched (``"2025-01"``, ``"undated"``, ...),
+            in order; empty for a check against a single store.
 
     """
 
@@ -301,6 +303,7 @@ class Verdict:
     is_duplicate: bool
     matches: tuple[Match, ...]
     candidates_truncated: bool = False
+    shards: tuple[str, ...] = ()
 
     @property
     def duplicates(self) -> tuple[Match, ...]:
@@ -308,13 +311,19 @@ class Verdict:
         return tuple(m for m in self.matches if m.is_duplicate)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: ``{"id", "duplicate", "matches": [{"id", "score", ...}]}``."""
-        return {
+        """JSON-ready form: ``{"id", "duplicate", "matches": [{"id", "score", ...}]}``.
+
+        An archive check adds ``"shards"``, the shards it searched.
+        """
+        out: dict[str, Any] = {
             "id": self.id,
             "duplicate": self.is_duplicate,
             "candidates_truncated": self.candidates_truncated,
             "matches": [m.to_dict() for m in self.matches],
         }
+        if self.shards:
+            out["shards"] = list(self.shards)
+        return out
 
 
 @dataclass(frozen=True)
