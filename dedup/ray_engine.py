@@ -123,10 +123,10 @@ class Embedder:
         return {"ordinal": batch["ordinal"], "item": blobs, "first": first, "last": last}
 
 
-def to_windows(row: dict[str, Any], *, plan: WindowPlan | None) -> list[dict[str, Any]]:
-    """Ray Data ``flat_map``: one row per window the article belongs to (0 for all, without windows)."""
+def to_windows(row: dict[str, Any], *, plan: WindowPlan | None, kept: frozenset[int]) -> list[dict[str, Any]]:
+    """Ray Data ``flat_map``: one row per clustered window the article belongs to (0 for all, without windows)."""
     first, last = int(row["first"]), int(row["last"])
-    keys = [0] if plan is None else ([UNDATED] if first < 0 else list(plan.windows((first, last))))
+    keys = [0] if plan is None else ([UNDATED] if first < 0 else [w for w in plan.windows((first, last)) if w in kept])
     return [{"window": w, "ordinal": row["ordinal"], "item": row["item"]} for w in keys]
 
 
@@ -245,7 +245,8 @@ def _run(
         num_cpus=cpus_per_worker,
         runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, int(cpus_per_worker)))}},
     )
-    windowed = embedded.flat_map(to_windows, fn_kwargs={"plan": plan})
+    clustered_windows = frozenset(partition(feed_days(articles), plan)) if plan is not None else frozenset()
+    windowed = embedded.flat_map(to_windows, fn_kwargs={"plan": plan, "kept": clustered_windows})
     clustered = windowed.groupby("window").map_groups(
         cluster_window, fn_kwargs={"config": config, "verifier": verifier}, batch_format="numpy"
     )

@@ -79,13 +79,19 @@ def partition(days: Sequence[tuple[int, int] | None], plan: WindowPlan) -> dict[
     """The members of every window (input positions, ascending), keyed by window number.
 
     ``days[i]`` is the first and last day (ordinals) item ``i``'s date can denote, or None
-    when undated; the undated ones are under :data:`UNDATED`.
+    when undated; the undated ones are under :data:`UNDATED`. Windows whose core holds no
+    item are left out: the merge ignores clusters without a core member, so such a window
+    could only repeat work (a one-day feed in one-day windows is one window, not eight).
     """
     out: dict[int, list[int]] = {}
     for i, day in enumerate(days):
         for window in (UNDATED,) if day is None else plan.windows(day):
             out.setdefault(window, []).append(i)
-    return dict(sorted(out.items()))
+    return {
+        w: members
+        for w, members in sorted(out.items())
+        if w == UNDATED or any(plan.in_core(w, span) for m in members if (span := days[m]) is not None)
+    }
 
 
 def merge_windows(
