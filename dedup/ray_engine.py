@@ -64,8 +64,8 @@ class RayRun:
         result: The stories.
         articles: The articles read, in input order.
         windows: Number of partitions clustered (time windows, plus one for undated articles).
-        seconds: Wall time per stage: ``read``, ``embed_cluster`` (embedding, windows,
-            search, verification and clustering stream into each other) and ``merge``.
+        seconds: Wall time per stage: ``read``, ``embed`` (cleaning and embedding),
+            ``cluster`` (windows, search, verification, clustering) and ``merge``.
         nodes: Alive Ray nodes when the job started.
         cpus: Cluster CPUs when the job started.
 
@@ -235,23 +235,29 @@ def _run(
     ordinals = [int(rows[k]["ordinal"]) for k in kept]
     plan = window_plan(config)
     if len(kept) < len(rows):  # ids repeated across shards: embed each article once
-        wanted = set(ordinals)
-        read = read.filter(lambda r: int(r["ordinal"]) in wanted)
-    embedded = read.select_columns(["ordinal", "article"]).map_batches(
+        read = ray.data.from_items([rows[k] for k in kept])
+    # Embedding runs to completion before the windows are cut: the shuffle needs every
+    # article anyway, and the actors then free their CPUs for the clustering tasks (with
+    # the two streaming into each other, a 1-CPU cluster waits forever: the actor holds
+    # the CPU that a task between them needs). The actors take the read blocks as they are.
+    embedded = read.map_batches(
         Embedder,
         fn_constructor_kwargs={"config": config, "cache": cache},
         batch_size=EMBED_BATCH,
         compute=ActorPoolStrategy(min_size=1, max_size=pool),
         num_cpus=cpus_per_worker,
         runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, int(cpus_per_worker)))}},
-    )
+    ).materialize()
+    seconds["embed"] = time.perf_counter() - started
+
+    started = time.perf_counter()
     clustered_windows = frozenset(partition(feed_days(articles), plan)) if plan is not None else frozenset()
     windowed = embedded.flat_map(to_windows, fn_kwargs={"plan": plan, "kept": clustered_windows})
     clustered = windowed.groupby("window").map_groups(
         cluster_window, fn_kwargs={"config": config, "verifier": verifier}, batch_format="numpy"
     )
     parts = [pickle.loads(r["result"]) for r in clustered.take_all()]
-    seconds["embed_cluster"] = time.perf_counter() - started
+    seconds["cluster"] = time.perf_counter() - started
 
     started = time.perf_counter()
     labels, edges = _merge(ordinals, feed_days(articles), plan, parts)
