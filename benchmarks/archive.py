@@ -152,7 +152,7 @@ def main() -> None:
             "config": {"stories": args.stories, "months": args.months, "queries": args.queries, "seed": args.seed},
             "articles": len(stored),
             "shards": len(writer.keys),
-            "window_days": archive.window_days,
+            "search_days": archive.search_days,
             "shards_searched_mean": round(shards_searched, 2),
             "build_s": {"single_store": round(build_single_s, 2), "archive_2_processes": round(build_archive_s, 2)},
             "open_ms": {

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pickle
 import statistics
@@ -95,6 +96,72 @@ def groups(result: Any) -> list[list[str]]:  # noqa: ANN401
     return sorted(sorted(s.article_ids) for s in result.stories)
 
 
+DAY_S = 86_400
+
+
+def capacity(record: dict[str, Any], hotpath: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The capacity table for 100k, 1M and 10M articles a day, derived from the measurements.
+
+    - Embedding: core-seconds per article of one one-core Ray actor (``ray-1``'s embed stage).
+    - Embedding worker memory: peak RSS of ``ray-2`` minus ``ray-1`` (one more worker process).
+    - Clustering a window of N articles: this run's per-article cost (one window of the
+      NTREX subset) grown with N as the hot-path clustering curve grows
+      (``benchmarks/results/hotpath.json``: per-article cost at 100k over that at 12.5k, per
+      8x more articles); one core per window.
+    - Window memory: N embedded articles of this run's median size; driver memory: N
+      articles' text (pickled Article, mean over the NTREX subset).
+
+    Daily batches with ``--window-days 1``: a window holds one day's articles.
+    """
+    runs = {r["run"]: r for r in record["runs"]}
+    st = record["stages"]
+    n = st["articles"]
+    embed_core_s = runs["ray-1"]["job_seconds"]["embed"] / n
+    worker_mb = runs["ray-2"]["peak_rss_mb"] - runs["ray-1"]["peak_rss_mb"]
+    curve = sorted(hotpath["cluster"], key=lambda r: r["n"])
+    growth = (curve[-1]["ms_per_article"] / curve[0]["ms_per_article"]) ** (1 / math.log(curve[-1]["n"] / curve[0]["n"], 8))
+    rows = []
+    for per_day in (100_000, 1_000_000, 10_000_000):
+        cluster_ms = st["cluster_ms_per_article"] * growth ** math.log(per_day / n, 8)
+        rows.append(
+            {
+                "articles_per_day": per_day,
+                "embed_cores": per_day * embed_core_s / DAY_S,
+                "embed_worker_memory_gb": worker_mb / 1024,
+                "cluster_ms_per_article": cluster_ms,
+                "cluster_core_hours": per_day * cluster_ms / 1000 / 3600,
+                "window_memory_gb": per_day * st["embedded_article_bytes_median"] / 2**30,
+                "driver_memory_gb": per_day * st["article_bytes_mean"] / 2**30,
+            }
+        )
+    lines = [
+        "| articles a day | embedding: cores (at 100% busy) | embedding: memory per worker | clustering one day's window: "
+        "core-hours (one core) | window memory (one worker) | driver memory | first bottleneck |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["window_memory_gb"] > 24 or r["cluster_core_hours"] > 24:
+            limit = "the day's window: one process must hold it" + (
+                " and it takes more than a day on one core" if r["cluster_core_hours"] > 24 else ""
+            )
+        else:
+            limit = "embedding (none at this size on this 2-core, 24 GiB machine)"
+        lines.append(
+            f"| {r['articles_per_day']:,} | {r['embed_cores']:.2f} | {r['embed_worker_memory_gb']:.2f} GB | "
+            f"{r['cluster_core_hours']:.2f} h ({r['cluster_ms_per_article']:.1f} ms/article) | "
+            f"{r['window_memory_gb']:.1f} GB | {r['driver_memory_gb']:.1f} GB | {limit} |"
+        )
+    lines += [
+        "",
+        f"From: embedding {1000 * embed_core_s:.1f} ms of one core per article (ray-1's embed stage, {n} articles); "
+        f"one more worker process: {worker_mb} MB (ray-2 minus ray-1 peak); clustering "
+        f"{st['cluster_ms_per_article']} ms/article for a window of {n}, x{growth:.2f} per 8x more articles "
+        f"(hot-path curve, {curve[0]['n']:,} to {curve[-1]['n']:,}); {st['embedded_article_bytes_median'] / 1024:.1f} kB "
+        f"per embedded article; {st['article_bytes_mean'] / 1024:.1f} kB per article on the driver.",
+    ]
+    return lines, rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="NTREX dev set (JSONL with a 'story' field)")
@@ -133,6 +200,7 @@ def main() -> None:
         passages = sum(len(i.passages) for i in items)
         local_result, cluster_s, _ = measured(lambda: det.cluster_embedded(items))
         size = statistics.median(len(pickle.dumps(i)) for i in items)
+        text_size = statistics.mean(len(pickle.dumps(a)) for a in articles)
         n = len(articles)
         record["stages"] = {
             "articles": n,
@@ -143,6 +211,7 @@ def main() -> None:
             "embed_articles_per_s": round(n / embed_s, 2),
             "cluster_ms_per_article": round(1000 * cluster_s / n, 2),
             "embedded_article_bytes_median": int(size),
+            "article_bytes_mean": int(text_size),
             "stories": len(local_result.stories),
         }
         print(json.dumps(record["stages"]))
@@ -179,6 +248,8 @@ def main() -> None:
         for r in runs:
             r["articles_per_s"] = round(n / r["seconds"], 2)
         record["runs"] = runs
+    hotpath = json.loads((ROOT / "benchmarks" / "results" / "hotpath.json").read_text(encoding="utf-8"))
+    capacity_lines, record["capacity"] = capacity(record, hotpath)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ray_scale.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     table = [
@@ -197,6 +268,8 @@ def main() -> None:
         f"embed {s['embed_ms_per_article']} ms/article on {s['embed_cores']} cores ({s['embed_articles_per_s']} articles/s), "
         f"search + verify + cluster {s['cluster_ms_per_article']} ms/article; an embedded article holds "
         f"{s['embedded_article_bytes_median'] / 1024:.1f} kB (median).",
+        "",
+        *capacity_lines,
         "",
         f"Machine: {record['machine']['cpus']} cores, {record['machine']['cpu']}; "
         f"int8/bf16 instruction sets: {', '.join(record['machine']['isa']) or 'not read'}.",

@@ -118,14 +118,14 @@ def _shift(day: dt.date, days: int) -> dt.date:
         return dt.date.max if days > 0 else dt.date.min
 
 
-def shards_to_search(keys: Iterable[str], date: PartialDate | None, window_days: int) -> tuple[str, ...]:
+def shards_to_search(keys: Iterable[str], date: PartialDate | None, search_days: int) -> tuple[str, ...]:
     """The shards among ``keys`` a check of an article with this date searches, in order.
 
-    Dated: the months overlapping ``[first - window_days, last + window_days]``, the
+    Dated: the months overlapping ``[first - search_days, last + search_days]``, the
     January shard of every year that interval touches (a year-only date such as ``2024``
     is stored in its first day's shard, ``2024-01``, and may lie within the window of any
     day of that year), and ``undated``. Undated: every shard. So every stored article whose
-    date can lie within ``window_days`` of the query's is in a searched shard.
+    date can lie within ``search_days`` of the query's is in a searched shard.
 
     Examples:
         >>> keys = ["2024-12", "2025-01", "2025-02", "2025-03", "2025-04", "undated"]
@@ -141,7 +141,7 @@ def shards_to_search(keys: Iterable[str], date: PartialDate | None, window_days:
     if date is None:
         return tuple(ordered)
     first, last = date.bounds()
-    start, end = _shift(first, -window_days), _shift(last, window_days)
+    start, end = _shift(first, -search_days), _shift(last, search_days)
     low, high = shard_key_of_day(start), shard_key_of_day(end)
     years = range(start.year, end.year + 1)
 
@@ -404,9 +404,9 @@ class Archive:
         self._shards[key] = store
         return store
 
-    def shards_for(self, date: PartialDate | None, window_days: int) -> tuple[str, ...]:
+    def shards_for(self, date: PartialDate | None, search_days: int) -> tuple[str, ...]:
         """The present shards a check of an article with this date searches (see :func:`shards_to_search`)."""
-        return shards_to_search(self._keys, date, window_days)
+        return shards_to_search(self._keys, date, search_days)
 
     def holds(self, article: Article) -> bool:
         """Whether the article's shard already stores this id with the same content."""
@@ -416,7 +416,7 @@ class Archive:
         store = self.shard(key)
         return article.id in store and store.get(article.id).content_hash == article.content_hash
 
-    def search(self, item: EmbeddedArticle, k: int, *, window_days: int, min_similarity: float = -1.0) -> Retrieval:
+    def search(self, item: EmbeddedArticle, k: int, *, search_days: int, min_similarity: float = -1.0) -> Retrieval:
         """The ``k`` stored articles most similar to ``item`` among the shards in its window.
 
         Each shard in the window is searched for its ``k`` nearest; the hits are merged by
@@ -426,7 +426,7 @@ class Archive:
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        keys = self.shards_for(item.article.date, window_days)
+        keys = self.shards_for(item.article.date, search_days)
         hits: list[tuple[float, str, int]] = []
         cut = False
         for key in keys:
@@ -652,12 +652,12 @@ class ArchiveDetector:
         config: Thresholds and settings.
         verifier: The pairwise decision model (default: the shipped parameters).
         cache: An embedding cache, as for :class:`Detector`.
-        window_days: Days either side of an article's date whose shards are searched;
+        search_days: Days either side of an article's date whose shards are searched;
             None: ``config.max_date_gap_days``.
 
     Raises:
         StoreMismatchError: The encoder's vectors are not the archive's.
-        ConfigError: A negative ``window_days``.
+        ConfigError: A negative ``search_days``.
 
     """
 
@@ -669,11 +669,11 @@ class ArchiveDetector:
         verifier: Verifier | None = None,
         *,
         cache: EmbeddingCache | None = None,
-        window_days: int | None = None,
+        search_days: int | None = None,
     ) -> None:
-        window = config.max_date_gap_days if window_days is None else window_days
+        window = config.max_date_gap_days if search_days is None else search_days
         if not isinstance(window, int) or isinstance(window, bool) or window < 0:
-            raise ConfigError(f"window_days must be a non-negative integer, got {window!r}")
+            raise ConfigError(f"search_days must be a non-negative integer, got {window!r}")
         space = vector_space(encoder.name, centring_for(encoder.name, encoder.dim))
         if space != archive.model or encoder.dim != archive.dim:
             raise StoreMismatchError(
@@ -681,7 +681,7 @@ class ArchiveDetector:
                 f"not {space!r} (dimension {encoder.dim}); open it with that model"
             )
         self.archive = archive
-        self.window_days = window
+        self.search_days = window
         # Embedding and verification are the detector's; its own (in-memory) store stays empty.
         self._detector = Detector(Store.in_memory(archive.model, archive.dim), encoder, config, verifier, cache=cache)
 
@@ -696,7 +696,7 @@ class ArchiveDetector:
         read_only: bool = False,
         verify: bool = True,
         cache: bool | EmbeddingCache = False,
-        window_days: int | None = None,
+        search_days: int | None = None,
     ) -> ArchiveDetector:
         """Open the archive at ``path`` (creating it when ``create`` and missing).
 
@@ -726,7 +726,7 @@ class ArchiveDetector:
             embedding_cache: EmbeddingCache | None = cache
         else:
             embedding_cache = EmbeddingCache.for_model(encoder.name, encoder.dim) if cache else None
-        return cls(archive, encoder, config, cache=embedding_cache, window_days=window_days)
+        return cls(archive, encoder, config, cache=embedding_cache, search_days=search_days)
 
     @property
     def config(self) -> Config:
@@ -767,7 +767,7 @@ class ArchiveDetector:
         verdicts: list[Verdict] = []
         for item in items:
             found = self.archive.search(
-                item, config.candidates, window_days=self.window_days, min_similarity=config.min_candidate_similarity
+                item, config.candidates, search_days=self.search_days, min_similarity=config.min_candidate_similarity
             )
             matches, truncated = self._detector.verify_candidates(item, found.candidates, cut=found.cut)
             duplicates = [m for m in matches if m.is_duplicate]

@@ -134,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=inputs_help)
     _store_or_archive(p)
     p.add_argument(
-        "--window-days",
+        "--search-days",
         type=int,
         metavar="DAYS",
         help="with --archive: search the shards of the months within DAYS of the article's date, plus undated "
@@ -301,9 +301,9 @@ def _archive(args: argparse.Namespace, config: Config, articles: Sequence[Articl
         return
     if args.add:
         raise ConfigError("check --add is not available with --archive: check, then `dedup add --archive`")
-    if args.window_days is not None and args.window_days < 0:
-        raise ConfigError(f"--window-days must be >= 0, got {args.window_days}")
-    det = ArchiveDetector.open(args.archive, config, read_only=True, cache=not args.no_cache, window_days=args.window_days)
+    if args.search_days is not None and args.search_days < 0:
+        raise ConfigError(f"--search-days must be >= 0, got {args.search_days}")
+    det = ArchiveDetector.open(args.archive, config, read_only=True, cache=not args.no_cache, search_days=args.search_days)
     verdicts = det.check_many(articles, top=args.top, show_progress=_progress(args))
     for verdict, article in zip(verdicts, articles, strict=True):
         if args.json:

@@ -5,9 +5,10 @@ The pipeline is the local one, spread over the cluster:
 1. **Read**: one Ray Data task per input file (a JSONL shard or a seed ``.txt``), parsed
    by :func:`dedup.io.read_articles`, so a bad record is reported with its file, line and
    value, as locally. The driver then applies the same rule to ids repeated across shards.
-2. **Clean and embed**: an actor pool (:class:`Embedder`); each actor loads the model once
-   and embeds batches of articles. The int8 default model embeds every passage on its
-   own, so a vector does not depend on the batch it came in.
+2. **Clean and embed**: Ray Data tasks (:func:`embed_batch`), at most ``workers`` at a
+   time; each worker process loads the model once and keeps it for every batch it runs.
+   The int8 default model embeds every passage on its own, so a vector does not depend
+   on the batch it came in.
 3. **Window**: each embedded article is sent to every time window its date meets
    (:mod:`dedup.windows`); undated articles to their own partition.
 4. **Search, verify, cluster**: one Ray Data group per window runs
@@ -19,13 +20,14 @@ The pipeline is the local one, spread over the cluster:
 Same input, same configuration: same stories as the local engine (see
 ``tests/test_ray_engine.py``). The shuffle between steps 3 and 4 uses Ray Data's
 task-based sort shuffle, whose blocks Ray rebuilds from lineage when a node dies; embedding
-actors are restarted by Ray Data, so a job survives losing a worker node.
+tasks lost with a node run again elsewhere, so a job survives losing a worker node.
 
 Ray is optional: ``pip install 'dedup[ray]'``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import pickle
 import time
@@ -103,24 +105,27 @@ def read_shard(row: dict[str, Any], *, max_chars: int, skip_invalid: bool) -> li
     ]
 
 
-class Embedder:
-    """Ray Data actor: loads the model once, then cleans and embeds batches of articles."""
+@functools.lru_cache(maxsize=2)
+def _detector(config: Config, cache: bool) -> Any:  # noqa: ANN401 - a Detector (imported here: workers only)
+    from .detector import Detector
 
-    def __init__(self, config: Config, cache: bool) -> None:
-        from .detector import Detector
+    return Detector.in_memory(config, cache=cache)
 
-        self._detector = Detector.in_memory(config, cache=cache)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Embed one batch; the rows keep their ordinals."""
-        articles = [pickle.loads(b) for b in batch["article"]]
-        items = self._detector.embed(articles)
-        blobs = np.empty(len(items), dtype=object)
-        blobs[:] = [pickle.dumps(i) for i in items]
-        spans = [day_bounds(a) for a in articles]
-        first = np.asarray([s[0] if s else -1 for s in spans], dtype=np.int64)  # -1: undated (ordinals are >= 1)
-        last = np.asarray([s[1] if s else -1 for s in spans], dtype=np.int64)
-        return {"ordinal": batch["ordinal"], "item": blobs, "first": first, "last": last}
+def embed_batch(batch: dict[str, np.ndarray], *, config: Config, cache: bool) -> dict[str, np.ndarray]:
+    """Ray Data ``map_batches`` task: clean and embed a batch; the rows keep their ordinals.
+
+    The model is loaded once per worker process (cached here) and reused by every batch
+    that process runs: Ray keeps its worker processes between tasks.
+    """
+    articles = [pickle.loads(b) for b in batch["article"]]
+    items = _detector(config, cache).embed(articles)
+    blobs = np.empty(len(items), dtype=object)
+    blobs[:] = [pickle.dumps(i) for i in items]
+    spans = [day_bounds(a) for a in articles]
+    first = np.asarray([s[0] if s else -1 for s in spans], dtype=np.int64)  # -1: undated (ordinals are >= 1)
+    last = np.asarray([s[1] if s else -1 for s in spans], dtype=np.int64)
+    return {"ordinal": batch["ordinal"], "item": blobs, "first": first, "last": last}
 
 
 def to_windows(row: dict[str, Any], *, plan: WindowPlan | None, kept: frozenset[int]) -> list[dict[str, Any]]:
@@ -159,9 +164,9 @@ def cluster_on_ray(
         config: Settings, as for the local engine; ``window_days`` cuts the work.
         address: A running cluster (``ray://host:10001``, ``host:6379`` or ``auto``);
             None starts a Ray instance inside this process for the job.
-        workers: Embedding actors (each loads the model once); default: one per
-            ``cpus_per_worker`` CPUs of the cluster.
-        cpus_per_worker: CPUs each embedding actor reserves (and uses, via ``OMP_NUM_THREADS``).
+        workers: Embedding tasks run at once (each worker process loads the model once);
+            default: one per ``cpus_per_worker`` CPUs of the cluster.
+        cpus_per_worker: Cores each embedding task reserves and uses (``OMP_NUM_THREADS``).
         cache: Use each machine's embedding cache.
         skip_invalid: Skip malformed records with a warning instead of failing.
         verifier: The pairwise decision model (default: the shipped one).
@@ -210,7 +215,7 @@ def _run(
     cache: bool,
     skip_invalid: bool,
 ) -> RayRun:
-    from ray.data import ActorPoolStrategy, DataContext
+    from ray.data import DataContext
     from ray.data.context import ShuffleStrategy
 
     context = DataContext.get_current()
@@ -237,14 +242,16 @@ def _run(
     if len(kept) < len(rows):  # ids repeated across shards: embed each article once
         read = ray.data.from_items([rows[k] for k in kept])
     # Embedding runs to completion before the windows are cut: the shuffle needs every
-    # article anyway, and the actors then free their CPUs for the clustering tasks (with
-    # the two streaming into each other, a 1-CPU cluster waits forever: the actor holds
-    # the CPU that a task between them needs). The actors take the read blocks as they are.
+    # article anyway. Embedding runs as tasks, not an actor pool: in Ray 2.60 an actor's
+    # batches are retried on that same actor once restarted, and when its node is gone and
+    # the survivors' CPUs are taken, the job waits for ever (measured: the worker-failure
+    # test hung 10 min). A task lost with its node is simply run again elsewhere, and the
+    # model still loads once per worker process (see embed_batch).
     embedded = read.map_batches(
-        Embedder,
-        fn_constructor_kwargs={"config": config, "cache": cache},
+        embed_batch,
+        fn_kwargs={"config": config, "cache": cache},
         batch_size=EMBED_BATCH,
-        compute=ActorPoolStrategy(min_size=1, max_size=pool),
+        concurrency=pool,
         num_cpus=cpus_per_worker,
         runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, int(cpus_per_worker)))}},
     ).materialize()

@@ -138,7 +138,7 @@ def test_check_opens_only_the_window_and_finds_a_duplicate_across_the_month_boun
     old = det.check(_article("old2", "2025-03-22", stories["old"]), top=5)
     assert "old" not in {m.id for m in old.matches} and "2023-06" not in det.archive.opened
     # A wider window reaches it (and the verifier then rules on the date gap).
-    wide = ArchiveDetector(det.archive, encoder, Config(), window_days=700)
+    wide = ArchiveDetector(det.archive, encoder, Config(), search_days=700)
     assert "old" in {m.id for m in wide.check(_article("old3", "2025-03-22", stories["old"]), top=5).matches}
     # A year-only article lives in its January shard and is found from any day of that year.
     assert det.check(_article("y", "2024-09-30", stories["year"])).duplicates[0].id == "y2024"
@@ -228,8 +228,8 @@ def test_errors_name_the_archive_or_the_shard(tmp_path: Path, encoder: HashEncod
         Archive.open(tmp_path / "a", model="other/model")
     with pytest.raises(StoreMismatchError, match="built with model 'test/hash-encoder'"):
         ArchiveDetector(Archive.open(tmp_path / "a"), HashEncoder(name="other/model"), Config())
-    with pytest.raises(ConfigError, match="window_days"):
-        ArchiveDetector(Archive.open(tmp_path / "a"), encoder, Config(), window_days=-1)
+    with pytest.raises(ConfigError, match="search_days"):
+        ArchiveDetector(Archive.open(tmp_path / "a"), encoder, Config(), search_days=-1)
     # Damage one shard: checks that do not need it still work; one that does names it.
     vectors = next((tmp_path / "a" / "2025-03").glob("seg-*/vectors.npy"))
     vectors.write_bytes(vectors.read_bytes()[:-8])
@@ -525,15 +525,15 @@ def test_cli_add_and_check_with_an_archive(
     assert json.loads(capsys.readouterr().out)["unchanged"] == 1
     assert main(["check", "-q", "--no-cache", "--json", "--archive", str(archive), str(data[4])]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["shards"] == ["2025-01", UNDATED]
-    args = ["check", "-q", "--no-cache", "--json", "--window-days", "800", "--archive", str(archive), str(data[4])]
+    args = ["check", "-q", "--no-cache", "--json", "--search-days", "800", "--archive", str(archive), str(data[4])]
     assert main(args) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["shards"] == ["2023-01", "2024-07", "2025-01", UNDATED]
     assert main(["check", "-q", "--no-cache", "--archive", str(archive), str(data[4])]) == EXIT_OK
     assert "searched shards: 2025-01, undated" in capsys.readouterr().out
     assert main(["check", "-q", "--no-cache", "--add", "--archive", str(archive), str(data[4])]) == EXIT_INPUT
     assert "check --add is not available with --archive" in capsys.readouterr().err
-    assert main(["check", "-q", "--no-cache", "--window-days", "-1", "--archive", str(archive), str(data[4])]) == EXIT_INPUT
-    assert "--window-days must be >= 0, got -1" in capsys.readouterr().err
+    assert main(["check", "-q", "--no-cache", "--search-days", "-1", "--archive", str(archive), str(data[4])]) == EXIT_INPUT
+    assert "--search-days must be >= 0, got -1" in capsys.readouterr().err
     assert main(["add", "-q", "--no-cache", "--archive", str(tmp_path / "store"), str(data[4])]) == EXIT_OK
     assert Archive.open(tmp_path / "store").count() == 1
     Store.create(tmp_path / "single", encoder.name, encoder.dim)

@@ -126,3 +126,26 @@ def test_serve_and_stream_are_listed_and_a_missing_fastapi_says_what_to_install(
     assert main(["serve", "--store", str(tmp_path / "s")]) == EXIT_MODEL
     err = capsys.readouterr().err
     assert "dedup serve needs the package 'fastapi'" in err and "pip install 'dedup[serve]'" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--engine", "ray", "--html", "r.html"], "--html works with the local engine only"),
+        (["--engine", "ray", "--store", "s"], "--store works with the local engine only"),
+        (["--engine", "local", "--ray-address", "127.0.0.1:1"], "--ray-address runs on Ray"),
+        (["--engine", "ray", "--workers", "0"], "--workers must be at least 1"),
+        (["--window-days", "-1"], "window_days must be a non-negative integer"),
+    ],
+)
+def test_cluster_engine_options_are_checked_before_any_work(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cluster", "-q", *flags, str(ROOT / "data")]) == EXIT_INPUT
+    assert message in capsys.readouterr().err
+
+
+def test_ray_engine_refuses_stdin(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray")
+    assert main(["cluster", "-q", "--engine", "ray", "-"]) == EXIT_INPUT
+    assert "reads files, not stdin" in capsys.readouterr().err

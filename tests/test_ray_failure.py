@@ -1,8 +1,8 @@
 """A Ray job survives losing a worker node mid-job, and still gives the local engine's stories.
 
 A cluster of its own on 127.0.0.1 (see ``tests/raycluster.py``): a head that only
-coordinates (0 CPUs) and two one-CPU worker nodes. A worker node that runs an embedding actor
-is killed with SIGKILL, raylet and actors at once, while it embeds; the other one finishes.
+coordinates (0 CPUs) and two one-CPU worker nodes. A worker node that runs embedding tasks
+is killed with SIGKILL, raylet and workers at once, while it embeds; the other one finishes.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def _kill_mid_job(cluster: LocalRayCluster, workers: Sequence[Any], job: Callabl
     thread = threading.Thread(target=job)
     thread.start()
     deadline = time.monotonic() + 120
-    while not (busy := [w for w in workers if running(w.pid, "Embedder")]):
+    while not (busy := [w for w in workers if running(w.pid, "embed_batch")]):
         assert thread.is_alive(), f"the job ended before embedding started on a worker node: {job()!r}"
-        assert time.monotonic() < deadline, "no embedding actor started on a worker node in 120 s"
+        assert time.monotonic() < deadline, "no embedding task started on a worker node in 120 s"
         time.sleep(0.2)
     time.sleep(5.0)  # let it embed a few batches
     assert thread.is_alive(), "the job finished before the worker could be killed; give it more work"
