@@ -11,10 +11,10 @@ Runs, all on the same input and the same machine, one after the other:
   the size of one embedded article (what a window holds in memory per article).
 - **local**: ``dedup cluster`` as a user runs it (the local engine), wall time.
 - **ray-1**, **ray-2**: ``dedup cluster --engine ray`` on a Ray instance started with 1 and
-  2 CPUs (1 and 2 embedding actors, one core each), wall time; stories compared with the
+  2 CPUs (1 and 2 embedding worker processes, one core each), wall time; stories compared with the
   local engine's.
 
-Peak memory is the largest sum of RSS over this process and every process below it (Ray's
+Peak memory is the largest sum of RSS over this process and every process below it (Ray
 raylet, GCS, workers and actors), sampled every 0.2 s.
 
 Run: ``python -m benchmarks.ray_scale`` -> prints a table, writes
@@ -102,7 +102,7 @@ DAY_S = 86_400
 def capacity(record: dict[str, Any], hotpath: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     """The capacity table for 100k, 1M and 10M articles a day, derived from the measurements.
 
-    - Embedding: core-seconds per article of one one-core Ray actor (``ray-1``'s embed stage).
+    - Embedding: core-seconds per article of one one-core Ray worker (``ray-1``'s embed stage).
     - Embedding worker memory: peak RSS of ``ray-2`` minus ``ray-1`` (one more worker process).
     - Clustering a window of N articles: this run's per-article cost (one window of the
       NTREX subset) grown with N as the hot-path clustering curve grows

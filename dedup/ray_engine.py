@@ -215,7 +215,7 @@ def _run(
     cache: bool,
     skip_invalid: bool,
 ) -> RayRun:
-    from ray.data import DataContext
+    from ray.data import DataContext, TaskPoolStrategy
     from ray.data.context import ShuffleStrategy
 
     context = DataContext.get_current()
@@ -251,7 +251,7 @@ def _run(
         embed_batch,
         fn_kwargs={"config": config, "cache": cache},
         batch_size=EMBED_BATCH,
-        concurrency=pool,
+        compute=TaskPoolStrategy(size=pool),
         num_cpus=cpus_per_worker,
         runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, int(cpus_per_worker)))}},
     ).materialize()
