@@ -241,6 +241,9 @@ def _run(
     plan = window_plan(config)
     if len(kept) < len(rows):  # ids repeated across shards: embed each article once
         read = ray.data.from_items([rows[k] for k in kept])
+    # One read block per input file; a task embeds one block, so cut the blocks to a few
+    # batches each, or one large file would be embedded by one worker.
+    read = read.repartition(max(len(paths), -(-len(articles) // (4 * EMBED_BATCH))))
     # Embedding runs to completion before the windows are cut: the shuffle needs every
     # article anyway. Embedding runs as tasks, not an actor pool: in Ray 2.60 an actor's
     # batches are retried on that same actor once restarted, and when its node is gone and
