@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from dedup.cluster import average_linkage
+from dedup.cluster import average_linkage, find_root
 from dedup.config import Config
 from dedup.embed import load_encoder
 from dedup.evaluation import clustering_scores
@@ -43,10 +43,7 @@ def components(n: int, edges: Edges, t: float) -> list[int]:
     parent = list(range(n))
 
     def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+        return find_root(parent, i)
 
     for i, j, s in edges:
         if s >= t:

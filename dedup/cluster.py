@@ -15,7 +15,22 @@ from collections.abc import Callable, Iterable, Sequence
 #: The mean score between two clusters, given their members.
 CrossMean = Callable[[Sequence[int], Sequence[int]], float]
 
-__all__ = ["CrossMean", "average_linkage"]
+__all__ = ["CrossMean", "average_linkage", "find_root"]
+
+
+def find_root(parent: list[int], i: int) -> int:
+    """The root of ``i`` in a union-find forest ``parent`` (halving the path on the way).
+
+    Examples:
+        >>> parent = [0, 0, 1, 3]
+        >>> find_root(parent, 2), find_root(parent, 3), parent
+        (0, 3, [0, 0, 0, 3])
+
+    """
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
 
 
 def average_linkage(
@@ -87,10 +102,7 @@ def average_linkage(
         window = {i: d for i, d in enumerate(days) if d is not None}
 
     def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+        return find_root(parent, i)
 
     # A refused merge is not tried again until one of the two clusters has grown.
     refused: set[tuple[int, int, int, int]] = set()

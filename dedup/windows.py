@@ -36,6 +36,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from .cluster import find_root
+
 __all__ = ["UNDATED", "WindowPlan", "merge_windows", "partition"]
 
 #: The partition key of undated articles. They cannot be placed in time, so they are
@@ -122,10 +124,7 @@ def merge_windows(
     parent = list(range(n))
 
     def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+        return find_root(parent, i)
 
     for window, members, labels in results:
         if len(members) != len(labels):
