@@ -314,7 +314,10 @@ class Store:
             try:
                 vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
                 passages = np.load(folder / "passages.npy", mmap_mode="r", allow_pickle=False)
-                records = [json.loads(line) for line in (folder / "articles.jsonl").read_text("utf-8").splitlines()]
+                # Split on "\n" only: JSON escapes it inside strings, but not U+2028, U+2029 or U+0085,
+                # which str.splitlines() would also split on.
+                text = (folder / "articles.jsonl").read_text("utf-8")
+                records = [json.loads(line) for line in text.split("\n") if line]
             except (ValueError, OSError, json.JSONDecodeError) as exc:
                 raise StoreCorruptError(f"segment {folder} cannot be read ({exc}); restore it from a backup") from None
             if vectors.shape != (segment.count, self._dim) or passages.shape != (segment.passages, self._dim):
