@@ -171,7 +171,7 @@ class Detector:
                 outside[0].id,
                 advice,
             )
-        return embed_articles(
+        items = embed_articles(
             articles,
             self.encoder,
             max_passage_chars=self.config.max_passage_chars,
@@ -180,6 +180,10 @@ class Detector:
             cache=self.cache,
             centring=self.centring,
         )
+        for item in items:
+            if not item.passages:
+                logger.warning("article %r is empty after cleaning (only boilerplate): it is skipped and never matched", item.id)
+        return items
 
     # ------------------------------------------------------------------------ check
     def check(self, article: Article, *, top: int = 0) -> Verdict:
@@ -254,6 +258,8 @@ class Detector:
         """
         matches: list[Match] = []
         last_is_duplicate = False
+        if not item.passages:  # empty after cleaning: nothing to match
+            return matches, False
         for _, other in retrieved:
             if other.id == item.id:
                 continue
@@ -300,7 +306,7 @@ class Detector:
         report = self.store.add(self.embed(new, show_progress=show_progress), replace=replace)
         embedded = {a.id for a in new}
         skipped = tuple(a.id for a in articles if a.id not in embedded)
-        return AddReport(report.added, report.unchanged + skipped, report.replaced)
+        return AddReport(report.added, report.unchanged + skipped, report.replaced, report.skipped)
 
     def _changed(self, article: Article) -> bool:
         return self.store.get(article.id).content_hash != article.content_hash

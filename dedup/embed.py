@@ -242,17 +242,22 @@ class EmbeddedArticle:
 
 
 def article_passages(article: Article, max_chars: int = 500) -> list[str]:
-    """Title first (when present), then the cleaned body split into passages."""
+    """Title first (when present), then the cleaned body split into passages.
+
+    Empty when cleaning leaves nothing (the article is only boilerplate, such as a photo
+    credit): such an article is skipped by :meth:`dedup.store.Store.add` and never matched.
+    """
     passages = split_passages(clean_text(article.title), max_chars) if article.title.strip() else []
     passages.extend(split_passages(clean_text(article.text), max_chars))
-    if not passages:  # everything was boilerplate: fall back to the raw title and text
-        passages = split_passages(f"{article.title}\n{article.text}", max_chars)
+    # An article that is only boilerplate ("Photo: AFP") keeps no passage: it is never matched.
     # A passage repeated verbatim (a caption repeating the headline) would only blur alignment margins.
     return list(dict.fromkeys(passages))
 
 
 def pool(passages: Sequence[str], vectors: Vectors) -> Vectors:
-    """The article vector: length-weighted mean of passage vectors, normalised."""
+    """The article vector: length-weighted mean of passage vectors, normalised (zero for no passage)."""
+    if len(passages) == 0:
+        return np.zeros(vectors.shape[1], dtype=np.float32)
     weights = np.sqrt(np.array([max(len(p), 1) for p in passages], dtype=np.float32))
     mean = (vectors * weights[:, None]).sum(axis=0) / weights.sum()
     norm = float(np.linalg.norm(mean))
@@ -302,7 +307,9 @@ def assemble(
     """Articles with their passage vectors, and article vectors pooled (and centred) from them."""
     pooled = [pool(passages, block) for passages, block in zip(per_article, blocks, strict=True)]
     if centring is not None and pooled:
-        pooled = list(centring.apply(np.vstack(pooled), [a.lang for a in articles]))
+        centred = centring.apply(np.vstack(pooled), [a.lang for a in articles])
+        # An article with no passage keeps its zero vector: centring would turn it into a language mean.
+        pooled = [row if len(passages) else pooled[i] for i, (row, passages) in enumerate(zip(centred, per_article, strict=True))]
     return [
         EmbeddedArticle(article, tuple(passages), block, vector)
         for article, passages, block, vector in zip(articles, per_article, blocks, pooled, strict=True)

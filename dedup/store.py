@@ -432,7 +432,8 @@ class Store:
         """Store embedded articles atomically: all of them or, on any failure, none.
 
         Re-adding an id with the same content is a no-op. The same id with other content
-        raises :class:`DuplicateIdError` unless ``replace`` is True.
+        raises :class:`DuplicateIdError` unless ``replace`` is True. An article with no
+        passage (empty after cleaning) is not stored: it is listed in ``AddReport.skipped``.
 
         Raises:
             DuplicateIdError: An id is already stored with other content (and not ``replace``).
@@ -445,7 +446,10 @@ class Store:
             unchanged: list[str] = []
             replaced: list[str] = []
             batch_ids: set[str] = set()
+            empty = tuple(item.id for item in items if not item.passages)
             for item in items:
+                if not item.passages:  # empty after cleaning: never stored, never matched
+                    continue
                 if item.vector.shape != (self._dim,):
                     raise StoreMismatchError(
                         f"article {item.id!r} has a vector of shape {item.vector.shape}, store dim is {self._dim}"
@@ -467,7 +471,7 @@ class Store:
                     )
             if added:
                 self._write(added, set(replaced))
-            return AddReport(tuple(a.id for a in added if a.id not in replaced), tuple(unchanged), tuple(replaced))
+            return AddReport(tuple(a.id for a in added if a.id not in replaced), tuple(unchanged), tuple(replaced), empty)
 
     def _write(self, added: Sequence[EmbeddedArticle], replaced: set[str]) -> None:
         records = [self._record(item) for item in added]

@@ -226,6 +226,8 @@ class Evidence:
         shared_names: Names (capitalised words, acronyms) found in both articles.
         lang_pair: Languages of the first and second article.
         length_ratio: Shorter cleaned length over longer cleaned length.
+        identical: Both articles have the same cleaned title and text (an exact repeat,
+            scored 1.0 whatever its length).
 
     """
 
@@ -237,6 +239,7 @@ class Evidence:
     shared_names: tuple[str, ...]
     lang_pair: tuple[str | None, str | None]
     length_ratio: float
+    identical: bool = False
 
 
 @dataclass(frozen=True)
@@ -273,6 +276,7 @@ class Match:
             "article_similarity": round(ev.article_similarity, 4),
             "aligned_fraction": round(ev.aligned_fraction, 4),
             "date_gap_days": ev.date_gap_days,
+            "identical": ev.identical,
             "lang_pair": list(ev.lang_pair),
             "shared_numbers": list(ev.shared_numbers),
             "shared_names": list(ev.shared_names),
@@ -372,9 +376,11 @@ class AddReport:
         added: Ids newly stored.
         unchanged: Ids already stored with the same content (no-ops).
         replaced: Ids whose stored content was replaced (only with ``replace=True``).
+        skipped: Ids not stored because they are empty after cleaning (only boilerplate).
 
     """
 
     added: tuple[str, ...]
     unchanged: tuple[str, ...]
     replaced: tuple[str, ...]
+    skipped: tuple[str, ...] = ()

@@ -46,6 +46,7 @@ __all__ = [
     "both_titles",
     "compare",
     "features",
+    "identical",
     "title_features",
     "title_words",
 ]
@@ -147,7 +148,17 @@ def compare(a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> Evidence:
         shared_names=names,
         lang_pair=(a.article.lang, b.article.lang),
         length_ratio=min(la, lb) / max(la, lb) if max(la, lb) else 0.0,
+        identical=identical(a, b),
     )
+
+
+def identical(a: EmbeddedArticle, b: EmbeddedArticle) -> bool:
+    """Whether both articles have the same cleaned title and text (and some of it).
+
+    Passages are the cleaned title and body, split deterministically, so equal cleaned
+    texts give equal passages.
+    """
+    return bool(a.passages) and a.passages == b.passages
 
 
 def _title_similarity(a: EmbeddedArticle, b: EmbeddedArticle) -> float:
@@ -351,10 +362,18 @@ class Verifier:
         return self.score(features(evidence, a, b, max_date_gap_days=max_date_gap_days))
 
     def decide(self, a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> Match:
-        """Compare ``a`` (query) with ``b`` (candidate) and decide."""
+        """Compare ``a`` (query) with ``b`` (candidate) and decide.
+
+        Reports further apart than ``config.max_date_gap_days`` score 0. Otherwise an
+        exact repeat (same cleaned title and text, :func:`identical`) scores 1.0, an
+        article empty after cleaning 0, and every other pair the logistic model's score.
+        """
         evidence = compare(a, b, config)
-        if evidence.date_gap_days is not None and evidence.date_gap_days > config.max_date_gap_days:
+        too_far = evidence.date_gap_days is not None and evidence.date_gap_days > config.max_date_gap_days
+        if too_far or not a.passages or not b.passages:  # an article empty after cleaning is never matched
             score = 0.0
+        elif evidence.identical:  # an exact repeat, however short (its passages cannot align by margin)
+            score = 1.0
         else:
             score = self.pair_score(evidence, a, b, max_date_gap_days=config.max_date_gap_days)
         return Match(

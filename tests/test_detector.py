@@ -143,3 +143,59 @@ def test_the_default_model_names_articles_in_languages_outside_xlmr(caplog) -> N
         det.embed(articles)
     assert "does not cover yo: 1 article(s) (e.g. y1)" in caplog.text
     assert "only their shared names, numbers and dates keep their worth" in caplog.text
+
+
+# ---------------------------------------------------------------- exact repeats and boilerplate (issue 14, item 6)
+SHORT = {"title": "Storm hits the coast of Brittany", "text": "Storm hits the coast of Brittany."}
+
+
+def test_an_exact_repeat_whose_text_is_its_title_is_a_duplicate_with_score_one(tmp_path: Path, encoder: HashEncoder) -> None:
+    # Reported NEW at 0.0007 before: its two passages are near-identical, so none aligns by margin.
+    det = Detector.open(tmp_path / "s", encoder=encoder, create=True)
+    det.add([Article(id="s1", **SHORT)])
+    verdict = det.check(Article(id="s2", **SHORT))
+    assert verdict.is_duplicate
+    match = verdict.matches[0]
+    assert match.id == "s1" and match.score == 1.0 and match.evidence.identical
+    assert match.to_dict()["identical"] is True
+
+
+def test_an_exact_repeat_of_a_long_article_is_a_duplicate_with_score_one(encoder: HashEncoder) -> None:
+    det = Detector.in_memory(encoder=encoder)
+    a, b = _article("a", STORY_A), _article("b", STORY_A)
+    match = det.compare(*det.embed([a, b]))
+    assert match.is_duplicate and match.score == 1.0 and match.evidence.identical
+    # Not identical: one more sentence (the ordinary verifier decides, without the identical flag).
+    c = _article("c", STORY_A + " Bonds fell.")
+    assert not det.compare(*det.embed([a, c])).evidence.identical
+
+
+def test_an_identical_text_months_apart_is_still_vetoed_by_the_date_gap(encoder: HashEncoder) -> None:
+    det = Detector.in_memory(encoder=encoder)
+    a, b = _article("a", STORY_A, "2025-01-01"), _article("b", STORY_A, "2025-06-01")
+    match = det.compare(*det.embed([a, b]))
+    assert match.evidence.identical and match.score == 0.0 and not match.is_duplicate
+
+
+def test_an_article_that_is_only_boilerplate_is_skipped_and_never_matched(
+    tmp_path: Path, encoder: HashEncoder, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Matched at 0.970 before: cleaning fell back to the raw text "Photo: AFP".
+    det = Detector.open(tmp_path / "s", encoder=encoder, create=True)
+    credit = Article(id="p1", title="", text="Photo: AFP", lang="en")
+    with caplog.at_level("WARNING"):
+        report = det.add([credit, _article("a", STORY_A)])
+    assert report.skipped == ("p1",) and report.added == ("a",)
+    assert "p1" not in det.store and "empty after cleaning" in caplog.text
+    again = Article(id="p2", title="", text="Photo: AFP", lang="en")
+    verdict = det.check(again, top=5)
+    assert not verdict.is_duplicate and verdict.matches == ()
+    result = det.cluster([credit, again, _article("b", STORY_B)])
+    assert result.labels["p1"] != result.labels["p2"]
+
+
+def test_an_empty_article_stored_earlier_is_never_a_candidate(encoder: HashEncoder) -> None:
+    det = Detector.in_memory(encoder=encoder)
+    empty, other = det.embed([Article(id="e", text="Photo: AFP"), Article(id="f", text="Photo: AFP")])
+    assert empty.passages == () and not empty.vector.any()  # zero vector: centring does not make it a language mean
+    assert det.compare(empty, other).score == 0.0

@@ -94,3 +94,12 @@ def test_real_model_vectors_are_unit_and_deterministic(real_encoder: Encoder) ->
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(a, b[::-1], atol=1e-5)
     assert real_encoder.dim == 384
+
+
+def test_an_exact_repeat_whose_text_is_its_title_is_a_duplicate_with_the_real_model(real_encoder: Encoder) -> None:
+    # The reported case: NEW at score 0.0007 with article cosine 1.000 and no aligned passage.
+    det = Detector.in_memory(encoder=real_encoder)
+    record = {"title": "Storm hits the coast of Brittany", "text": "Storm hits the coast of Brittany."}
+    det.add([Article(id="first", **record)])
+    verdict = det.check(Article(id="again", **record))
+    assert verdict.is_duplicate and verdict.matches[0].score == 1.0 and verdict.matches[0].evidence.identical

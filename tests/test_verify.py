@@ -111,12 +111,14 @@ def test_title_only_pairs_use_the_title_model() -> None:
     a = _title_item(Article("a", "Osaka wins", lang="en"), rng.standard_normal(8))
     b = _title_item(Article("b", "Osaka wins again", lang="en"), rng.standard_normal(8))
     long = _embedded(Article("c", "Osaka wins", lang="en"), _unit(rng.standard_normal((3, 8))))
+    other_long = _embedded(Article("d", "Osaka loses", lang="en"), _unit(rng.standard_normal((3, 8))))
     zeros = (0.0,) * len(FEATURES)
     # the article model says 0.5 whatever the evidence; the title model says more than 0.5 for a same-language pair
     title_coef = (0.0,) * (len(TITLE_FEATURES) - 4) + (3.0, 0.0, 0.0, 0.0)
     verifier = Verifier(zeros, 0.0, title_coef=title_coef, title_intercept=0.0)
     assert verifier.decide(a, b, Config()).score == pytest.approx(1 / (1 + np.exp(-3.0)))
-    assert verifier.decide(long, long, Config()).score == pytest.approx(0.5)
+    assert verifier.decide(long, other_long, Config()).score == pytest.approx(0.5)
+    assert verifier.decide(long, long, Config()).score == 1.0  # an exact repeat, whatever the model says
     # a title against a full article is the article model's
     assert not both_titles(a, long)
     assert verifier.decide(a, long, Config()).score == pytest.approx(0.5)
