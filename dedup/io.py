@@ -1,4 +1,4 @@
-"""Reading articles from JSONL, seed-format ``.txt`` files, folders and stdin; writing JSONL.
+r"""Reading articles from JSONL, seed-format ``.txt`` files, folders and stdin; writing JSONL.
 
 Error policy, case by case (each case is tested):
 
@@ -7,7 +7,11 @@ Error policy, case by case (each case is tested):
   further, nothing is written, so nothing is lost. Use ``skip_invalid=True`` (CLI
   ``--skip-invalid``) to skip such lines with a warning instead.
 * a file that is not UTF-8: **fail**, naming file, line and byte offset.
-* a date that does not parse: **fail** (or skip with ``skip_invalid``), naming the value.
+* a date that does not parse, or lies outside 1900-01-01 to 2100-12-31
+  (:data:`~dedup.types.EARLIEST_DATE`, :data:`~dedup.types.LATEST_DATE`): **fail** (or skip
+  with ``skip_invalid``), naming the value.
+* a JSON integer longer than Python converts (``sys.get_int_max_str_digits()``, 4300 digits
+  by default): **fail** (or skip), like malformed JSON.
 * an article over ``max_chars`` characters: **fail** (or skip), naming its size and the
   setting that raises the limit. It is never silently truncated.
 * an empty article (no title and no text): **skipped with a warning**: it cannot be a
@@ -16,6 +20,11 @@ Error policy, case by case (each case is tested):
   with different content: **fail** with :class:`DuplicateIdError` naming both lines.
 
 Skipped records are returned in :attr:`ReadResult.skipped`, so callers can report them.
+
+What is read comes back as written: JSONL lines end at ``\n`` (or ``\r\n``) only, so line
+separators JSON leaves unescaped (U+0085, U+2028, U+2029) stay inside their strings; a
+``.txt`` article keeps every character but its line endings (``\r\n`` and ``\r`` read
+as ``\n``, as in any text file) and the whitespace around its title and body.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import DuplicateIdError, InputError
-from .types import Article, PartialDate
+from .types import EARLIEST_DATE, LATEST_DATE, Article, PartialDate
 
 __all__ = [
     "STDIN",
@@ -102,8 +111,15 @@ def parse_record(
         raise InputError("record has no 'id'", source=source, line=line)
     raw_id = record["id"]
     if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
-        raise InputError(f"'id' must be a string or integer, got {raw_id!r}", source=source, line=line)
-    article_id = str(raw_id)
+        raise InputError(f"'id' must be a string or integer, got {_short(raw_id)}", source=source, line=line)
+    try:
+        article_id = str(raw_id)
+    except ValueError:  # an int longer than Python converts to text
+        raise InputError(
+            f"'id' is an integer with more than {sys.get_int_max_str_digits()} digits; send it as a string",
+            source=source,
+            line=line,
+        ) from None
     values: dict[str, str | None] = {}
     for name in ("title", "text", "date", "lang", "source", "url"):
         value = record.get(name)
@@ -130,6 +146,12 @@ def parse_record(
             date = PartialDate.parse(values["date"] or "")
         except ValueError as exc:
             raise InputError(f"article {article_id!r}: bad 'date': {exc}", source=source, line=line) from None
+        if not date.in_range():
+            raise InputError(
+                f"article {article_id!r}: 'date' {_short(values['date'])} is outside {EARLIEST_DATE} to {LATEST_DATE}",
+                source=source,
+                line=line,
+            )
     lang = (values["lang"] or "").strip().lower() or None
     if lang is None and detect_lang:
         lang = detect_language(f"{title}\n{text}")
@@ -162,9 +184,9 @@ def _short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _decode_lines(data: bytes, source: str) -> list[str]:
+def _decode(data: bytes, source: str) -> str:
     try:
-        return data.decode("utf-8-sig").splitlines()
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         bad = data[exc.start : exc.start + 4]
@@ -176,12 +198,22 @@ def _decode_lines(data: bytes, source: str) -> list[str]:
         ) from None
 
 
+def _jsonl_lines(text: str) -> list[str]:
+    r"""JSONL lines: split at ``\n`` only (str.splitlines() would also split inside strings, at U+2028, ...)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+def _text_lines(text: str) -> list[str]:
+    r"""A text file's lines: ``\n``, ``\r\n`` and ``\r`` end a line, no other character does."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 def parse_jsonl_line(raw: str, source: str, number: int, *, detect_lang: bool = True, max_chars: int = 1_000_000) -> Article:
     """Parse one JSONL line into an :class:`Article` (see :func:`parse_record`).
 
     Raises:
-        InputError: Malformed or too deeply nested JSON, not an object, or an invalid record;
-            the message names ``source`` and ``number``.
+        InputError: Malformed or too deeply nested JSON, an integer too long to convert, not
+            an object, or an invalid record; the message names ``source`` and ``number``.
 
     """
     try:
@@ -190,6 +222,12 @@ def parse_jsonl_line(raw: str, source: str, number: int, *, detect_lang: bool = 
         raise InputError(f"malformed JSON ({exc.msg} at column {exc.colno}): {_short(raw)}", source=source, line=number) from None
     except RecursionError:
         raise InputError("JSON nested too deeply", source=source, line=number) from None
+    except ValueError:  # not a JSONDecodeError: an integer over Python's int-to-text limit
+        raise InputError(
+            f"JSON integer with more than {sys.get_int_max_str_digits()} digits (send such numbers as strings): {_short(raw)}",
+            source=source,
+            line=number,
+        ) from None
     if not isinstance(record, dict):
         raise InputError(f"expected a JSON object, got {type(record).__name__}: {_short(raw)}", source=source, line=number)
     return parse_record(record, source=source, line=number, detect_lang=detect_lang, max_chars=max_chars)
@@ -293,8 +331,8 @@ def read_articles(
         if path == STDIN:
             source = "<stdin>"
             data = (stdin if stdin is not None else sys.stdin.buffer).read()
-            lines = _decode_lines(data, source)
-            is_jsonl = data.lstrip()[:1] == b"{"
+            text = _decode(data, source)
+            is_jsonl = text.lstrip(" \t\n\r\x0b\x0c")[:1] == "{"  # after the BOM, if any
             stem = "stdin"
         else:
             p = Path(path)
@@ -303,12 +341,13 @@ def read_articles(
                 data = p.read_bytes()
             except OSError as exc:
                 raise InputError(f"cannot read file: {exc.strerror}", source=source) from None
-            lines = _decode_lines(data, source)
+            text = _decode(data, source)
             is_jsonl = p.suffix.lower() in JSONL_SUFFIXES
             stem = p.stem
         if not is_jsonl:
             try:
-                keep(_read_seed_text(lines, source, stem, detect_lang=detect_lang, max_chars=max_chars), source, 1)
+                seed = _read_seed_text(_text_lines(text), source, stem, detect_lang=detect_lang, max_chars=max_chars)
+                keep(seed, source, 1)
             except DuplicateIdError:
                 raise
             except InputError as exc:
@@ -317,7 +356,7 @@ def read_articles(
                 logger.warning("%s", exc)
                 skipped.append(Skipped(source, exc.line or 1, stem, exc.reason))
             continue
-        for number, raw in enumerate(lines, start=1):
+        for number, raw in enumerate(_jsonl_lines(text), start=1):
             if not raw.strip():
                 continue
             try:

@@ -6,6 +6,7 @@ caller can always answer "why are these two articles the same story?".
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import hashlib
 import json
@@ -14,9 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
+    "EARLIEST_DATE",
+    "LATEST_DATE",
     "AddReport",
     "Article",
     "DatePrecision",
@@ -28,7 +31,17 @@ __all__ = [
     "Verdict",
 ]
 
-_DATE_RE = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?$")
+#: The range of dates the readers and the service accept (:func:`dedup.io.parse_record`).
+#: News is dated within it; a date outside it is a typo or a placeholder (``9999-12``).
+#: Stored dates are not checked against it: :class:`PartialDate` itself takes any date
+#: Python's calendar holds (years 1 to 9999), and all its arithmetic works on all of them.
+EARLIEST_DATE: Final = dt.date(1900, 1, 1)
+LATEST_DATE: Final = dt.date(2100, 12, 31)
+
+# ASCII digits only: \d would also take fullwidth or Arabic-Indic digits, which int() reads.
+_DATE_RE = re.compile(r"([0-9]{4})(?:-([0-9]{1,2})(?:-([0-9]{1,2}))?)?")
+# The time of an ISO datetime after its day: hh:mm[:ss[.fraction]], then Z or an hh:mm offset.
+_TIME_RE = re.compile(r"[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?")
 
 
 class DatePrecision(StrEnum):
@@ -71,22 +84,35 @@ class PartialDate:
     def parse(cls, value: str) -> PartialDate:
         """Parse ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` (an ISO datetime keeps its date part).
 
+        Digits are ASCII. A datetime's time must be a valid ISO time (``T08:30``,
+        `` 08:30:00.5+02:00``, ``T23:59:59Z``); nothing may follow it. Any year from 1 to
+        9999 parses: the input range (:data:`EARLIEST_DATE` to :data:`LATEST_DATE`) is
+        checked by the readers, not here, so dates already stored always read back.
+
         Raises:
             ValueError: If ``value`` is not such a date.
 
         """
         text = value.strip()
+        time = ""
         if len(text) > 10 and text[10] in "T ":
-            text = text[:10]
-        m = _DATE_RE.match(text)
-        if m is None:
+            text, time = text[:10], text[10:]
+        m = _DATE_RE.fullmatch(text)
+        if m is None or (time and not _valid_time(text, time)):
             raise ValueError(f"not a date of the form YYYY, YYYY-MM or YYYY-MM-DD: {value!r}")
-        year, month, day = (int(g) if g else None for g in m.groups())
-        assert year is not None  # the regex guarantees it
+        year, month, day = m.groups()
         try:
-            return cls(year, month, day)
+            return cls(int(year), int(month) if month else None, int(day) if day else None)
         except ValueError as exc:
             raise ValueError(f"not a valid calendar date: {value!r} ({exc})") from None
+
+    def in_range(self) -> bool:
+        """Whether every day this date can denote lies in the input range.
+
+        The range is :data:`EARLIEST_DATE` to :data:`LATEST_DATE`.
+        """
+        first, last = self.bounds()
+        return first >= EARLIEST_DATE and last <= LATEST_DATE
 
     @property
     def precision(self) -> DatePrecision:
@@ -102,10 +128,9 @@ class PartialDate:
         if self.day is not None and self.month is not None:
             d = dt.date(self.year, self.month, self.day)
             return d, d
-        if self.month is not None:
-            first = dt.date(self.year, self.month, 1)
-            nxt = dt.date(self.year + (self.month == 12), self.month % 12 + 1, 1)
-            return first, nxt - dt.timedelta(days=1)
+        if self.month is not None:  # the month's own last day: no step into the next month (9999-12 has none)
+            last = calendar.monthrange(self.year, self.month)[1]
+            return dt.date(self.year, self.month, 1), dt.date(self.year, self.month, last)
         return dt.date(self.year, 1, 1), dt.date(self.year, 12, 31)
 
     def __lt__(self, other: PartialDate) -> bool:
@@ -128,6 +153,17 @@ class PartialDate:
         if self.day is None:
             return f"{self.year:04d}-{self.month:02d}"
         return f"{self.year:04d}-{self.month:02d}-{self.day:02d}"
+
+
+def _valid_time(day: str, time: str) -> bool:
+    """Whether ``time`` (with its leading ``T`` or space) is a valid ISO time of ``day``."""
+    if _TIME_RE.fullmatch(time) is None:
+        return False
+    try:
+        dt.datetime.fromisoformat(day + time.replace("Z", "+00:00").replace(",", "."))
+    except ValueError:  # hour 25, minute 99, offset +25:00, ...
+        return False
+    return True
 
 
 def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:

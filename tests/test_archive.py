@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from dedup.archive import UNDATED, Archive, ArchiveDetector, build_shards, shard_key, shards_to_search
 from dedup.cli import EXIT_INPUT, EXIT_OK, EXIT_STORE, main
@@ -553,3 +555,38 @@ def test_cli_add_and_check_with_an_archive(
     with pytest.raises(SystemExit):
         main(["check", "--store", str(tmp_path / "s"), "--archive", str(archive), str(data[4])])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- issue 14: dates at the calendar's ends
+def test_issue14_an_archive_holding_a_date_past_the_input_range_still_opens_and_checks(
+    tmp_path: Path, encoder: HashEncoder
+) -> None:
+    # Input validation refuses such dates now; an archive written before (or by a library caller) may hold them.
+    rng = np.random.default_rng(14)
+    story, other = _story(rng), _story(rng)
+    far = [
+        Article(id="far", title=story[0], text=story[1], date=PartialDate(9999, 12), lang="en"),
+        Article(id="far-year", title=story[0], text=story[1], date=PartialDate(9999), lang="en"),
+        Article(id="first", title=other[0], text=other[1], date=PartialDate(1, 1, 1), lang="en"),
+    ]
+    _archive(tmp_path / "a", encoder, [*far, _article("near", "2025-01-12", story)])
+    det = ArchiveDetector.open(tmp_path / "a", encoder=encoder, read_only=True)
+    assert det.archive.keys == ("0001-01", "2025-01", "9999-01", "9999-12")
+    verdict = det.check(Article(id="q", title=story[0], text=story[1], date=PartialDate(9999, 12, 31), lang="en"))
+    assert verdict.shards == ("9999-01", "9999-12") and {m.id for m in verdict.duplicates} == {"far", "far-year"}
+    first = det.check(Article(id="q1", title=other[0], text=other[1], date=PartialDate(1, 1, 2), lang="en"))
+    assert first.shards == ("0001-01",) and [m.id for m in first.duplicates] == ["first"]
+    undated = det.check(_article("q2", None, story), top=5)
+    assert {m.id for m in undated.duplicates} == {"far", "far-year", "near"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.dates().map(lambda d: PartialDate(d.year, d.month, d.day)) | st.integers(1, 9999).map(PartialDate),
+    st.integers(0, 4_000_000),
+)
+@example(PartialDate(9999, 12), 7)
+@example(PartialDate(1), 400)
+def test_issue14_shard_routing_never_raises(date: PartialDate, days: int) -> None:
+    keys = [shard_key(date), "2025-01", UNDATED]
+    assert shard_key(date) in shards_to_search(keys, date, days)

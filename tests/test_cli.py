@@ -149,3 +149,64 @@ def test_ray_engine_refuses_stdin(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("ray")
     assert main(["cluster", "-q", "--engine", "ray", "-"]) == EXIT_INPUT
     assert "reads files, not stdin" in capsys.readouterr().err
+
+
+# ------------------------------------------------- issue 14: nothing a client sends may break a store
+@pytest.fixture
+def hash_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI loads the fake encoder instead of a model."""
+    from .conftest import HashEncoder
+
+    encoder = HashEncoder()
+    monkeypatch.setattr("dedup.detector.load_encoder", lambda model, **kwargs: encoder)
+
+
+def _feed(path: Path, *lines: str) -> Path:
+    path.write_text("".join(f"{x}\n" for x in lines), "utf-8")
+    return path
+
+
+def test_issue14_cli_add_keeps_raw_line_separators(tmp_path: Path, capsys: pytest.CaptureFixture[str], hash_model: None) -> None:
+    text = "Heavy rain\u2028flooded Porto\u2029overnight\x85and more."
+    feed = _feed(
+        tmp_path / "f.jsonl",
+        json.dumps({"id": "a", "title": "Floods\u2028in Porto", "text": text, "lang": "en"}, ensure_ascii=False),
+    )
+    store = tmp_path / "s"
+    assert main(["add", "-q", "--no-cache", "--store", str(store), str(feed)]) == EXIT_OK
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["info", "--store", str(store)]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["articles"] == 1
+    from dedup.store import Store
+
+    stored = Store.open(store).get("a")
+    assert (stored.title, stored.text) == ("Floods\u2028in Porto", text)
+
+
+def test_issue14_cli_far_date_exits_2_naming_file_line_and_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], hash_model: None
+) -> None:
+    feed = _feed(
+        tmp_path / "f.jsonl", '{"id": "a", "title": "ok", "lang": "en"}', '{"id": "b", "title": "far", "date": "9999-12"}'
+    )
+    for command in ("add", "check", "cluster"):
+        store = [] if command == "cluster" else ["--store", str(tmp_path / "s")]
+        assert main([command, "-q", "--no-cache", *store, str(feed)]) == EXIT_INPUT
+        err = capsys.readouterr().err
+        assert f"{feed}:2: article 'b': 'date' '9999-12' is outside 1900-01-01 to 2100-12-31" in err and "Traceback" not in err
+
+
+def test_issue14_cli_huge_integer_exits_2_or_is_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, hash_model: None
+) -> None:
+    feed = _feed(
+        tmp_path / "f.jsonl", '{"id": "a", "title": "ok", "lang": "en"}', '{"id": "b", "title": "x", "n": 1' + "0" * 5000 + "}"
+    )
+    store = tmp_path / "s"
+    assert main(["add", "-q", "--no-cache", "--store", str(store), str(feed)]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert f"{feed}:2: JSON integer with more than 4300 digits" in err and "Traceback" not in err
+    assert main(["add", "--no-cache", "--skip-invalid", "--json", "--store", str(store), str(feed)]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["added"] == 1 and "Traceback" not in captured.err
+    assert "skipped 1 record" in captured.err and f"{feed}:2: JSON integer with more than 4300 digits" in caplog.text

@@ -199,3 +199,28 @@ def test_an_empty_article_stored_earlier_is_never_a_candidate(encoder: HashEncod
     empty, other = det.embed([Article(id="e", text="Photo: AFP"), Article(id="f", text="Photo: AFP")])
     assert empty.passages == () and not empty.vector.any()  # zero vector: centring does not make it a language mean
     assert det.compare(empty, other).score == 0.0
+
+
+def test_issue14_a_store_holding_a_date_past_the_input_range_still_opens_checks_and_clusters(
+    tmp_path: Path, encoder: HashEncoder
+) -> None:
+    # Input validation refuses such dates now; a store written before (or by a library caller) may hold them.
+    far = [
+        Article(id="far", title="Central bank lifts rates", text=STORY_A, date=PartialDate(9999, 12), lang="en"),
+        Article(id="far-year", title="Central bank lifts rates", text=STORY_A, date=PartialDate(9999), lang="en"),
+        Article(id="first", title="Floods in Porto", text=STORY_B, date=PartialDate(1, 1, 1), lang="en"),
+    ]
+    det = Detector.open(tmp_path / "s", encoder=encoder, create=True)
+    det.add([*far, _article("near", STORY_A)])
+    reopened = Detector.open(tmp_path / "s", encoder=encoder)
+    assert reopened.store.get("far").date == PartialDate(9999, 12)
+    verdict = reopened.check(_article("q", STORY_A), top=5)
+    assert [m.id for m in verdict.duplicates] == ["near"]  # the far copies are ruled out by the date gap
+    assert {m.id for m in verdict.matches} >= {"far", "far-year"}
+    assert reopened.check(
+        Article(id="q2", title="Central bank lifts rates", text=STORY_A, date=PartialDate(9999, 12, 31))
+    ).is_duplicate
+    result = reopened.cluster([*far, _article("near", STORY_A), _article("q", STORY_A)])
+    assert result.labels["far"] == result.labels["far-year"] != result.labels["near"] == result.labels["q"]
+    stories = reopened.cluster_embedded(reopened.embed([_article("q3", STORY_B, "2025-03-05")]), with_store=True)
+    assert len(stories.labels) == 5

@@ -389,3 +389,18 @@ def test_neighbours_and_evidence_of_stored_articles(tmp_path: Path) -> None:
     assert pair["match"]["score"] == next(m["score"] for m in verdict["matches"] if m["id"] == "h2")
     assert_error(client.get("/evidence", headers=AUTH, params={"a": "h1", "b": "zz"}), 404, "not_found", "'zz'")
     assert_error(client.get("/evidence", headers=AUTH, params={"a": "h1"}), 422, "invalid_request", "query.b")
+
+
+def test_issue14_service_refuses_far_dates_and_keeps_line_separators(client: TestClient) -> None:
+    far = client.post("/add", headers=AUTH, json={"articles": [art("far", "Hanoi talks", HANOI, date="9999-12")]})
+    assert_error(far, 422, "invalid_request", "'9999-12' is outside 1900-01-01 to 2100-12-31")
+    odd = art("sep\u2028id", "Hanoi\u2029talks", HANOI + "\u2028More\x85text.", date="2025-01-12")
+    body = json.dumps({"articles": [odd]}, ensure_ascii=False).encode()
+    r = client.post("/add", headers={**AUTH, "Content-Type": "application/json"}, content=body)
+    assert r.status_code == 200 and r.json()["added"] == ["sep\u2028id"]
+    got = client.get("/article", headers=AUTH, params={"id": "sep\u2028id"}).json()
+    assert (got["title"], got["text"]) == (odd["title"], odd["text"])
+    for params in ({"date_from": "9999-12"}, {"date_to": "0001-01-01"}, {"date_from": "0001", "date_to": "9999-12-31"}):
+        r = client.get("/stories", headers=AUTH, params=params)  # filters may name any date Python knows
+        assert r.status_code == 200, r.text
+    assert client.get("/stories", headers=AUTH, params={"date_from": "9999-12"}).json()["total"] == 0

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dedup.embed import embed_articles
 from dedup.errors import DuplicateIdError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 from dedup.io import read_articles
 from dedup.store import Store
-from dedup.types import Article
+from dedup.types import Article, PartialDate
 
 from .conftest import HashEncoder
 
@@ -211,3 +213,51 @@ def test_writing_holds_the_lock_across_steps_and_is_reentrant(tmp_path: Path, en
     assert order == ["first committed", "other committed"]
     assert Store.open(tmp_path / "s").ids == ["a0", "a1", "other0"]
     assert first.refresh() and first.ids == ["a0", "a1", "other0"] and not first.refresh()
+
+
+# ------------------------------------------------- issue 14: what goes in must come out
+LINE_BREAKS = ["\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+_chars = st.one_of(st.sampled_from(LINE_BREAKS), st.characters(exclude_categories=("Cs",)))
+_texts = st.lists(_chars, max_size=30).map("".join)
+_articles = st.lists(
+    st.builds(
+        Article,
+        id=_texts.filter(bool),
+        title=_texts,
+        text=_texts,
+        date=st.one_of(st.none(), st.dates().map(lambda d: PartialDate(d.year, d.month, d.day))),
+        lang=st.one_of(st.none(), _texts),
+        source=st.one_of(st.none(), _texts),
+        url=st.one_of(st.none(), _texts),
+        extra=st.dictionaries(
+            _texts, st.one_of(_texts, st.integers(), st.floats(allow_nan=False, allow_infinity=False)), max_size=2
+        ),
+    ),
+    min_size=1,
+    max_size=5,
+    unique_by=lambda a: a.id,
+).filter(lambda arts: all(a.title.strip() or a.text.strip() for a in arts))  # the readers skip empty articles
+
+
+def test_issue14_store_keeps_raw_line_separators(tmp_path: Path, encoder: HashEncoder) -> None:
+    arts = [
+        Article(id="sep\u2028id", title="One\u2029two", text="a\u2028b\x85c\x1cd", extra={"k\u2028": "v\x85"}),
+        Article(id="plain", title="Plain", text="Nothing odd."),
+    ]
+    Store.create(tmp_path / "s", encoder.name, encoder.dim).add(_items(encoder, *arts))
+    reopened = Store.open(tmp_path / "s")
+    assert [reopened.get(a.id) for a in arts] == arts
+    assert dict(reopened.get("sep\u2028id").extra) == {"k\u2028": "v\x85"}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(arts=_articles)
+def test_issue14_store_round_trips_any_unicode(tmp_path_factory: pytest.TempPathFactory, arts: list[Article]) -> None:
+    path = tmp_path_factory.mktemp("store") / "s"
+    enc = HashEncoder(dim=32)
+    Store.create(path, enc.name, enc.dim).add(embed_articles(arts, enc))
+    reopened = Store.open(path)
+    assert reopened.ids == [a.id for a in arts]
+    for article in arts:
+        got = reopened.get(article.id)
+        assert got == article and dict(got.extra) == dict(article.extra)

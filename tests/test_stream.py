@@ -214,3 +214,21 @@ def test_damaged_store_is_refused_before_reading_a_line(tmp_path: Path) -> None:
     proc = fake_stream(["--store", str(tmp_path / "s")], (line("b", "Hanoi talks") + "\n").encode())
     assert proc.returncode == 3 and proc.stdout == b""
     assert b"truncated or altered" in proc.stderr and b"restore the store from a backup" in proc.stderr
+
+
+def test_issue14_a_huge_integer_or_a_far_date_is_one_rejected_line() -> None:
+    service = SharedDetector(Detector.in_memory(encoder=HashEncoder(dim=64)))
+    raw_separators = {"id": "b", "title": "Louvre\u2028strike", "text": "The Louvre\u2029closed\x85for a day.", "lang": "en"}
+    feed = [
+        line("a", "Hanoi talks"),
+        '{"id": "big", "title": "x", "n": 1' + "0" * 5000 + "}",
+        line("far", "Hanoi talks", date="9999-12"),
+        json.dumps(raw_separators, ensure_ascii=False),
+    ]
+    out = io.StringIO()
+    errors: list[InputError] = []
+    report = run_stream(service, io.BytesIO(("\n".join(feed) + "\n").encode()), out, on_error=errors.append)
+    assert [json.loads(x)["id"] for x in out.getvalue().splitlines()] == ["a", "b"]
+    assert [e.line for e in errors] == [2, 3] and report.rejected == 2
+    assert "integer with more than 4300 digits" in str(errors[0]) and "'9999-12' is outside" in str(errors[1])
+    assert service.detector.store.get("b").text == raw_separators["text"]

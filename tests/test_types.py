@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from dedup.types import Article, DatePrecision, PartialDate
 
@@ -46,3 +50,63 @@ def test_article_is_frozen_and_hash_ignores_extra() -> None:
 def test_partial_dates_sort_by_period() -> None:
     dates = [PartialDate.parse(d) for d in ("2025-01-12", "2024", "2025-01", "2025-01-01")]
     assert [str(d) for d in sorted(dates)] == ["2024", "2025-01-01", "2025-01", "2025-01-12"]
+
+
+# ------------------------------------------------- issue 14: dates in a range, arithmetic that never raises
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "2025-01-01 garbage",
+        "2025-01-01Tgarbage",
+        "2025-01-01T25:99:00",
+        "2025-01-01T08:30:00+25:00",
+        "2025-01-01 08:30:00 trailing",
+        "２０２５-01-01",  # fullwidth digits
+        "٢٠٢٥-٠١-٠١",  # Arabic-Indic digits
+        "2025-０1",
+        "2025-01-01T０8:30",
+    ],
+)
+def test_issue14_parse_refuses_trailing_junk_and_non_ascii_digits(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a date"):
+        PartialDate.parse(bad)
+
+
+@pytest.mark.parametrize(
+    "good", ["2025-01-12T08:30", "2025-01-12 08:30:00", "2025-01-12T08:30:00.123456+02:00", "2025-01-12T23:59:59Z"]
+)
+def test_issue14_iso_datetimes_with_a_valid_time_keep_their_day(good: str) -> None:
+    assert str(PartialDate.parse(good)) == "2025-01-12"
+
+
+def test_issue14_bounds_of_the_last_month_and_year_python_knows() -> None:
+    assert PartialDate(9999, 12).bounds() == (dt.date(9999, 12, 1), dt.date(9999, 12, 31))
+    assert PartialDate(9999).bounds() == (dt.date(9999, 1, 1), dt.date(9999, 12, 31))
+    assert PartialDate.parse("9999-12").gap_days(PartialDate(1)) == (dt.date(9999, 12, 1) - dt.date(1, 12, 31)).days
+    assert PartialDate(1) < PartialDate(9999, 12) < PartialDate(9999, 12, 31) and not PartialDate(9999) < PartialDate(9999)
+
+
+def test_issue14_the_input_range_is_defined_once() -> None:
+    from dedup.types import EARLIEST_DATE, LATEST_DATE
+
+    assert (str(EARLIEST_DATE), str(LATEST_DATE)) == ("1900-01-01", "2100-12-31")
+    assert PartialDate(1900).in_range() and PartialDate(2100, 12).in_range()
+    assert not PartialDate(1899, 12, 31).in_range() and not PartialDate(9999, 12).in_range()
+
+
+ANY_DATES = st.builds(
+    lambda d, precision: PartialDate(d.year, d.month if precision > 0 else None, d.day if precision > 1 else None),
+    st.dates(),  # every day Python's date allows: 0001-01-01 to 9999-12-31
+    st.integers(0, 2),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(ANY_DATES, ANY_DATES)
+@example(PartialDate(9999, 12), PartialDate(1))
+@example(PartialDate(1, 1, 1), PartialDate(9999, 12, 31))
+def test_issue14_date_arithmetic_is_total(a: PartialDate, b: PartialDate) -> None:
+    first, last = a.bounds()
+    assert first <= last and a.gap_days(b) == b.gap_days(a) >= 0
+    assert (a < b) or (b < a) or a.bounds() == b.bounds()
+    assert PartialDate.parse(str(a)) == a  # what a store writes, it reads back, in the input range or not

@@ -82,3 +82,16 @@ def test_windowed_clustering_keeps_stories_that_cross_window_boundaries(encoder:
     # Stories are numbered by first appearance in the input, whatever the windows.
     assert [s.id for s in small.stories] == sorted(s.id for s in small.stories)
     assert small.labels[feed[0].id] == "story-0001"
+
+
+def test_issue14_windows_reach_the_ends_of_the_calendar(encoder: HashEncoder) -> None:
+    # Dates the input refuses (past 2100) may still sit in an old store: windowing must not fail on them.
+    feed = [
+        Article(id="last", title="Floods in Porto", text="Heavy rain flooded Porto.", date=PartialDate(9999, 12), lang="en"),
+        Article(id="year", title="Floods in Porto", text="Heavy rain flooded Porto.", date=PartialDate(9999), lang="en"),
+        Article(id="first", title="Floods in Porto", text="Heavy rain flooded Porto.", date=PartialDate(1, 1, 1), lang="en"),
+    ]
+    result = Detector.in_memory(Config(window_days=7), encoder=encoder).cluster(feed)
+    assert result.labels["last"] == result.labels["year"] != result.labels["first"]
+    spans = [(dt.date.min.toordinal(), dt.date.min.toordinal()), (dt.date.max.toordinal() - 30, dt.date.max.toordinal())]
+    assert {m for members in partition(spans, WindowPlan(7, 7)).values() for m in members} == {0, 1}
