@@ -1,17 +1,170 @@
-"""Small file-system helpers shared by the store and the model cache."""
+"""Small file-system helpers shared by the store, the archive and the model cache.
+
+Durable writes (:func:`write_synced`, :func:`write_atomic`), the writer lock
+(:func:`hold_lock`) and the checks every manifest reader shares (:func:`read_json`,
+:func:`plain_name`, :func:`count_field`, ...), so a bad manifest or lock is reported the same
+way wherever it is found.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
-__all__ = ["sha256_file"]
+from .errors import StoreCorruptError, StoreError
+
+__all__ = [
+    "count_field",
+    "damaged",
+    "fsync_dir",
+    "hold_lock",
+    "list_field",
+    "object_field",
+    "plain_name",
+    "read_json",
+    "sha256_file",
+    "sha256_handle",
+    "text_field",
+    "write_atomic",
+    "write_synced",
+]
 
 
 def sha256_file(path: Path) -> str:
     """SHA-256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+        return sha256_handle(fh)
+
+
+def sha256_handle(fh: IO[bytes]) -> str:
+    """SHA-256 hex digest of an open binary file, from its start, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    fh.seek(0)
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
     return digest.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (renames, new files) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_synced(path: Path, data: bytes) -> dict[str, Any]:
+    """Write ``data`` to ``path`` and flush it to disk; returns its ``size`` and ``sha256``."""
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically: a temporary file, flushed, then ``os.replace``."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    write_synced(tmp, data)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def hold_lock(lock_file: Path, *, timeout: float = 600) -> Iterator[None]:
+    """Hold the writer lock file ``lock_file`` (a :class:`filelock.FileLock`).
+
+    Raises:
+        StoreError: When another writer holds it for more than ``timeout`` seconds, or the
+            lock file cannot be taken (it is a folder, or not writable); names the file.
+
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(lock_file), timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise StoreError(f"store {lock_file.parent} is locked by another writer (waited {timeout:.0f} s)") from None
+    except OSError as exc:
+        raise StoreError(
+            f"cannot take the writer lock {lock_file}: {exc.strerror or exc} (it must be a file that dedup may write; "
+            "remove it if no writer is running)"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def read_json(file: Path, what: str) -> object:
+    """The JSON value in ``file`` (a manifest, named ``what`` in messages).
+
+    Raises:
+        StoreError: The file cannot be read (permissions, I/O error).
+        StoreCorruptError: It is not valid UTF-8 JSON.
+
+    """
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise StoreError(f"cannot read {what} {file}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreCorruptError(f"{file} is not valid JSON ({exc}); restore it from a backup") from None
+
+
+def damaged(file: Path, field: str, wanted: str, value: object) -> StoreCorruptError:
+    """The error for a manifest ``file`` whose ``field`` is not ``wanted`` (names file, field and value)."""
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return StoreCorruptError(f"{file} is damaged: field {field!r} must be {wanted}, got {shown}; restore it from a backup")
+
+
+def count_field(file: Path, field: str, value: object, *, minimum: int = 0) -> int:
+    """``value`` as an integer >= ``minimum`` (not a bool, not a string), else StoreCorruptError naming ``field``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise damaged(file, field, f"an integer >= {minimum}", value)
+    return value
+
+
+def text_field(file: Path, field: str, value: object) -> str:
+    """``value`` as a non-empty string, else StoreCorruptError naming ``field``."""
+    if not isinstance(value, str) or not value:
+        raise damaged(file, field, "a non-empty string", value)
+    return value
+
+
+def object_field(file: Path, field: str, value: object) -> dict[str, Any]:
+    """``value`` as a JSON object, else StoreCorruptError naming ``field``."""
+    if not isinstance(value, dict):
+        raise damaged(file, field, "an object", value)
+    return value
+
+
+def list_field(file: Path, field: str, value: object) -> list[Any]:
+    """``value`` as a JSON list, else StoreCorruptError naming ``field``."""
+    if not isinstance(value, list):
+        raise damaged(file, field, "a list", value)
+    return value
+
+
+def plain_name(file: Path, field: str, value: object, pattern: re.Pattern[str]) -> str:
+    """``value`` as a plain file name matching ``pattern`` (no folder, no ``..``), else StoreCorruptError.
+
+    A manifest names files inside its own folder only: a name such as ``../../etc/passwd``
+    or ``/tmp/x`` is refused, so a damaged or hostile manifest cannot make dedup read or
+    delete files elsewhere.
+    """
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise damaged(file, field, f"a file name matching {pattern.pattern!r}", value)
+    return value

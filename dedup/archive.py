@@ -3,9 +3,13 @@
 Layout of an archive directory::
 
     archive.json     format/version, model, dimension, shard granularity (written once, atomically)
+    .lock            held while the archive is created, so concurrent first adds create it once
     2025-01/         a complete store (manifest, segments, index, its own .lock) for January 2025
     2025-02/         ...
     undated/         the articles without a date
+
+Only folders named ``YYYY-MM`` (a real month) or ``undated`` are shards; nothing else
+in the folder is ever opened as one.
 
 An article goes to the shard of the month holding the *first* day of its date's
 :meth:`~dedup.types.PartialDate.bounds`: ``2025-01-12`` and ``2025-01`` go to
@@ -37,11 +41,11 @@ shards are opened (and, with ``verify``, checksummed) only when a check needs th
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import multiprocessing
-import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -52,6 +56,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from ._fs import count_field, hold_lock, read_json, text_field, write_atomic
 from .cache import EmbeddingCache
 from .centring import centring_for, vector_space
 from .config import Config
@@ -65,7 +70,7 @@ from .errors import (
     StoreMismatchError,
     StoreNotFoundError,
 )
-from .store import MANIFEST, Store
+from .store import LOCK, MANIFEST, Store
 from .types import AddReport, Article, PartialDate, Verdict
 from .verify import Verifier
 
@@ -90,7 +95,7 @@ FORMAT_VERSION = 1
 ARCHIVE_MANIFEST = "archive.json"
 GRANULARITY = "month"
 UNDATED = "undated"
-_MONTH = re.compile(r"^\d{4}-\d{2}$")
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -184,22 +189,8 @@ class Retrieval:
 
 
 # --------------------------------------------------------------------------- archive
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Archive:
-    """A store made of monthly shards plus ``undated``. Build with :meth:`create` or :meth:`open`.
+    """A store made of monthly shards plus ``undated``. Build with :meth:`create`, :meth:`open` or :meth:`open_or_create`.
 
     Not safe to mutate from several threads at once (as :class:`~dedup.store.Store`).
     """
@@ -234,16 +225,56 @@ class Archive:
 
         """
         root = Path(path)
-        if root.exists() and any(root.iterdir()):
-            if (root / ARCHIVE_MANIFEST).exists():
-                raise StoreError(f"an archive already exists at {root}; open it instead")
-            if (root / MANIFEST).exists():
-                raise StoreError(f"cannot create an archive in {root}: it is a single store (use --store)")
-            raise StoreError(f"cannot create an archive in {root}: the folder is not empty")
-        root.mkdir(parents=True, exist_ok=True)
-        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model, "dim": dim, "granularity": GRANULARITY}
-        _write_atomic(root / ARCHIVE_MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
+        cls._refuse_foreign(root)
+        with cls._creating(root):
+            cls._refuse_foreign(root)
+            cls._write_manifest(root, model, dim)
         return cls(root, model, dim, index=index, recall_floor=recall_floor)
+
+    @classmethod
+    def open_or_create(
+        cls, path: str | Path, model: str, dim: int, *, index: str | None = None, recall_floor: float = 0.99
+    ) -> Archive:
+        """Open the archive at ``path``, or create it there; safe when several processes do this at once.
+
+        The creation happens under a lock file (``.lock``) in the archive folder: the first
+        process creates the archive, the others then open it.
+
+        Raises:
+            StoreError: When ``path`` holds other files but no archive.
+            StoreMismatchError: The existing archive was built with another model or dimension.
+
+        """
+        root = Path(path)
+        if not (root / ARCHIVE_MANIFEST).is_file():
+            cls._refuse_foreign(root)  # before the lock file is written into a foreign folder
+            with cls._creating(root):
+                if not (root / ARCHIVE_MANIFEST).is_file():
+                    cls._refuse_foreign(root)
+                    cls._write_manifest(root, model, dim)
+        return cls.open(root, model=model, dim=dim, index=index, recall_floor=recall_floor)
+
+    @staticmethod
+    def _refuse_foreign(root: Path) -> None:
+        if (root / ARCHIVE_MANIFEST).exists():
+            raise StoreError(f"an archive already exists at {root}; open it instead")
+        if (root / MANIFEST).exists():
+            raise StoreError(f"cannot create an archive in {root}: it is a single store (use --store)")
+        if root.exists() and any(e.name not in (LOCK, f".tmp-{ARCHIVE_MANIFEST}") for e in root.iterdir()):
+            raise StoreError(f"cannot create an archive in {root}: the folder is not empty")
+
+    @staticmethod
+    def _creating(root: Path) -> contextlib.AbstractContextManager[None]:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create an archive at {root}: {exc.strerror or exc}") from None
+        return hold_lock(root / LOCK)
+
+    @staticmethod
+    def _write_manifest(root: Path, model: str, dim: int) -> None:
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model, "dim": dim, "granularity": GRANULARITY}
+        write_atomic(root / ARCHIVE_MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
 
     @classmethod
     def open(
@@ -278,8 +309,8 @@ class Archive:
         manifest = cls.read_manifest(root)
         archive = cls(
             root,
-            str(manifest["model"]),
-            int(manifest["dim"]),
+            manifest["model"],
+            manifest["dim"],
             read_only=read_only,
             verify=verify,
             index=index,
@@ -295,17 +326,14 @@ class Archive:
 
     @staticmethod
     def read_manifest(root: Path) -> dict[str, Any]:
-        """Read and check ``archive.json`` (raises as :meth:`open`)."""
+        """Read and check ``archive.json``: format, version and the shape of its fields (raises as :meth:`open`)."""
         file = root / ARCHIVE_MANIFEST
         if not root.is_dir():
             raise StoreNotFoundError(f"no archive at {root}: the folder does not exist (create one with `dedup add --archive`)")
         if not file.is_file():
             hint = " (it is a single store: use --store)" if (root / MANIFEST).is_file() else ""
             raise StoreNotFoundError(f"no archive at {root}: {ARCHIVE_MANIFEST} is missing{hint}")
-        try:
-            manifest = json.loads(file.read_text("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StoreCorruptError(f"{file} is not valid JSON ({exc}); restore it from a backup") from None
+        manifest = read_json(file, "the archive manifest")
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise StoreCorruptError(f"{file} is not a dedup archive manifest")
         if manifest.get("format_version") != FORMAT_VERSION or manifest.get("granularity") != GRANULARITY:
@@ -313,6 +341,8 @@ class Archive:
                 f"archive {root} has format version {manifest.get('format_version')} and granularity "
                 f"{manifest.get('granularity')!r}; this dedup reads version {FORMAT_VERSION}, {GRANULARITY!r}"
             )
+        text_field(file, "model", manifest.get("model"))
+        count_field(file, "dim", manifest.get("dim"), minimum=1)
         return manifest
 
     # ------------------------------------------------------------------- properties
@@ -358,22 +388,26 @@ class Archive:
             if key in self._shards:
                 total += len(self._shards[key])
             else:
-                file = self._path / key / MANIFEST
+                folder = self._path / key
                 try:
-                    total += int(json.loads(file.read_text("utf-8"))["count"])
-                except (OSError, ValueError, KeyError, TypeError) as exc:
-                    raise StoreCorruptError(f"archive shard {file.parent} is damaged: {file} cannot be read ({exc})") from None
+                    total += Store._read_manifest(folder)["count"]
+                except StoreCorruptError as exc:
+                    raise StoreCorruptError(f"archive shard {folder} is damaged: {exc}") from None
         return total
 
     # ---------------------------------------------------------------------- reading
     def _scan(self) -> tuple[str, ...]:
+        """The shards present: folders named ``YYYY-MM`` or ``undated`` holding a manifest (never another name)."""
         if not self._path.is_dir():
             raise StoreNotFoundError(f"archive {self._path} has gone")
-        found = [
-            entry.name
-            for entry in self._path.iterdir()
-            if (entry.name == UNDATED or _MONTH.match(entry.name)) and (entry / MANIFEST).is_file()
-        ]
+        try:
+            found = [
+                entry.name
+                for entry in self._path.iterdir()
+                if (entry.name == UNDATED or _MONTH.match(entry.name)) and (entry / MANIFEST).is_file()
+            ]
+        except OSError as exc:
+            raise StoreError(f"cannot list the shards of archive {self._path}: {exc.strerror or exc}") from None
         return tuple(sorted(found))
 
     def shard(self, key: str) -> Store:
@@ -715,13 +749,13 @@ class ArchiveDetector:
             Archive.read_manifest(root)
         encoder = encoder or load_encoder(config.model, backend=config.backend)
         space = vector_space(encoder.name, centring_for(encoder.name, encoder.dim))
-        if exists:
+        if exists or read_only:
             archive = Archive.open(
                 root, model=space, dim=encoder.dim, read_only=read_only, verify=verify, index=config.index,
                 recall_floor=config.recall_floor,
             )  # fmt: skip
-        else:
-            archive = Archive.create(root, space, encoder.dim, index=config.index, recall_floor=config.recall_floor)
+        else:  # several processes may create it at once: the first creates, the others open
+            archive = Archive.open_or_create(root, space, encoder.dim, index=config.index, recall_floor=config.recall_floor)
         if isinstance(cache, EmbeddingCache):
             embedding_cache: EmbeddingCache | None = cache
         else:

@@ -130,7 +130,7 @@ class Detector:
         if exists:
             store = Store.open(root, model=space, dim=encoder.dim, verify=verify, index=config.index, recall_floor=floor)
         else:
-            store = Store.create(root, space, encoder.dim, index=config.index or "auto", recall_floor=floor)
+            store = Store.open_or_create(root, space, encoder.dim, index=config.index or "auto", recall_floor=floor)
         return cls(store, encoder, config, cache=_cache(cache, encoder))
 
     @classmethod

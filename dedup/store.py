@@ -16,6 +16,20 @@ manifest and checked on open, so a truncated or altered file is reported, never 
 
 One writer at a time (a lock file); readers open a consistent snapshot (the manifest
 they read) without locking, and :meth:`Store.refresh` moves them to the latest commit.
+A commit does not remove the files it retires (the previous generation's index, the
+segments a replace rewrote): the manifest lists them under ``retired`` and the *next*
+commit removes them, so a reader that read the previous manifest an instant before the
+commit still finds its files. A reader also opens a generation's files before it
+reads any (an open file outlives its name), and when a file is gone all the same it
+rereads the manifest and loads the newer generation, for up to ``RETRY_SECONDS``: it
+reports a store as damaged only when a file its *current* manifest names is missing or
+fails its size, checksum or format check.
+
+The manifest's shape is checked before anything is read (:func:`check_manifest`): a
+field of the wrong type, a negative count or a file name that is not a plain name of
+the expected form (``seg-000001``, ``index-000001.faiss``, the three segment files) is
+reported as :class:`~dedup.errors.StoreCorruptError` naming the manifest and the field,
+so a damaged or hostile manifest can never make dedup read files outside the store.
 :meth:`Store.writing` holds the writer lock around several steps (check, then add), so a
 check-and-add is serialised with every other writer, in this process or another.
 
@@ -26,24 +40,37 @@ shares one between threads (the HTTP service) serialises its adds and refreshes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._fs import sha256_file
+from ._fs import (
+    count_field,
+    damaged,
+    hold_lock,
+    list_field,
+    object_field,
+    plain_name,
+    read_json,
+    sha256_handle,
+    text_field,
+)
+from ._fs import fsync_dir as _fsync_dir
+from ._fs import write_synced as _write_file
 from .embed import EmbeddedArticle
 from .errors import DuplicateIdError, IdConflictError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 from .index import IndexPlan, SearchResult, VectorIndex, build_index, check_kind, plan_reason, update_index
@@ -51,7 +78,7 @@ from .onnx_backend import INT8_SUFFIX
 from .text import CLEANING_VERSION
 from .types import AddReport, Article, PartialDate
 
-__all__ = ["FORMAT_VERSION", "Store"]
+__all__ = ["FORMAT_VERSION", "RETRY_SECONDS", "SEGMENT_FILES", "Store", "check_manifest"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +86,16 @@ FORMAT = "dedup-store"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+SEGMENT_FILES = ("articles.jsonl", "vectors.npy", "passages.npy")
+# How long a reader keeps rereading the manifest while commits remove the files it was loading.
+RETRY_SECONDS = 30.0
+# A reader opens this many of a generation's files before it reads any (an open file outlives its
+# name, so no commit can take them away); the files of a store with more segments open one by one.
+_PINNED_FILES = 192
+_SEGMENT_NAME = re.compile(r"seg-\d{6,}")
+_INDEX_NAME = re.compile(r"index-\d{6,}\.faiss")
+_RETIRED_NAME = re.compile(rf"{_SEGMENT_NAME.pattern}|{_INDEX_NAME.pattern}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 # Per thread: the store folders whose writer lock this thread holds (the lock is re-entrant).
 _held = threading.local()
@@ -72,20 +109,98 @@ class _Segment:
     files: dict[str, dict[str, Any]]
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def check_manifest(file: Path, manifest: dict[str, Any]) -> None:
+    """Check the shape of a store manifest read from ``file``, before anything in it is used.
+
+    Raises:
+        StoreCorruptError: A field is missing or of the wrong type or range, or a file name
+            is not a plain name of the expected form; the message names ``file`` and the field.
+
+    """
+    text_field(file, "model", manifest.get("model"))
+    count_field(file, "dim", manifest.get("dim"), minimum=1)
+    count_field(file, "generation", manifest.get("generation"))
+    names: set[str] = set()
+    total = 0
+    for i, seg in enumerate(list_field(file, "segments", manifest.get("segments"))):
+        where = f"segments[{i}]"
+        seg = object_field(file, where, seg)
+        name = plain_name(file, f"{where}.name", seg.get("name"), _SEGMENT_NAME)
+        if name in names:
+            raise damaged(file, f"{where}.name", "a name no other segment has", name)
+        names.add(name)
+        total += count_field(file, f"{where}.count", seg.get("count"))
+        count_field(file, f"{where}.passages", seg.get("passages"))
+        files = object_field(file, f"{where}.files", seg.get("files"))
+        if sorted(files) != sorted(SEGMENT_FILES):
+            raise damaged(file, f"{where}.files", f"the files {list(SEGMENT_FILES)}", sorted(files))
+        for file_name, meta in files.items():
+            _check_file_meta(file, f"{where}.files.{file_name}", meta)
+    if count_field(file, "count", manifest.get("count")) != total:
+        raise damaged(file, "count", f"the sum of the segment counts ({total})", manifest.get("count"))
+    index = object_field(file, "index", manifest.get("index"))
+    plain_name(file, "index.file", index.get("file"), _INDEX_NAME)
+    _check_file_meta(file, "index", index)
+    plan = object_field(file, "index.plan", index.get("plan", {"kind": index.get("kind", "flat")}))
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        IndexPlan.from_dict(plan)
+    except (TypeError, ValueError, StoreCorruptError) as exc:
+        raise StoreCorruptError(
+            f"{file} is damaged: field 'index.plan' cannot be read ({exc}); restore it from a backup"
+        ) from None
+    for i, name in enumerate(list_field(file, "retired", manifest.get("retired", []))):
+        plain_name(file, f"retired[{i}]", name, _RETIRED_NAME)
 
 
-def _write_file(path: Path, data: bytes) -> dict[str, Any]:
-    with path.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+def _check_file_meta(file: Path, field: str, meta: object) -> None:
+    meta = object_field(file, field, meta)
+    count_field(file, f"{field}.size", meta.get("size"))
+    sha = meta.get("sha256")
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        raise damaged(file, f"{field}.sha256", "64 lower-case hex digits", sha)
+
+
+class _Unreadable(Exception):
+    """A file a manifest names cannot be opened or read: maybe a concurrent commit removed it."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        super().__init__(f"{path}: {error}")
+        self.path = path
+        self.error = error
+
+    def reported(self) -> StoreError:
+        """The error to report when the manifest still names the file (no commit since)."""
+        if isinstance(self.error, FileNotFoundError):
+            return StoreCorruptError(f"store file {self.path} is missing; the store is damaged, restore it from a backup")
+        return StoreError(f"cannot read store file {self.path}: {self.error.strerror or self.error}")
+
+
+def _open(path: Path) -> IO[bytes]:
+    """``path`` open for reading; an OSError becomes :class:`_Unreadable`."""
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise _Unreadable(path, exc) from None
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """An OSError while reading ``path`` becomes :class:`_Unreadable`."""
+    try:
+        yield
+    except OSError as exc:
+        raise _Unreadable(path, exc) from None
+
+
+def _valid_record(record: object) -> bool:
+    return (
+        isinstance(record, dict)
+        and isinstance(record.get("id"), str)
+        and isinstance(record.get("article"), dict)
+        and isinstance(record.get("passages"), list)
+        and isinstance(record.get("passage_offset"), int)
+        and isinstance(record.get("content_hash"), str)
+    )
 
 
 def _npy_bytes(array: NDArray[np.float32]) -> bytes:
@@ -154,6 +269,8 @@ class Store:
         self._plan = IndexPlan("flat", plan_reason(index, "flat", 0), check_kind(index))
         self._recall_floor = recall_floor
         self._generation = 0
+        self._index_file: str | None = None  # the index file of this generation
+        self._retired: list[str] = []  # the files this generation's commit retired (removed at the next)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -199,7 +316,10 @@ class Store:
 
         """
         root = Path(path)
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create a store at {root}: {exc.strerror or exc}") from None
         store = cls(root, model, dim, index=index, recall_floor=recall_floor)
         with store._locked():
             if (root / MANIFEST).exists():
@@ -223,6 +343,11 @@ class Store:
     ) -> Store:
         """Open an existing store, refusing one built with another model or dimension.
 
+        A writer in another process may commit while the store loads: when a file the
+        manifest names is gone or fails its checks, the manifest is read again and, if a
+        commit happened meanwhile, the newer generation is loaded instead (for up to
+        ``RETRY_SECONDS``).
+
         Args:
             path: The store directory.
             model: The model the caller embeds with; None skips the check.
@@ -235,14 +360,17 @@ class Store:
         Raises:
             StoreNotFoundError: No store at ``path``.
             StoreMismatchError: Built with another model, dimension, cleaning or format version.
-            StoreCorruptError: A file is missing, truncated or altered.
+            StoreCorruptError: The manifest is damaged, or a file it names is missing, truncated or altered.
+            StoreError: A file cannot be read (permissions), or commits came so fast for
+                ``RETRY_SECONDS`` that no generation could be loaded whole.
 
         """
         root = Path(path)
-        attempt = 0
+        deadline = time.monotonic() + RETRY_SECONDS
+        changes = 0
         while True:
             manifest = cls._read_manifest(root)
-            store = cls(root, str(manifest["model"]), int(manifest["dim"]), recall_floor=recall_floor)
+            store = cls(root, manifest["model"], manifest["dim"], recall_floor=recall_floor)
             if model is not None and model != store._model:
                 raise StoreMismatchError(
                     f"store {root} was built with model {store._model!r}, not {model!r}; open it with that model "
@@ -252,13 +380,19 @@ class Store:
                 raise StoreMismatchError(f"store {root} holds vectors of dimension {store._dim}, the model gives {dim}")
             try:
                 store._load(manifest, verify=verify)
-            except StoreCorruptError:
-                # A writer in another process may have committed, and removed the index this
-                # manifest named, while it was being read: read the new manifest and try again.
-                attempt += 1
-                if attempt < 5 and cls._read_manifest(root).get("generation") != manifest.get("generation"):
-                    continue
-                raise
+            except (StoreCorruptError, _Unreadable) as exc:
+                # Writers in another process may have committed twice, and removed files this
+                # manifest named, while it was being read: then read the new manifest and load that.
+                if cls._read_manifest(root)["generation"] == manifest["generation"]:
+                    raise (exc.reported() if isinstance(exc, _Unreadable) else exc) from None
+                changes += 1
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"store {root} changed {changes} times while it was being read (writers commit faster "
+                        f"than it loads) and could not be loaded whole within {RETRY_SECONDS:.0f} s; try again"
+                    ) from None
+                logger.debug("store %s: generation %s changed while loading; reading it again", root, manifest["generation"])
+                continue
             if index is not None and check_kind(index) != store._plan.requested:
                 store._plan = replace(store._plan, requested=check_kind(index), calibrated_n=0)
             return store
@@ -270,12 +404,7 @@ class Store:
             raise StoreNotFoundError(f"no store at {root}: the folder does not exist (create one with `dedup add`)")
         if not file.is_file():
             raise StoreNotFoundError(f"no store at {root}: {MANIFEST} is missing (create one with `dedup add`)")
-        try:
-            manifest = json.loads(file.read_text("utf-8"))
-        except PermissionError as exc:
-            raise StoreError(f"cannot read {file}: {exc.strerror}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StoreCorruptError(f"{file} is not valid JSON ({exc}); restore it from a backup") from None
+        manifest = read_json(file, "the store manifest")
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise StoreCorruptError(f"{file} is not a dedup store manifest")
         if manifest.get("format_version") != FORMAT_VERSION:
@@ -287,50 +416,46 @@ class Store:
                 f"store {root} was built with cleaning version {manifest.get('cleaning_version')}, this dedup uses "
                 f"{CLEANING_VERSION}; rebuild the store from its articles"
             )
+        check_manifest(file, manifest)
         return manifest
 
-    def _check_file(self, path: Path, meta: dict[str, Any], verify: bool) -> None:
-        if not path.is_file():
-            raise StoreCorruptError(f"store file {path} is missing; the store is damaged, restore it from a backup")
-        size = path.stat().st_size
+    @staticmethod
+    def _check_open_file(fh: IO[bytes], path: Path, meta: dict[str, Any], verify: bool) -> None:
+        size = os.fstat(fh.fileno()).st_size
         if size != meta["size"]:
             raise StoreCorruptError(
                 f"store file {path} has {size} bytes, the manifest says {meta['size']}: it was truncated or altered; "
                 "restore the store from a backup"
             )
-        if verify and sha256_file(path) != meta["sha256"]:
+        if verify and sha256_handle(fh) != meta["sha256"]:
             raise StoreCorruptError(
                 f"store file {path} does not match its checksum: it was altered; restore the store from a backup"
             )
+        fh.seek(0)
 
     def _load(self, manifest: dict[str, Any], *, verify: bool) -> None:
+        """Load the generation ``manifest`` names (its shape already checked by :func:`check_manifest`).
+
+        The index and the segment files are all opened (up to ``_PINNED_FILES``) before any
+        is read: a commit that removes them afterwards leaves them readable here.
+        """
         assert self._path is not None
-        self._generation = int(manifest["generation"])
-        for seg in manifest["segments"]:
-            segment = _Segment(seg["name"], int(seg["count"]), int(seg["passages"]), seg["files"])
-            folder = self._path / segment.name
-            for name, meta in segment.files.items():
-                self._check_file(folder / name, meta, verify)
-            try:
-                vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
-                passages = np.load(folder / "passages.npy", mmap_mode="r", allow_pickle=False)
-                # Split on "\n" only: JSON escapes it inside strings, but not U+2028, U+2029 or U+0085,
-                # which str.splitlines() would also split on.
-                text = (folder / "articles.jsonl").read_text("utf-8")
-                records = [json.loads(line) for line in text.split("\n") if line]
-            except (ValueError, OSError, json.JSONDecodeError) as exc:
-                raise StoreCorruptError(f"segment {folder} cannot be read ({exc}); restore it from a backup") from None
-            if vectors.shape != (segment.count, self._dim) or passages.shape != (segment.passages, self._dim):
-                raise StoreCorruptError(f"segment {folder} has arrays of the wrong shape; restore it from a backup")
-            if len(records) != segment.count:
-                raise StoreCorruptError(f"segment {folder} lists {len(records)} articles, the manifest says {segment.count}")
-            self._append_memory(records, np.asarray(vectors), np.asarray(passages))
-            self._segments.append(segment)
+        self._generation = manifest["generation"]
         meta = manifest["index"]
         index_path = self._path / meta["file"]
-        self._check_file(index_path, meta, verify)
+        segments = [_Segment(seg["name"], seg["count"], seg["passages"], seg["files"]) for seg in manifest["segments"]]
+        wanted = [index_path] + [self._path / seg.name / name for seg in segments for name in SEGMENT_FILES]
+        with contextlib.ExitStack() as pins:
+            handles = {path: pins.enter_context(_open(path)) for path in wanted[:_PINNED_FILES]}
+            for segment in segments:
+                self._load_segment(segment, verify, handles)
+            with _reading(index_path):
+                self._check_open_file(handles[index_path], index_path, meta, verify)
+                data = handles[index_path].read()
         self._plan = IndexPlan.from_dict(meta.get("plan", {"kind": meta.get("kind", "flat")}))
-        self._index = VectorIndex.from_bytes(index_path.read_bytes(), self._dim, param=self._plan.param)
+        self._index = VectorIndex.from_bytes(data, self._dim, param=self._plan.param)
+        self._index_file = meta["file"]
+        self._retired = list(manifest.get("retired", []))
         if self._index.kind != self._plan.kind:
             raise StoreCorruptError(
                 f"index {index_path} is {self._index.kind}, the manifest says {self._plan.kind}; restore the store from a backup"
@@ -340,6 +465,35 @@ class Store:
                 f"index {index_path} holds {len(self._index)} vectors for {len(self._records)} articles; "
                 "restore the store from a backup"
             )
+
+    def _load_segment(self, segment: _Segment, verify: bool, handles: dict[Path, IO[bytes]]) -> None:
+        assert self._path is not None
+        folder = self._path / segment.name
+        loaded: dict[str, Any] = {}
+        for name in SEGMENT_FILES:
+            path = folder / name
+            with contextlib.ExitStack() as own, _reading(path):
+                fh = handles.get(path) or own.enter_context(_open(path))
+                self._check_open_file(fh, path, segment.files[name], verify)
+                try:
+                    if name == "articles.jsonl":
+                        # Split on "\n" only: JSON escapes it inside strings, but not U+2028, U+2029 or U+0085,
+                        # which str.splitlines() would also split on.
+                        text = fh.read().decode("utf-8")
+                        loaded[name] = [json.loads(line) for line in text.split("\n") if line]
+                    else:
+                        loaded[name] = np.load(fh, allow_pickle=False)
+                except (ValueError, EOFError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+                    raise StoreCorruptError(f"segment {folder} cannot be read ({exc}); restore it from a backup") from None
+        records, vectors, passages = loaded["articles.jsonl"], loaded["vectors.npy"], loaded["passages.npy"]
+        if vectors.shape != (segment.count, self._dim) or passages.shape != (segment.passages, self._dim):
+            raise StoreCorruptError(f"segment {folder} has arrays of the wrong shape; restore it from a backup")
+        if len(records) != segment.count:
+            raise StoreCorruptError(f"segment {folder} lists {len(records)} articles, the manifest says {segment.count}")
+        if not all(map(_valid_record, records)):
+            raise StoreCorruptError(f"segment {folder} holds an article record of the wrong shape; restore it from a backup")
+        self._append_memory(records, vectors, passages)
+        self._segments.append(segment)
 
     def _append_memory(
         self, records: Sequence[dict[str, Any]], vectors: NDArray[np.float32], passages: NDArray[np.float32]
@@ -482,6 +636,7 @@ class Store:
             old = [self.embedded(i) for i in keep]
             fresh = Store(self._path, self._model, self._dim)
             fresh._generation = self._generation
+            fresh._segments, fresh._index_file = self._segments, self._index_file  # what this commit retires
             all_items = old + list(added)
             all_records = [{**self._records[i], "passage_offset": 0} for i in keep] + records
             fresh._assign_offsets(all_records)
@@ -534,9 +689,12 @@ class Store:
         plan = plan or self._plan
         generation = self._generation + 1
         segments = list(self._segments) if keep_segments else []
+        previous = {s.name for s in self._segments} | ({self._index_file} if self._index_file else set())
+        index_name = f"index-{generation:06d}.faiss"
+        retired: list[str] = []
         if self._path is not None:
             segments += [self._write_segment(generation, records, vectors, passages) for records, vectors, passages in new]
-            index_name = f"index-{generation:06d}.faiss"
+            retired = sorted(previous - {s.name for s in segments} - {index_name})
             tmp = self._path / f".tmp-{index_name}"
             meta = _write_file(tmp, index.to_bytes())
             os.replace(tmp, self._path / index_name)
@@ -551,6 +709,7 @@ class Store:
                 "updated": datetime.now(UTC).isoformat(timespec="seconds"),
                 "segments": [{"name": s.name, "count": s.count, "passages": s.passages, "files": s.files} for s in segments],
                 "index": {"file": index_name, "kind": index.kind, "plan": plan.to_dict(), **meta},
+                "retired": retired,  # named by the previous generation only; removed at the next commit
             }
             tmp_manifest = self._path / f".tmp-{MANIFEST}"
             # Compact, so the C encoder writes it: an indented manifest is encoded in pure Python,
@@ -566,6 +725,7 @@ class Store:
             self._append_memory(records, vectors, passages)
         if self._path is not None:
             self._segments = segments
+            self._index_file, self._retired = index_name, retired
         self._index = index
         self._plan = plan
         self._generation = generation
@@ -593,12 +753,17 @@ class Store:
         return _Segment(name, len(records), len(passages), files)
 
     def _collect_garbage(self) -> None:
+        """Remove what neither this generation nor the previous one names (crashed writers' files too).
+
+        The files this commit retired stay until the next commit: a reader that read the
+        previous manifest just before this commit may still be loading them.
+        """
         assert self._path is not None
-        live = {s.name for s in self._segments} | {MANIFEST, LOCK}
-        manifest = json.loads((self._path / MANIFEST).read_text("utf-8"))
-        live.add(manifest["index"]["file"])
+        keep = {s.name for s in self._segments} | {MANIFEST, LOCK, *self._retired}
+        if self._index_file:
+            keep.add(self._index_file)
         for entry in self._path.iterdir():
-            if entry.name in live:
+            if entry.name in keep:
                 continue
             if entry.name.startswith((".tmp-", "seg-", "index-")):
                 if entry.is_dir():
@@ -620,7 +785,8 @@ class Store:
         """Hold the writer lock (re-entrant within a thread; a no-op in memory).
 
         Raises:
-            StoreError: When another writer holds the lock for more than 600 s.
+            StoreError: When another writer holds the lock for more than 600 s, or the lock
+                file cannot be taken (it is a folder, or not writable).
 
         """
         with self._locked():
@@ -647,7 +813,7 @@ class Store:
         if self._path is None:
             return False
         manifest = self._read_manifest(self._path)
-        if int(manifest["generation"]) == self._generation:
+        if manifest["generation"] == self._generation:
             return False
         fresh = Store.open(self._path, verify=False, index=self._plan.requested, recall_floor=self._recall_floor)
         self.__dict__.update(fresh.__dict__)
@@ -663,18 +829,12 @@ class Store:
         if key in held:  # this thread already holds it (inside :meth:`writing`)
             yield
             return
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(str(self._path / LOCK), timeout=600)
-        try:
-            with lock:
-                held.add(key)
-                try:
-                    yield
-                finally:
-                    held.discard(key)
-        except Timeout:
-            raise StoreError(f"store {self._path} is locked by another writer (waited 600 s)") from None
+        with hold_lock(self._path / LOCK, timeout=600):
+            held.add(key)
+            try:
+                yield
+            finally:
+                held.discard(key)
 
 
 def _mismatch_hint(stored: str, wanted: str) -> str:

@@ -32,6 +32,7 @@ from dedup.store import Store
 from dedup.types import Article, PartialDate
 
 from .conftest import ROOT, TRUE_PAIR, HashEncoder
+from .test_store import MANIFEST_DAMAGE, damage_manifest, run_first_adds
 
 
 def _words(rng: np.random.Generator, n: int) -> list[str]:
@@ -548,7 +549,7 @@ def test_cli_add_and_check_with_an_archive(
     assert main(["check", "-q", "--no-cache", "--archive", str(archive), str(data[4])]) == EXIT_STORE
     assert "built with model 'test/hash-encoder'" in capsys.readouterr().err
     monkeypatch.setattr("dedup.archive.load_encoder", lambda model, **kwargs: encoder)
-    index = next((archive / "2025-01").glob("index-*.faiss"))
+    index = archive / "2025-01" / json.loads((archive / "2025-01" / "manifest.json").read_text())["index"]["file"]
     index.write_bytes(b"x" + index.read_bytes()[1:])
     assert main(["check", "-q", "--no-cache", "--archive", str(archive), str(data[4])]) == EXIT_STORE
     assert f"archive shard {archive / '2025-01'} is damaged" in capsys.readouterr().err
@@ -590,3 +591,105 @@ def test_issue14_an_archive_holding_a_date_past_the_input_range_still_opens_and_
 def test_issue14_shard_routing_never_raises(date: PartialDate, days: int) -> None:
     keys = [shard_key(date), "2025-01", UNDATED]
     assert shard_key(date) in shards_to_search(keys, date, days)
+
+
+# --------------------------------------------------------------------------- issue 14: creation, manifests, locks
+@pytest.mark.slow
+def test_first_adds_at_once_on_a_new_archive_all_succeed(tmp_path: Path) -> None:
+    """Issue 14 (2): several first `dedup add --archive` at once: one creates, the others open; nothing is lost."""
+    assert run_first_adds(tmp_path, "archive") == []
+
+
+ARCHIVE_DAMAGE: dict[str, tuple[str, Any]] = {
+    "model-a-list": ("model", lambda m: m.update(model=["test/hash-encoder"])),
+    "model-missing": ("model", lambda m: m.pop("model")),
+    "model-empty": ("model", lambda m: m.update(model="")),
+    "dim-zero": ("dim", lambda m: m.update(dim=0)),
+    "dim-negative": ("dim", lambda m: m.update(dim=-512)),
+    "dim-a-string": ("dim", lambda m: m.update(dim="512")),
+    "dim-a-bool": ("dim", lambda m: m.update(dim=True)),
+    "dim-a-float": ("dim", lambda m: m.update(dim=512.0)),
+}
+
+
+def _small_archive(tmp_path: Path, encoder: HashEncoder) -> tuple[Path, Path]:
+    rng = np.random.default_rng(14)
+    path = tmp_path / "a"
+    _archive(path, encoder, [_article("jan", "2025-01-12", _story(rng)), _article("feb", "2025-02-03", _story(rng))])
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(json.dumps({"id": "q", "title": "A title", "text": "A body.", "date": "2025-01-13"}) + "\n", "utf-8")
+    return path, feed
+
+
+@pytest.mark.parametrize("kind", sorted(ARCHIVE_DAMAGE))
+def test_an_archive_manifest_of_the_wrong_shape_is_reported_naming_the_field(
+    tmp_path: Path, encoder: HashEncoder, kind: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14 (3): archive.json of the wrong shape -> StoreCorruptError naming the file and field; CLI exit 3."""
+    path, feed = _small_archive(tmp_path, encoder)
+    field, change = ARCHIVE_DAMAGE[kind]
+    manifest = json.loads((path / "archive.json").read_text("utf-8"))
+    change(manifest)
+    (path / "archive.json").write_text(json.dumps(manifest), "utf-8")
+    with pytest.raises(StoreCorruptError) as exc:
+        Archive.open(path)
+    assert str(path / "archive.json") in str(exc.value) and f"field {field!r}" in str(exc.value)
+    monkeypatch.setattr("dedup.archive.load_encoder", lambda model, **kwargs: encoder)
+    for args in (
+        ["check", "-q", "--no-cache", "--archive", str(path), str(feed)],
+        ["add", "-q", "--no-cache", "--archive", str(path), str(feed)],
+    ):
+        assert main(args) == EXIT_STORE
+        err = capsys.readouterr().err
+        assert f"field {field!r}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", sorted(MANIFEST_DAMAGE))
+def test_a_shard_manifest_of_the_wrong_shape_names_the_shard_and_the_field(
+    tmp_path: Path, encoder: HashEncoder, kind: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14 (3): a shard's manifest of the wrong shape -> StoreCorruptError naming the shard and field; CLI exit 3."""
+    path, feed = _small_archive(tmp_path, encoder)
+    field = damage_manifest(path / "2025-01" / "manifest.json", kind)
+    archive = Archive.open(path)
+    for action in (lambda: archive.shard("2025-01"), archive.count):
+        with pytest.raises(StoreCorruptError) as exc:
+            action()
+        assert f"archive shard {path / '2025-01'} is damaged" in str(exc.value) and f"field {field!r}" in str(exc.value)
+    assert len(archive.shard("2025-02")) == 1  # the other shards still open
+    monkeypatch.setattr("dedup.archive.load_encoder", lambda model, **kwargs: encoder)
+    assert main(["check", "-q", "--no-cache", "--archive", str(path), str(feed)]) == EXIT_STORE
+    err = capsys.readouterr().err
+    assert f"field {field!r}" in err and "Traceback" not in err
+
+
+def test_only_folders_named_as_shards_are_shards(tmp_path: Path, encoder: HashEncoder) -> None:
+    """Issue 14 (4): shard names are ``YYYY-MM`` (a real month) or ``undated``; nothing else is opened as a shard."""
+    path, _ = _small_archive(tmp_path, encoder)
+    for name in ("2025-13", "2025-00", "2025-1", "x2025-01", "undated.old", ".2025-01"):
+        shutil.copytree(path / "2025-01", path / name)
+    archive = Archive.open(path)
+    assert archive.keys == ("2025-01", "2025-02")
+    assert archive.count() == 2
+    for key in ("2025-13", "../a/2025-01", str(path / "2025-01")):
+        with pytest.raises(KeyError):
+            archive.shard(key)
+
+
+def test_a_lock_that_is_a_folder_is_a_clear_store_error_in_an_archive(
+    tmp_path: Path, encoder: HashEncoder, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14 (5): a shard's or the archive's ``.lock`` a folder -> StoreError naming it (CLI exit 3)."""
+    path, feed = _small_archive(tmp_path, encoder)
+    lock = path / "2025-01" / ".lock"
+    lock.unlink()
+    lock.mkdir()
+    det = ArchiveDetector(Archive.open(path), encoder, Config())
+    with pytest.raises(StoreError, match=f"cannot take the writer lock {lock}"):
+        det.add([_article("new", "2025-01-20", _story(np.random.default_rng(1)))])
+    monkeypatch.setattr("dedup.archive.load_encoder", lambda model, **kwargs: encoder)
+    assert main(["add", "-q", "--no-cache", "--archive", str(path), str(feed)]) == EXIT_STORE
+    assert str(lock) in capsys.readouterr().err
+    (tmp_path / "new" / ".lock").mkdir(parents=True)  # the archive's own lock, taken while it is created
+    assert main(["add", "-q", "--no-cache", "--archive", str(tmp_path / "new"), str(feed)]) == EXIT_STORE
+    assert str(tmp_path / "new" / ".lock") in capsys.readouterr().err

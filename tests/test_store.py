@@ -1,17 +1,20 @@
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dedup.embed import embed_articles
+from dedup.embed import EmbeddedArticle, embed_articles
 from dedup.errors import DuplicateIdError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 from dedup.io import read_articles
 from dedup.store import Store
@@ -261,3 +264,389 @@ def test_issue14_store_round_trips_any_unicode(tmp_path_factory: pytest.TempPath
     for article in arts:
         got = reopened.get(article.id)
         assert got == article and dict(got.extra) == dict(article.extra)
+
+
+# --------------------------------------------------------------------------- issue 14: concurrent readers, creation, manifests
+DIM = 96
+
+
+def _random_items(rng: np.random.Generator, prefix: str, n: int, dim: int = DIM, version: int = 0) -> list[EmbeddedArticle]:
+    items = []
+    for i in range(n):
+        vectors = rng.standard_normal((3, dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        article = Article(id=f"{prefix}{i}", title=f"{prefix} title {i} v{version}", text="x" * 400)
+        items.append(EmbeddedArticle(article, ("a", "b", "c"), vectors, vectors[0]))
+    return items
+
+
+def _commit_loop(path: str, started: Any, stop: Any, commits: Any) -> None:
+    """In a spawned process: commit back to back until ``stop`` (at most 300 s).
+
+    Commits alternate: 5 new articles (retires the index), then 5 of them replaced
+    (rewrites the store as one segment: retires every segment and the index).
+    """
+    store = Store.open(path)
+    rng = np.random.default_rng(21)
+    deadline = time.monotonic() + 300
+    batch = 0
+    while not stop.is_set() and time.monotonic() < deadline:
+        if batch % 2:
+            store.add(_random_items(rng, f"w{batch - 1}-", 5, version=1), replace=True)
+        else:
+            store.add(_random_items(rng, f"w{batch}-", 5))
+        batch += 1
+        commits.value = batch
+        started.set()
+
+
+def _read_loop(path: str, mode: str, opens: int, started: Any, results: Any) -> None:
+    """In a spawned process: open the store ``opens`` times while the writer commits; report what failed.
+
+    ``open``: ``Store.open(verify=True)`` then a search and a ``refresh`` of the previous
+    object; ``info``: the ``dedup info`` command in this process.
+    """
+    import io
+    import traceback
+
+    from dedup.cli import main
+
+    started.wait(60)
+    damaged: list[str] = []
+    tracebacks: list[str] = []
+    other: list[str] = []
+    generations: set[int] = set()
+    previous: Store | None = None
+    deadline = time.monotonic() + 240  # a bound against hangs, not a timing assertion
+    done = 0
+    while done < opens and time.monotonic() < deadline:
+        done += 1
+        try:
+            if mode == "info":
+                out, err = io.StringIO(), io.StringIO()
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                    code = main(["info", "--store", path])
+                if code != 0:
+                    (damaged if "restore" in err.getvalue() else other).append(f"exit {code}: {err.getvalue()}")
+                else:
+                    generations.add(json.loads(out.getvalue())["articles"])
+            else:
+                store = Store.open(path, verify=True)
+                generations.add(store.generation)
+                assert len(store.search(store.embedded(0).vector[None, :], 3).positions[0]) == 3
+                if previous is not None and done % 5 == 0:
+                    previous.refresh()
+                    assert len(previous) >= len(store)
+                previous = store
+        except StoreCorruptError as exc:
+            damaged.append(str(exc))
+        except StoreError as exc:
+            other.append(str(exc))
+        except Exception:
+            tracebacks.append(traceback.format_exc())
+    results.put((mode, done, damaged, tracebacks, other, len(generations)))
+
+
+@pytest.mark.slow
+def test_readers_never_see_a_half_collected_generation(tmp_path: Path, figures: list[str]) -> None:
+    """Issue 14 (1): readers in other processes open the store while a writer commits back to back."""
+    import multiprocessing
+
+    path = tmp_path / "s"
+    store = Store.create(path, "test/concurrent", DIM)
+    rng = np.random.default_rng(20)
+    for batch in range(10):
+        store.add(_random_items(rng, f"seed{batch}-", 50))
+    ctx = multiprocessing.get_context("spawn")
+    started, stop, commits, results = ctx.Event(), ctx.Event(), ctx.Value("i", 0), ctx.Queue()
+    writer = ctx.Process(target=_commit_loop, args=(str(path), started, stop, commits))
+    readers = [ctx.Process(target=_read_loop, args=(str(path), mode, 120, started, results)) for mode in ("open", "info")]
+    began = time.monotonic()
+    writer.start()
+    for reader in readers:
+        reader.start()
+    try:
+        assert started.wait(60), "the writer never committed"
+        first_commit = commits.value
+        reports = [results.get(timeout=300) for _ in readers]
+        during = commits.value - first_commit
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+        for process in [writer, *readers]:
+            if process.is_alive():
+                process.kill()
+            process.join(timeout=10)
+    seconds = time.monotonic() - began
+    opens = sum(r[1] for r in reports)
+    damaged = [d for r in reports for d in r[2]]
+    tracebacks = [t for r in reports for t in r[3]]
+    other = [o for r in reports for o in r[4]]
+    figures.append(
+        f"store readers during commits: {opens} opens ({', '.join(f'{r[0]} {r[1]}' for r in reports)}) while "
+        f"{during} commits landed, {len(damaged)} false 'damaged', {len(tracebacks)} tracebacks, "
+        f"{len(other)} other errors, {seconds:.0f} s"
+    )
+    assert writer.exitcode == 0
+    assert tracebacks == [], tracebacks[:2]
+    assert damaged == [], damaged[:3]
+    assert other == [], other[:3]
+    assert opens >= 200
+    assert during >= 20, f"only {during} commits while the readers read: the test did not race"
+    assert all(r[5] >= 5 for r in reports), "a reader saw fewer than 5 generations"
+    assert Store.open(path, verify=True).generation == commits.value + 11
+
+
+def test_a_commit_keeps_the_previous_generation_until_the_next(tmp_path: Path) -> None:
+    """Issue 14 (1a): the files a commit retires are listed in its manifest and removed one commit later."""
+    path = tmp_path / "s"
+    store = Store.create(path, "m", DIM)
+    rng = np.random.default_rng(3)
+    store.add(_random_items(rng, "a", 3))
+    first = json.loads((path / "manifest.json").read_text())
+    store.add(_random_items(rng, "b", 3))
+    second = json.loads((path / "manifest.json").read_text())
+    assert second["retired"] == [first["index"]["file"]]
+    assert (path / first["index"]["file"]).is_file()  # a reader of the first manifest still finds it
+    store.add(_random_items(rng, "a", 1, version=1), replace=True)  # rewrites everything as one segment
+    third = json.loads((path / "manifest.json").read_text())
+    assert third["retired"] == sorted([s["name"] for s in second["segments"]] + [second["index"]["file"]])
+    assert not (path / first["index"]["file"]).exists()
+    assert all((path / name).exists() for name in third["retired"])
+    store.add(_random_items(rng, "c", 1))
+    assert not any((path / name).exists() for name in third["retired"])
+    assert len(Store.open(path, verify=True)) == 7
+
+
+def test_open_rereads_the_manifest_when_a_commit_removed_a_file_it_was_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 (1b): a file gone because writers committed meanwhile means 'load the newer generation', not 'damaged'."""
+    import dedup.store as store_mod
+
+    path = tmp_path / "s"
+    writer = Store.create(path, "m", DIM)
+    rng = np.random.default_rng(4)
+    writer.add(_random_items(rng, "a", 3))
+    real_open = store_mod._open
+    calls = 0
+
+    def racing(file: Path) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # after the index was opened, before the segment's files: two commits and their clean-up
+            writer.add(_random_items(rng, "b", 1))
+            writer.add(_random_items(rng, "a", 3, version=1), replace=True)
+            writer.add(_random_items(rng, "c", 1))
+        return real_open(file)
+
+    monkeypatch.setattr(store_mod, "_open", racing)
+    reader = Store.open(path, verify=True)
+    assert reader.generation == writer.generation and sorted(reader.ids) == ["a0", "a1", "a2", "b0", "c0"]
+    # The same file missing while the manifest still names it: the store is damaged.
+    monkeypatch.setattr(store_mod, "_open", real_open)
+    manifest = json.loads((path / "manifest.json").read_text())
+    (path / manifest["segments"][0]["name"] / "vectors.npy").unlink()
+    with pytest.raises(StoreCorruptError, match=r"vectors\.npy is missing; the store is damaged"):
+        Store.open(path)
+
+
+def _first_add(kind: str, path: str, feed: str, barrier: Any, loading: Any, results: Any) -> None:
+    """In a forked process: run the first ``dedup add`` of ``feed`` with the fake encoder, all processes at once.
+
+    The fake model load waits until every process is loading it (``loading``), as a real
+    model load of a few seconds makes happen: each looked for the store before any created it.
+    """
+    import io
+    import traceback
+    from contextlib import redirect_stderr, redirect_stdout
+
+    import dedup.archive
+    import dedup.detector
+    from dedup.cli import main
+
+    fake = HashEncoder()
+
+    def load(model: str, **kwargs: object) -> HashEncoder:
+        loading.wait(timeout=60)
+        return fake
+
+    dedup.detector.load_encoder = load  # type: ignore[assignment]
+    dedup.archive.load_encoder = load  # type: ignore[assignment]
+    err = io.StringIO()
+    barrier.wait(timeout=60)
+    try:
+        with redirect_stdout(io.StringIO()), redirect_stderr(err):
+            code = main(["add", "-q", "--no-cache", f"--{kind}", path, feed])
+    except BaseException:
+        code, err = -1, io.StringIO(traceback.format_exc())
+    results.put((code, err.getvalue()))
+
+
+def run_first_adds(tmp_path: Path, kind: str, trials: int = 4, processes: int = 3) -> list[str]:
+    """``processes`` first adds at once on a new store or archive, ``trials`` times; returns what failed."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    failures: list[str] = []
+    for trial in range(trials):
+        path = tmp_path / f"{kind}-{trial}"
+        feeds = []
+        for n in range(processes):
+            feed = tmp_path / f"feed-{trial}-{n}.jsonl"
+            dates = ["2025-01-05", "2025-02-05", None]
+            rows = [
+                {"id": f"p{n}-{i}", "title": f"Story {n} {i} " + "w" * i, "text": f"Body {n} {i}.", "date": dates[i % 3]}
+                for i in range(6)
+            ]
+            feed.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+            feeds.append(str(feed))
+        barrier, loading, results = ctx.Barrier(processes), ctx.Barrier(processes), ctx.Queue()
+        procs = [ctx.Process(target=_first_add, args=(kind, str(path), feed, barrier, loading, results)) for feed in feeds]
+        for p in procs:
+            p.start()
+        outcomes = [results.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+        failures += [f"trial {trial}: exit {code}: {err.strip()[-300:]}" for code, err in outcomes if code != 0]
+        if not any(code != 0 for code, _ in outcomes):
+            if kind == "store":
+                held = len(Store.open(path, verify=True))
+            else:
+                from dedup.archive import Archive
+
+                held = Archive.open(path).count()
+            if held != 6 * processes:
+                failures.append(f"trial {trial}: {held} articles stored, not {6 * processes}")
+    return failures
+
+
+@pytest.mark.slow
+def test_first_adds_at_once_on_a_new_store_all_succeed(tmp_path: Path) -> None:
+    """Issue 14 (2): several first `dedup add --store` at once: one creates, the others open; nothing is lost."""
+    assert run_first_adds(tmp_path, "store") == []
+
+
+MANIFEST_DAMAGE: dict[str, tuple[str, Any]] = {
+    "segments-not-a-list": ("segments", lambda m: m.update(segments={"name": "seg-000002"})),
+    "segment-without-name": ("segments[0].name", lambda m: m["segments"][0].pop("name")),
+    "segment-count-a-string": ("segments[0].count", lambda m: m["segments"][0].update(count="abc")),
+    "segment-count-negative": ("segments[0].count", lambda m: m["segments"][0].update(count=-1)),
+    "segment-passages-a-float": ("segments[0].passages", lambda m: m["segments"][0].update(passages=12.0)),
+    "files-not-a-dict": ("segments[0].files", lambda m: m["segments"][0].update(files=["vectors.npy"])),
+    "file-size-a-string": (
+        "segments[0].files.vectors.npy.size",
+        lambda m: m["segments"][0]["files"]["vectors.npy"].update(size="9"),
+    ),
+    "index-missing": ("index", lambda m: m.pop("index")),
+    "index-file-not-a-string": ("index.file", lambda m: m["index"].update(file=7)),
+    "index-sha256-missing": ("index.sha256", lambda m: m["index"].pop("sha256")),
+    "index-plan-not-an-object": ("index.plan", lambda m: m["index"].update(plan="flat")),
+    "index-plan-bad-param": ("index.plan", lambda m: m["index"]["plan"].update(param="fast")),
+    "generation-a-string": ("generation", lambda m: m.update(generation="2")),
+    "dim-zero": ("dim", lambda m: m.update(dim=0)),
+    "dim-a-string": ("dim", lambda m: m.update(dim="96")),
+    "dim-a-bool": ("dim", lambda m: m.update(dim=True)),
+    "model-a-list": ("model", lambda m: m.update(model=["m"])),
+    "count-a-string": ("count", lambda m: m.update(count="4")),
+    "retired-not-a-list": ("retired", lambda m: m.update(retired="index-000001.faiss")),
+}
+
+
+def damage_manifest(file: Path, kind: str) -> str:
+    """Apply ``MANIFEST_DAMAGE[kind]`` to the store manifest ``file``; returns the field it damaged."""
+    field, change = MANIFEST_DAMAGE[kind]
+    manifest = json.loads(file.read_text("utf-8"))
+    change(manifest)
+    file.write_text(json.dumps(manifest), "utf-8")
+    return field
+
+
+@pytest.mark.parametrize("kind", sorted(MANIFEST_DAMAGE))
+def test_a_manifest_of_the_wrong_shape_is_reported_naming_the_field(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14 (3): valid JSON of the wrong shape -> StoreCorruptError naming the manifest and field; CLI exit 3."""
+    from dedup.cli import EXIT_STORE, main
+
+    path = tmp_path / "s"
+    store = Store.create(path, "m", DIM)
+    store.add(_random_items(np.random.default_rng(5), "a", 4))
+    field = damage_manifest(path / "manifest.json", kind)
+    with pytest.raises(StoreCorruptError) as exc:
+        Store.open(path)
+    assert str(path / "manifest.json") in str(exc.value) and f"field {field!r}" in str(exc.value)
+    assert main(["info", "--store", str(path)]) == EXIT_STORE
+    err = capsys.readouterr().err
+    assert f"field {field!r}" in err and "Traceback" not in err
+
+
+def _foreign_manifest(tmp_path: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """A store ``s`` and the manifest of another store ``other`` beside it (both with one segment)."""
+    rng = np.random.default_rng(6)
+    Store.create(tmp_path / "s", "m", DIM).add(_random_items(rng, "mine", 2))
+    Store.create(tmp_path / "other", "m", DIM).add(_random_items(rng, "theirs", 3))
+    own = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    other = json.loads((tmp_path / "other" / "manifest.json").read_text())
+    return tmp_path / "s", own, other
+
+
+@pytest.mark.parametrize(
+    "where", ["segment-relative", "segment-absolute", "index-relative", "index-absolute", "segment-file", "retired"]
+)
+def test_manifest_file_names_are_confined_to_the_store_folder(tmp_path: Path, where: str) -> None:
+    """Issue 14 (4): a manifest naming files outside its folder (``../``, absolute paths) is refused, never read."""
+    path, manifest, other = _foreign_manifest(tmp_path)
+    outside = tmp_path / "other"
+    segment, index = other["segments"][0], other["index"]
+    if where.startswith("segment-") and where != "segment-file":
+        name = f"../other/{segment['name']}" if where == "segment-relative" else str(outside / segment["name"])
+        manifest["segments"], manifest["count"] = [{**segment, "name": name}], segment["count"]
+        manifest["index"] = {**index, "file": f"../other/{index['file']}"}
+        field = "segments[0].name"
+    elif where.startswith("index-"):
+        manifest["segments"], manifest["count"] = [], 0
+        empty = Store.create(tmp_path / "empty", "m", DIM)  # an index of 0 vectors, elsewhere
+        meta = json.loads((tmp_path / "empty" / "manifest.json").read_text())["index"]
+        name = f"../empty/{meta['file']}" if where == "index-relative" else str(tmp_path / "empty" / meta["file"])
+        manifest["index"] = {**meta, "file": name}
+        field = "index.file"
+        assert len(empty) == 0
+    elif where == "segment-file":
+        victim = outside / "manifest.json"
+        data = victim.read_bytes()
+        files = manifest["segments"][0]["files"]
+        files["../../other/manifest.json"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        field = "segments[0].files"
+    else:
+        manifest["retired"] = ["../other"]
+        field = "retired[0]"
+    (path / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+    with pytest.raises(StoreCorruptError) as exc:
+        Store.open(path)
+    assert f"field {field!r}" in str(exc.value)
+    assert (outside / "manifest.json").is_file() and len(Store.open(outside, verify=True)) == 3
+
+
+def test_a_lock_that_is_a_folder_is_a_clear_store_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14 (5): ``.lock`` a folder -> StoreError naming it (CLI exit 3), never IsADirectoryError."""
+    import dedup.detector
+    from dedup.cli import EXIT_STORE, main
+
+    encoder = HashEncoder()
+    monkeypatch.setattr(dedup.detector, "load_encoder", lambda model, **kwargs: encoder)
+    path = tmp_path / "s"
+    Store.create(path, encoder.name, encoder.dim)
+    (path / ".lock").unlink()
+    (path / ".lock").mkdir()
+    with pytest.raises(StoreError, match=f"cannot take the writer lock {path / '.lock'}"):
+        Store.open(path).add(_items(encoder, *_arts(1)))
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(json.dumps({"id": "x", "title": "A title", "text": "A body."}) + "\n", "utf-8")
+    assert main(["add", "-q", "--no-cache", "--store", str(path), str(feed)]) == EXIT_STORE
+    assert str(path / ".lock") in capsys.readouterr().err
+    (tmp_path / "new" / ".lock").mkdir(parents=True)  # a first add into a folder holding only such a lock
+    assert main(["add", "-q", "--no-cache", "--store", str(tmp_path / "new"), str(feed)]) == EXIT_STORE
+    assert str(tmp_path / "new" / ".lock") in capsys.readouterr().err

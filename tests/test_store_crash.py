@@ -71,8 +71,10 @@ def test_kill_9_mid_add_leaves_whole_batches_only(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=30)
         committed_before_kill.append(len((first + out).split()))
-        live = {"manifest.json", ".lock", *(s["name"] for s in json.loads((path / "manifest.json").read_text())["segments"])}
-        live.add(json.loads((path / "manifest.json").read_text())["index"]["file"])
+        manifest = json.loads((path / "manifest.json").read_text())
+        # Named by this manifest, or retired by its commit (kept for readers until the next commit).
+        live = {"manifest.json", ".lock", manifest["index"]["file"], *(s["name"] for s in manifest["segments"])}
+        live.update(manifest.get("retired", []))
         interrupted_writes += any(entry.name not in live for entry in path.iterdir())
         store = Store.open(path, verify=True)  # sizes and SHA-256 of every file
         per_batch = Counter(article_id.rsplit("-", 1)[0] for article_id in store.ids)
