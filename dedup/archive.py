@@ -522,15 +522,17 @@ def _merge_reports(reports: Iterable[AddReport], order: Sequence[str]) -> AddRep
     added: list[str] = []
     unchanged: list[str] = []
     replaced: list[str] = []
+    skipped: list[str] = []
     for report in reports:
         added += report.added
         unchanged += report.unchanged
         replaced += report.replaced
+        skipped += report.skipped
 
     def ordered(ids: list[str]) -> tuple[str, ...]:
         return tuple(sorted(ids, key=lambda i: rank.get(i, len(rank))))
 
-    return AddReport(ordered(added), ordered(unchanged), ordered(replaced))
+    return AddReport(ordered(added), ordered(unchanged), ordered(replaced), ordered(skipped))
 
 
 # --------------------------------------------------------------------------- parallel building
@@ -818,7 +820,7 @@ class ArchiveDetector:
         report = self.archive.add(self.embed(new, show_progress=show_progress), replace=replace)
         embedded = {a.id for a in new}
         skipped = tuple(a.id for a in articles if a.id not in embedded)
-        return AddReport(report.added, report.unchanged + skipped, report.replaced)
+        return AddReport(report.added, report.unchanged + skipped, report.replaced, report.skipped)
 
     def refresh(self) -> bool:
         """See :meth:`Archive.refresh`."""

@@ -693,3 +693,13 @@ def test_a_lock_that_is_a_folder_is_a_clear_store_error_in_an_archive(
     (tmp_path / "new" / ".lock").mkdir(parents=True)  # the archive's own lock, taken while it is created
     assert main(["add", "-q", "--no-cache", "--archive", str(tmp_path / "new"), str(feed)]) == EXIT_STORE
     assert str(tmp_path / "new" / ".lock") in capsys.readouterr().err
+
+
+def test_an_archive_skips_articles_that_are_only_boilerplate_and_never_matches_them(tmp_path: Path, encoder: HashEncoder) -> None:
+    det = ArchiveDetector(Archive.create(tmp_path / "a", encoder.name, encoder.dim), encoder, Config())
+    rng = np.random.default_rng(14)
+    credit = Article(id="credit", text="Photo: AFP", date=PartialDate.parse("2025-01-03"), lang="en")
+    report = det.add([credit, _article("real", "2025-01-03", _story(rng))])
+    assert report.skipped == ("credit",) and report.added == ("real",)
+    verdict = det.check(Article(id="again", text="Photo: AFP", date=PartialDate.parse("2025-01-03"), lang="en"), top=3)
+    assert not verdict.is_duplicate and verdict.matches == ()
