@@ -2,7 +2,7 @@
 
 Exit codes:
     0  success (for ``check``: whatever the verdicts)
-    1  unexpected internal error (a bug: please report it)
+    1  unexpected internal error (a bug: please report it; one line, no traceback unless DEDUP_DEBUG=1)
     2  usage error or bad input (file, line and value are named)
     3  store error: missing, locked, damaged, or built with another model
     4  model error: the embedding model cannot be built or loaded (or an optional package is missing)
@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import IO
@@ -31,6 +33,7 @@ from .detector import ClusterResult, Detector
 from .embed import EmbeddedArticle
 from .errors import ConfigError, DedupError, EngineError, InputError, ModelError, OptionalDependencyError, StoreError
 from .io import read_articles, write_jsonl
+from .serving import ServiceLimits
 from .types import Article, Verdict
 
 __all__ = ["main"]
@@ -54,12 +57,59 @@ examples:
 """
 
 
+def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], refused at parse time (exit 2) with the value named."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:  # also an integer with more digits than Python converts
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text[:40]!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"at least {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _number(low: float = -math.inf, high: float = math.inf, *, above: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high] (or > ``above``); nan and inf are refused at parse time."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:40]!r}")
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"must be more than {above:g}, got {value:g}")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {value:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _shown(text: str) -> str:
+    """``text`` as is when every character prints, else its quoted, escaped repr (no forged lines, no surrogates)."""
+    return text if text.isprintable() else repr(text)
+
+
+def _one_line(text: str) -> str:
+    """A message on one line: control characters, line separators and surrogates escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--model", help=f"embedding model: the offline default {Config.model!r}, a sentence-transformers name or a local folder"
     )
-    common.add_argument("--threshold", type=float, help=f"duplicate score threshold in [0, 1] (default {Config.threshold})")
+    common.add_argument("--threshold", type=_number(), help=f"duplicate score threshold in [0, 1] (default {Config.threshold})")
     common.add_argument(
         "--max-date-gap",
         type=int,
@@ -89,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--recall-floor",
-        type=float,
+        type=_number(),
         metavar="R",
         help=f"recall@10 against exact search an approximate index must reach (default {Config.recall_floor})",
     )
@@ -142,7 +192,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--add", action="store_true", help="store each article after checking it")
     p.add_argument(
-        "--top", type=int, default=0, metavar="K", help="also list the K best candidates that are not duplicates (near misses)"
+        "--top",
+        type=_integer(0),
+        default=0,
+        metavar="K",
+        help="also list the K best candidates that are not duplicates (near misses)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per article: {id, duplicate, matches}")
 
@@ -196,15 +250,53 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, type=Path, metavar="DIR", help="store directory")
     p.add_argument("--create", action="store_true", help="create the store if it does not exist")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--port", type=_integer(0, 65535), default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument(
         "--token",
         help="require 'Authorization: Bearer TOKEN' on every endpoint but /health (default: $DEDUP_TOKEN, else none)",
     )
-    p.add_argument("--max-body-mb", type=float, default=16.0, metavar="MB", help="largest request body (default 16)")
-    p.add_argument("--max-batch", type=int, default=100, metavar="N", help="most articles per request (default 100)")
     p.add_argument(
-        "--limit-concurrency", type=int, metavar="N", help="answer 503 beyond N requests in flight (default: no limit)"
+        "--insecure",
+        action="store_true",
+        help="allow a --host other than loopback without a token (anyone who can reach it can read and add articles)",
+    )
+    p.add_argument(
+        "--max-body-mb",
+        type=_number(high=4096, above=0),
+        default=16.0,
+        metavar="MB",
+        help="largest request body, in (0, 4096] (default 16)",
+    )
+    p.add_argument("--max-batch", type=_integer(1), default=100, metavar="N", help="most articles per request (default 100)")
+    p.add_argument(
+        "--max-request-chars",
+        type=_integer(1),
+        default=ServiceLimits.max_request_chars,
+        metavar="N",
+        help="most characters (titles and texts together) one request may ask to embed; more is a 413, so one "
+        f"large request cannot hold the others up for long (default {ServiceLimits.max_request_chars:,})",
+    )
+    p.add_argument(
+        "--limit-concurrency",
+        type=_integer(1),
+        metavar="N",
+        help="answer 503 (Retry-After) beyond N requests in flight; idle connections do not count; /health is "
+        "never refused (default: no limit)",
+    )
+    p.add_argument(
+        "--keep-alive",
+        type=_integer(1, 3600),
+        default=ServiceLimits.keep_alive_s,
+        metavar="S",
+        help=f"close a connection idle this many seconds between requests (default {ServiceLimits.keep_alive_s})",
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=_number(high=3600, above=0),
+        default=ServiceLimits.read_timeout_s,
+        metavar="S",
+        help="seconds a client has to send a request's head (from connecting, or its first byte), and again its "
+        f"body; slower ones get a 408 and are closed (default {ServiceLimits.read_timeout_s:g})",
     )
 
     p = sub.add_parser(
@@ -219,7 +311,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, type=Path, metavar="DIR", help="store directory")
     p.add_argument("--create", action="store_true", help="create the store if it does not exist")
     p.add_argument("--no-add", action="store_true", help="only check: store nothing")
-    p.add_argument("--top", type=int, default=0, metavar="K", help="also list the K best candidates that are not duplicates")
+    p.add_argument(
+        "--top", type=_integer(0), default=0, metavar="K", help="also list the K best candidates that are not duplicates"
+    )
 
     p = sub.add_parser(
         "bench",
@@ -257,7 +351,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plot", action="store_true", help="with --out: skip the PNG (no matplotlib needed)")
     p.add_argument("--langs", metavar="L1,L2", help="evaluate only articles in these languages (comma-separated)")
     p.add_argument(
-        "--held-days", type=int, default=4, metavar="N", help="dated titles-only data: hold the last N days aside (default 4)"
+        "--held-days",
+        type=_integer(0),
+        default=4,
+        metavar="N",
+        help="dated titles-only data: hold the last N days aside (default 4)",
     )
 
     p = sub.add_parser("info", help="describe a store: model, size, index")
@@ -310,7 +408,7 @@ def _archive(args: argparse.Namespace, config: Config, articles: Sequence[Articl
             out.write(json.dumps(verdict.to_dict(), ensure_ascii=False) + "\n")
         else:
             _print_verdict(verdict, article, out)
-            print(f"  (searched shards: {', '.join(verdict.shards) or 'none'})", file=out)
+            print(f"  (searched shards: {', '.join(map(_shown, verdict.shards)) or 'none'})", file=out)
 
 
 def _bench(args: argparse.Namespace, out: IO[str]) -> int:
@@ -356,6 +454,24 @@ def _config(args: argparse.Namespace) -> Config:
     return Config().with_(**{k: v for k, v in changes.items() if v is not None})
 
 
+def _output_file(path: Path | None, flag: str) -> None:
+    """Refuse, before any work, an output file that cannot be written: a folder, or in a missing folder."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise InputError(f"{flag} {_shown(str(path))} is a folder: give a file name, e.g. {path / 'stories.jsonl'}")
+    if not path.parent.is_dir():
+        raise InputError(f"{flag} {_shown(str(path))}: the folder {_shown(str(path.parent))} does not exist (create it first)")
+
+
+def _write_rows(path: Path, rows: Sequence[dict[str, object]]) -> None:
+    try:
+        with path.open("w", encoding="utf-8") as fh:
+            write_jsonl(rows, fh)
+    except OSError as exc:
+        raise InputError(f"cannot write --out: {exc.strerror or exc}", source=str(path)) from None
+
+
 def _read(args: argparse.Namespace, config: Config) -> list[Article]:
     result = read_articles(args.inputs, max_chars=config.max_article_chars, skip_invalid=args.skip_invalid)
     if result.skipped:
@@ -371,14 +487,14 @@ def _progress(args: argparse.Namespace) -> bool:
 
 def _print_verdict(verdict: Verdict, article: Article, out: IO[str]) -> None:
     head = "DUPLICATE" if verdict.is_duplicate else "NEW"
-    meta = ", ".join(x for x in (article.lang, str(article.date) if article.date else None) if x)
-    print(f"{verdict.id} [{meta}]: {head}", file=out)
+    meta = ", ".join(_shown(x) for x in (article.lang, str(article.date) if article.date else None) if x)
+    print(f"{_shown(verdict.id)} [{meta}]: {head}", file=out)
     for m in verdict.matches:
         ev = m.evidence
         label = "duplicate of" if m.is_duplicate else "near miss:"
-        print(f"  {label} {m.id} (score {m.score:.3f}) {m.title[:70]!r}", file=out)
+        print(f"  {label} {_shown(m.id)} (score {m.score:.3f}) {m.title[:70]!r}", file=out)
         gap = "unknown" if ev.date_gap_days is None else f"{ev.date_gap_days} days"
-        langs = "->".join(x or "?" for x in ev.lang_pair)
+        langs = "->".join(_shown(x) if x else "?" for x in ev.lang_pair)
         print(
             f"    languages {langs}, date gap {gap}, article cosine {ev.article_similarity:.3f}, "
             f"aligned passages {len(ev.aligned)} ({ev.aligned_fraction:.0%} of the shorter)",
@@ -386,7 +502,8 @@ def _print_verdict(verdict: Verdict, article: Article, out: IO[str]) -> None:
         )
         if ev.shared_names or ev.shared_numbers:
             print(
-                f"    shared names: {', '.join(ev.shared_names[:8]) or '-'}; numbers: {', '.join(ev.shared_numbers[:8]) or '-'}",
+                f"    shared names: {', '.join(map(_shown, ev.shared_names[:8])) or '-'}; "
+                f"numbers: {', '.join(map(_shown, ev.shared_numbers[:8])) or '-'}",
                 file=out,
             )
         for pair in ev.aligned[:3]:
@@ -404,9 +521,10 @@ def _print_clusters(result: ClusterResult, out: IO[str]) -> None:
             if story.first_date is None
             else (f" {story.first_date}" if story.first_date == story.last_date else f" {story.first_date}..{story.last_date}")
         )
-        print(f"{story.id}: {story.size} article(s) [{','.join(story.langs) or '?'}]{dates}", file=out)
+        langs = ",".join(map(_shown, story.langs)) or "?"
+        print(f"{_shown(story.id)}: {story.size} article(s) [{langs}]{dates}", file=out)
         for article_id, title in zip(story.article_ids, story.titles, strict=True):
-            print(f"  {article_id}  {title[:90]}", file=out)
+            print(f"  {_shown(article_id)}  {_shown(title[:90])}", file=out)
 
 
 def _cluster_rows(result: ClusterResult, articles: dict[str, Article]) -> list[dict[str, object]]:
@@ -494,6 +612,9 @@ def _run(args: argparse.Namespace) -> int:
         return _stream(args, config)
     if args.command == "eval":
         return _eval(args, config, out)
+    if args.command == "cluster":
+        _output_file(args.out, "--out")
+        _output_file(args.html, "--html")
     if args.command == "cluster" and (args.engine == "ray" or args.ray_address):
         return _cluster_on_ray(args, config, out)
     articles = _read(args, config)
@@ -534,8 +655,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.html:
             _write_report(args.html, det, items, result, args.inputs)
         if args.out:
-            with args.out.open("w", encoding="utf-8") as fh:
-                write_jsonl(rows, fh)
+            _write_rows(args.out, rows)
         if args.json:
             write_jsonl(rows, out)
         else:
@@ -564,8 +684,7 @@ def _cluster_on_ray(args: argparse.Namespace, config: Config, out: IO[str]) -> i
     )
     rows = _cluster_rows(run.result, {a.id: a for a in run.articles})
     if args.out:
-        with args.out.open("w", encoding="utf-8") as fh:
-            write_jsonl(rows, fh)
+        _write_rows(args.out, rows)
     if args.json:
         write_jsonl(rows, out)
     else:
@@ -579,14 +698,26 @@ def _cluster_on_ray(args: argparse.Namespace, config: Config, out: IO[str]) -> i
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
     try:
-        from .service import ServiceLimits, create_app, is_loopback, listen, serve
+        from .service import create_app, is_loopback, listen, serve
     except ImportError as exc:
         raise OptionalDependencyError(exc.name or "fastapi", "dedup serve", "serve") from None
     from .serving import SharedDetector
 
     log = logging.getLogger(__name__)
     token = args.token or os.environ.get("DEDUP_TOKEN") or None
-    limits = ServiceLimits(max_body_bytes=max(1, int(args.max_body_mb * 1024 * 1024)), max_batch=args.max_batch)
+    if token is None and not is_loopback(args.host) and not args.insecure:
+        raise ConfigError(
+            f"--host {_shown(args.host)} is reachable from other machines and no token is set: anyone could read and "
+            "add articles. Set --token (or $DEDUP_TOKEN), listen on 127.0.0.1, or pass --insecure to accept that"
+        )
+    limits = ServiceLimits(
+        max_body_bytes=max(1, int(args.max_body_mb * 1024 * 1024)),
+        max_batch=args.max_batch,
+        max_request_chars=args.max_request_chars,
+        max_in_flight=args.limit_concurrency,
+        keep_alive_s=args.keep_alive,
+        read_timeout_s=args.read_timeout,
+    )
     sock = listen(args.host, args.port)  # fail fast on a busy port, before loading the model
     service = SharedDetector.open(args.store, config, create=args.create)
     app = create_app(service, token=token, limits=limits)
@@ -601,7 +732,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         port,
         "required" if token else "not required",
     )
-    stopped = serve(app, sock, limit_concurrency=args.limit_concurrency)
+    stopped = serve(app, sock, limits=limits)
     return EXIT_INTERRUPTED if stopped else EXIT_OK
 
 
@@ -609,12 +740,10 @@ def _stream(args: argparse.Namespace, config: Config) -> int:
     from .serving import SharedDetector
     from .stream import run_stream
 
-    if args.top < 0:
-        raise ConfigError(f"--top must be >= 0, got {args.top}")
     service = SharedDetector.open(args.store, config, create=args.create)
 
     def report(exc: InputError) -> None:
-        print(f"dedup: {exc}; line skipped", file=sys.stderr, flush=True)
+        print(f"dedup: {_one_line(str(exc))}; line skipped", file=sys.stderr, flush=True)
 
     result = run_stream(
         service,
@@ -676,29 +805,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except (InputError, ConfigError) as exc:
-        print(f"dedup: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+        return _fail("error", exc, EXIT_INPUT)
     except StoreError as exc:
-        print(f"dedup: store error: {exc}", file=sys.stderr)
-        return EXIT_STORE
+        return _fail("store error", exc, EXIT_STORE)
     except OptionalDependencyError as exc:
-        print(f"dedup: missing package: {exc}", file=sys.stderr)
-        return EXIT_MODEL
+        return _fail("missing package", exc, EXIT_MODEL)
     except ModelError as exc:
-        print(f"dedup: model error: {exc}", file=sys.stderr)
-        return EXIT_MODEL
+        return _fail("model error", exc, EXIT_MODEL)
     except EngineError as exc:
-        print(f"dedup: ray error: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _fail("ray error", exc, EXIT_INTERNAL)
     except DedupError as exc:
-        print(f"dedup: error: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _fail("error", exc, EXIT_INTERNAL)
     except KeyboardInterrupt:
         print("dedup: interrupted; stores keep their previous state", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader of our output went away (`| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:  # a bug: one line naming it, the traceback only on request
+        if os.environ.get("DEDUP_DEBUG"):
+            traceback.print_exc()
+        hint = "" if os.environ.get("DEDUP_DEBUG") else " (set DEDUP_DEBUG=1 to see the traceback)"
+        print(
+            f"dedup: internal error: {type(exc).__name__}: {_one_line(str(exc))[:500]}; "
+            f"this is a bug in dedup, please report it{hint}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def _fail(kind: str, exc: Exception, code: int) -> int:
+    print(f"dedup: {kind}: {_one_line(str(exc))}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

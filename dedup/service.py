@@ -26,17 +26,32 @@ Every error is a JSON body ``{"error": CODE, "detail": MESSAGE, "errors": [...]}
 
 ====  ======================  =====================================================
 400   bad_request             empty body, malformed JSON, invalid UTF-8, JSON nested too deep
-401   unauthorized            token set and the request lacks it (every path but /health)
+401   unauthorized            token set and the request lacks it (every path but the open ones)
 404   not_found               unknown path, or no stored article with that id
 405   method_not_allowed      e.g. GET /check
+408   request_timeout         the body did not arrive within ``read_timeout_s``
 409   conflict                an id already stored with other content
-413   too_large               body over ``max_body_bytes``, batch over ``max_batch``
+413   too_large               body over ``max_body_bytes``, batch over ``max_batch``, articles
+                              over ``max_request_chars`` characters in all
 415   unsupported_media_type  a body that is not ``application/json``
 422   invalid_request         wrong types, unknown fields, bad dates, empty or over-long articles
-503   unavailable             the store or the model failed (read the detail)
+503   busy                    ``max_in_flight`` requests already in flight (``Retry-After: 1``)
+503   unavailable             the store or the model failed (the detail names no server path;
+                              the log has the full message)
 ====  ======================  =====================================================
 
 A 500 means a bug in dedup; it is logged with its traceback.
+
+Limits (:class:`~dedup.serving.ServiceLimits`, ``dedup serve --help``): the token is checked
+from the headers before any body is read; a body is read only on ``POST``/``PUT``/``PATCH``
+to a guarded path, within ``max_body_bytes`` and ``read_timeout_s``; other requests never
+have their body read (the connection is closed after the answer instead). A client has
+``read_timeout_s`` to send a request's head, and a connection idle ``keep_alive_s`` between
+requests is closed, so idle or trickling sockets cannot exhaust file descriptors.
+``max_in_flight`` counts requests, not connections. ``max_request_chars`` bounds the
+embedding one request can ask for; there is no time limit on a request once it is embedding
+(embedding cannot be interrupted), so this size limit is what keeps one request from holding
+up the others for long.
 
 The concurrency model is :mod:`dedup.serving`'s: one writer at a time, readers on a
 consistent state, endpoints run in a thread pool so embedding never blocks the server.
@@ -44,13 +59,14 @@ consistent state, endpoints run in a thread pool so embedding never blocks the s
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -67,7 +83,7 @@ from .config import Config
 from .embed import EmbeddedArticle, article_passages
 from .errors import ConfigError, DedupError, IdConflictError, InputError, ModelError, StoreError
 from .io import KNOWN_FIELDS, parse_record
-from .serving import SharedDetector, check_batch
+from .serving import ServiceLimits, SharedDetector, check_batch
 from .stories import StoryBook, StoryFilter
 from .types import Article, PartialDate, Verdict
 from .views import embedded_view, pair_view, story_view, verdict_view
@@ -91,28 +107,6 @@ OPEN_PREFIXES = ("/static/",)
 def is_open(path: str) -> bool:
     """Whether ``path`` is served without the token."""
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
-
-
-@dataclass(frozen=True)
-class ServiceLimits:
-    """What one request may ask for. Larger requests get a 413, never a crash.
-
-    Attributes:
-        max_body_bytes: Largest request body.
-        max_batch: Most articles in one request.
-        max_top: Largest ``top`` (near misses listed per article).
-
-    """
-
-    max_body_bytes: int = 16 * 1024 * 1024
-    max_batch: int = 100
-    max_top: int = 100
-
-    def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_batch", "max_top"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
 # ------------------------------------------------------------------------ request bodies
@@ -211,6 +205,7 @@ _HTTP_CODES = {
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "too_large",
     415: "unsupported_media_type",
@@ -223,6 +218,18 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# An absolute POSIX path not glued to a word (so "dedup/model-name" and "a/b" stay).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~>/-])/[^\s'\"(),;]+")
+
+
+def _without_paths(text: str, store: Path | None) -> str:
+    """``text`` for an HTTP client: the store folder as ``<store>``, any other absolute path as ``<path>``."""
+    if store is not None:
+        for form in sorted({str(store), str(store.absolute())}, key=len, reverse=True):
+            text = text.replace(form, "<store>")
+    return _ABSOLUTE_PATH.sub("<path>", text)
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     # Only strings: the offending input may be bytes or huge, and is never echoed back.
     out = []
@@ -232,7 +239,7 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return out
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, store: Path | None) -> None:
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = _validation_errors(exc)
@@ -255,10 +262,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, InputError | ConfigError):
             return _error(422, "invalid_request", str(exc))
         if isinstance(exc, StoreError | ModelError):
-            logger.error("%s: %s", type(exc).__name__, exc)
-            return _error(503, "unavailable", f"{type(exc).__name__}: {exc}")
+            logger.error("%s: %s", type(exc).__name__, exc)  # the full message, paths included, stays here
+            return _error(503, "unavailable", f"{type(exc).__name__}: {_without_paths(str(exc), store)}")
         logger.exception("unexpected dedup error")
-        return _error(500, "internal", f"{type(exc).__name__}: {exc}")
+        return _error(500, "internal", f"{type(exc).__name__}: {_without_paths(str(exc), store)}")
 
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("internal error on %s %s", request.method, request.url.path)
@@ -271,10 +278,29 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 # -------------------------------------------------------------------------- middleware
-class _Gate:
-    """Outermost layer: metrics, the bearer token, body size, media type and JSON syntax.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-    Checking the body here, before routing, means a malformed body gets a clear 400/413/415
+#: Methods whose body the gate reads (on guarded paths only); every other request's body is never read.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class _Exchange:
+    """One request as the gate sees it: its headers, and whether a declared body is still unread."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        length = self.headers.get("content-length", "").strip()
+        self.unread = "transfer-encoding" in self.headers or (bool(length) and length.strip("0") != "")
+        self.status = 500
+
+
+class _Gate:
+    """Outermost layer: metrics, requests in flight, the bearer token, body size, time, media type and JSON syntax.
+
+    The token is checked from the headers, before any body is read. Only a ``POST``/``PUT``/``PATCH``
+    to a guarded path has its body read (within the size limit and the read timeout); any other
+    request's body is never read, and its connection is closed after the answer rather than drained.
+    Checking the body here, before routing, means a malformed body gets a clear 400/408/413/415
     whatever the route, and the app below only ever sees well-formed JSON within limits.
     """
 
@@ -284,31 +310,42 @@ class _Gate:
         self.service = service
         self.token = token.encode("utf-8") if token else None
         self.limits = limits
+        self.in_flight = 0  # the event loop is one thread: a plain counter is exact
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        exchange = _Exchange(scope)
         endpoint = self._endpoint(scope)
 
         async def send_and_record(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                exchange.status = int(message["status"])
+                if exchange.unread:  # close rather than read (and discard) a body nobody wants
+                    message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
             await send(message)
 
+        limit = None if scope["path"] == "/health" else self.limits.max_in_flight
+        counted = int(limit is not None)
         try:
-            refusal, receive = await self._screen(scope, receive)
-            if refusal is not None:
-                await refusal(scope, receive, send_and_record)
-            else:
-                await self.app(scope, receive, send_and_record)
+            if limit is not None and self.in_flight >= limit:
+                await self._busy()(scope, receive, send_and_record)
+                return
+            self.in_flight += counted
+            try:
+                refusal, receive = await self._screen(scope, receive, exchange)
+                if refusal is not None:
+                    await refusal(scope, receive, send_and_record)
+                else:
+                    await self.app(scope, receive, send_and_record)
+            finally:
+                self.in_flight -= counted
         finally:
             metrics = self.service.metrics
             metrics.count("requests")
-            metrics.count(f"status_{status}")
+            metrics.count(f"status_{exchange.status}")
             metrics.observe(endpoint, time.perf_counter() - started)
 
     def _endpoint(self, scope: Scope) -> str:
@@ -318,29 +355,54 @@ class _Gate:
                 return f"{scope['method']} {getattr(route, 'path', '?')}"
         return "unmatched"
 
-    async def _screen(self, scope: Scope, receive: Receive) -> tuple[JSONResponse | None, Receive]:
-        if self.token is not None and not is_open(scope["path"]):
+    def _busy(self) -> JSONResponse:
+        return _error(
+            503,
+            "busy",
+            f"{self.in_flight} requests are in flight, the most this service takes at once "
+            "(`dedup serve --limit-concurrency`): retry shortly",
+            headers={"Retry-After": "1"},
+        )
+
+    async def _screen(self, scope: Scope, receive: Receive, exchange: _Exchange) -> tuple[JSONResponse | None, Receive]:
+        path = scope["path"]
+        if self.token is not None and not is_open(path):
             refusal = self._authorize(scope)
             if refusal is not None:
                 return refusal, receive
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        declared = headers.get("content-length")
-        limit = self.limits.max_body_bytes
-        if declared is not None and not declared.isdigit():
+        if _CONTROL.search(path):  # Starlette's "$" also matches before a final newline: "/health\n" is not /health
+            return _error(404, "not_found", f"no such endpoint: {_short(path, 100)!r} holds control characters"), receive
+        declared = exchange.headers.get("content-length")
+        if declared is not None and not declared.strip().isdigit():
             return _error(400, "bad_request", f"invalid Content-Length header {_short(declared, 40)!r}"), receive
+        if scope["method"] not in BODY_METHODS or is_open(path):
+            return None, _no_body(receive)  # never read: nothing here takes one
+        limit = self.limits.max_body_bytes
         if declared is not None and int(declared) > limit:
-            return self._too_large(declared), receive
+            return self._too_large(declared.strip()), receive
         body = bytearray()
         more = True
+        timeout = self.limits.read_timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except TimeoutError:
+                return _error(
+                    408,
+                    "request_timeout",
+                    f"the request body did not arrive within {timeout:g} s ({len(body)} bytes came); "
+                    "send it at once, or raise `dedup serve --read-timeout`",
+                ), receive
             if message["type"] == "http.disconnect":
+                exchange.unread = False
                 return _error(400, "bad_request", "client disconnected"), receive
             body += message.get("body", b"")
             more = bool(message.get("more_body"))
             if len(body) > limit:
                 return self._too_large(f"more than {len(body)}"), receive
-        refusal = self._check_body(scope["method"], headers.get("content-type"), bytes(body))
+        exchange.unread = False
+        refusal = self._check_body(scope["method"], exchange.headers.get("content-type"), bytes(body))
         sent = False
 
         async def replay() -> Message:
@@ -409,6 +471,23 @@ class _Gate:
         return None
 
 
+def _no_body(receive: Receive) -> Receive:
+    """A receive that gives the app an empty body, then only waits for the client to go (never reads the body)."""
+    given = False
+
+    async def empty() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        while True:  # asked again (e.g. to watch for a disconnect): pass that on, drop body chunks
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
+
+    return empty
+
+
 # ----------------------------------------------------------------------------- the app
 def _articles(items: list[ArticleIn], config: Config) -> list[Article]:
     articles = []
@@ -451,13 +530,21 @@ def create_app(
         responses=errors,
     )
     app.state.service = service
-    _install_error_handlers(app)
+    app.state.limits = limits
+    _install_error_handlers(app, service.detector.store.path)
 
     def batch(items: list[ArticleIn]) -> list[Article]:
         if len(items) > limits.max_batch:
             raise StarletteHTTPException(
                 413,
                 f"{len(items)} articles in one request, over the limit of {limits.max_batch} (split the batch, or `--max-batch`)",
+            )
+        chars = sum(len(item.title or "") + len(item.text or "") for item in items)
+        if chars > limits.max_request_chars:
+            raise StarletteHTTPException(
+                413,
+                f"the articles of this request hold {chars:,} characters, over the limit of {limits.max_request_chars:,} "
+                "that one request may ask to embed (split the batch, or `dedup serve --max-request-chars`)",
             )
         return _articles(items, service.config)
 
@@ -685,20 +772,90 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(app: FastAPI, sock: socket.socket, *, limit_concurrency: int | None = None) -> bool:
+def serve(app: FastAPI, sock: socket.socket, *, limits: ServiceLimits | None = None) -> bool:
     """Run the app with uvicorn on a bound socket until Ctrl-C or SIGTERM (graceful: requests in flight finish).
 
-    Returns True when a signal stopped it (uvicorn may also re-raise the signal).
+    Args:
+        app: From :func:`create_app`.
+        sock: From :func:`listen`.
+        limits: The connection timeouts (``keep_alive_s``, ``read_timeout_s``); default: the app's.
+
+    Returns:
+        True when a signal stopped it (uvicorn may also re-raise the signal).
+
     """
     import uvicorn
 
+    limits = limits or getattr(app.state, "limits", None) or ServiceLimits()
     config = uvicorn.Config(
         app,
+        http=_protocol(limits.read_timeout_s),
         log_config=None,  # keep the caller's logging
         access_log=False,
-        limit_concurrency=limit_concurrency,
+        timeout_keep_alive=limits.keep_alive_s,
         timeout_graceful_shutdown=30,
     )
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
     return bool(server.should_exit)
+
+
+#: Sent, raw, to a client that took too long over a request's head (h11 has no request to answer yet).
+_HEAD_TIMEOUT = json.dumps(
+    {"error": "request_timeout", "detail": "the request head did not arrive in time", "errors": []}
+).encode()
+_HEAD_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    + f"content-length: {len(_HEAD_TIMEOUT)}\r\n\r\n".encode()
+    + _HEAD_TIMEOUT
+)
+
+
+def _protocol(read_timeout_s: float) -> type[asyncio.Protocol]:
+    """The h11 protocol of uvicorn, with a deadline on each request's head.
+
+    uvicorn arms its keep-alive timer only after a response, and cancels it on any byte: a
+    socket that connects and sends nothing, or trickles a header byte now and then, would
+    hold a file descriptor forever. Here, whenever the connection waits for a request head
+    (from connecting, or from the first byte of the next request), the head must be complete
+    within ``read_timeout_s`` -- a deadline, not reset by more bytes -- or the client gets a
+    408 and the connection is closed. While a request is being answered no timer runs (the
+    gate bounds the body read; the app's work is not the client's fault).
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadTimeoutProtocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._watch_head()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._watch_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_head_timer()
+            super().connection_lost(exc)
+
+        def _watch_head(self) -> None:
+            answering = self.cycle is not None and not self.cycle.response_complete
+            if answering or self.transport.is_closing():
+                self._stop_head_timer()
+            elif self._head_timer is None:
+                self._head_timer = self.loop.call_later(read_timeout_s, self._head_timed_out)
+
+        def _stop_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                logger.debug("closing a connection that sent no complete request head within %g s", read_timeout_s)
+                self.transport.write(_HEAD_TIMEOUT_RESPONSE)
+                self.transport.close()
+
+    return HeadTimeoutProtocol

@@ -31,6 +31,7 @@ The model:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -43,12 +44,57 @@ from typing import Any
 from .config import Config
 from .detector import ClusterResult, Detector
 from .embed import EmbeddedArticle, Encoder
-from .errors import DuplicateIdError, IdConflictError, InputError
+from .errors import ConfigError, DuplicateIdError, IdConflictError, InputError
 from .store import MANIFEST
 from .stories import StoryBook
 from .types import AddReport, Article, Match, Story, Verdict
 
-__all__ = ["CheckAddResult", "LatencyStats", "Metrics", "ReadWriteLock", "SharedDetector", "check_batch"]
+__all__ = ["CheckAddResult", "LatencyStats", "Metrics", "ReadWriteLock", "ServiceLimits", "SharedDetector", "check_batch"]
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    """What one request, and one connection, may ask of the service. Beyond them: a clear 4xx or 503, never a crash.
+
+    Attributes:
+        max_body_bytes: Largest request body (413 beyond).
+        max_batch: Most articles in one request (413 beyond).
+        max_top: Largest ``top`` (near misses listed per article; 422 beyond).
+        max_request_chars: Most characters (titles and texts together) one request may ask to
+            embed, on ``/check``, ``/add``, ``/check-and-add`` and ``/cluster`` (413 beyond).
+            Embedding runs one request at a time, so this bounds how long one request can hold
+            the others up: 167,000 characters took 7.7 s on 2 cores with the default model,
+            so the default (about 60 articles of 4,000 characters) is some 10 s. Split larger
+            batches; an article longer than this can only be stored with ``dedup add``.
+        max_in_flight: Most requests in flight at once (reading their body, waiting or
+            running); beyond it a 503 with ``Retry-After``. Idle connections do not count, and
+            ``/health`` is never refused. None: no limit.
+        keep_alive_s: A connection idle this many seconds between requests is closed.
+        read_timeout_s: Seconds a client has to send a request's head (from connecting, or
+            from its first byte), and again its body; slower clients get a 408 and are closed,
+            so idle or trickling sockets cannot hold the server's file descriptors.
+
+    """
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_batch: int = 100
+    max_top: int = 100
+    max_request_chars: int = 250_000
+    max_in_flight: int | None = None
+    keep_alive_s: int = 5
+    read_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_batch", "max_top", "max_request_chars", "max_in_flight", "keep_alive_s"):
+            value = getattr(self, name)
+            if name == "max_in_flight" and value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("read_timeout_s",):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 class ReadWriteLock:

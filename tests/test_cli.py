@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from dedup.cli import EXIT_INPUT, EXIT_MODEL, EXIT_OK, EXIT_STORE, main
+from dedup.cli import EXIT_INPUT, EXIT_INTERNAL, EXIT_MODEL, EXIT_OK, EXIT_STORE, main
 
 from .conftest import ROOT, TRUE_PAIR
 
@@ -210,3 +212,215 @@ def test_issue14_cli_huge_integer_exits_2_or_is_skipped(
     captured = capsys.readouterr()
     assert json.loads(captured.out)["added"] == 1 and "Traceback" not in captured.err
     assert "skipped 1 record" in captured.err and f"{feed}:2: JSON integer with more than 4300 digits" in caplog.text
+
+
+# ----------------------------------------------------------------- bad input: a clear error, never a traceback
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI in process with the instant fake encoder (as tests/fake_cli.py does); serve never binds or runs."""
+    import dedup.detector
+    import dedup.service
+
+    from .conftest import HashEncoder
+
+    encoder = HashEncoder()
+    monkeypatch.setattr(dedup.detector, "load_encoder", lambda model, **kwargs: encoder)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the bad-input table must never reach listen() or serve()")
+
+    monkeypatch.setattr(dedup.service, "listen", refuse)
+    monkeypatch.setattr(dedup.service, "serve", refuse)
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str], stdin: bytes = b"") -> tuple[int, str, str]:
+    """Exit code, stdout, stderr of ``dedup ARGV`` in process (argparse's SystemExit is an exit code too)."""
+    saved = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.stdin = saved
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+OK_LINE = b'{"id": "a", "title": "Hanoi talks", "text": "Ministers met in Hanoi on Sunday."}\n'
+
+
+def row(name: str, argv: Callable[[Path], list[str]], code: int, words: list[str], marks: object = ()) -> object:
+    return pytest.param(argv, code, words, id=name, marks=marks)
+
+
+def _damaged(tmp: Path, damage: Callable[[Path], None]) -> Path:
+    damage(tmp / "s")
+    return tmp / "s"
+
+
+def _manifest_of_wrong_shape(store: Path) -> None:
+    manifest = json.loads((store / "manifest.json").read_text("utf-8"))
+    manifest["segments"] = "not a list"
+    (store / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+
+
+def _lock_as_folder(store: Path) -> None:
+    (store / ".lock").unlink(missing_ok=True)
+    (store / ".lock").mkdir()
+
+
+def _jsonl(tmp: Path, data: bytes) -> str:
+    (tmp / "in.jsonl").write_bytes(data)
+    return str(tmp / "in.jsonl")
+
+
+# Each row: its name, dedup's arguments (built in tmp_path), the exit code, words the message must hold.
+BAD_INPUTS = [
+    row("cluster --out in a missing folder", lambda t: ["cluster", _jsonl(t, OK_LINE), "--out", str(t / "no" / "x.jsonl")],
+     2, ["--out", "does not exist"]),
+    row("cluster --out a folder", lambda t: ["cluster", _jsonl(t, OK_LINE), "--out", str(t)], 2, ["--out", "is a folder"]),
+    row("cluster --html in a missing folder", lambda t: ["cluster", _jsonl(t, OK_LINE), "--html", str(t / "no" / "r.html")],
+     2, ["--html", "does not exist"]),
+    row("check --top -1", lambda t: ["check", "--store", str(t / "s"), "--top", "-1", _jsonl(t, OK_LINE)], 2, ["--top", "-1"]),
+    row("check --top huge", lambda t: ["check", "--store", str(t / "s"), "--top", "9" * 5000, _jsonl(t, OK_LINE)],
+     2, ["--top", "integer"]),
+    row("stream --top -1", lambda t: ["stream", "--store", str(t / "s"), "--top", "-1"], 2, ["--top", "-1"]),
+    row("serve --max-body-mb nan", lambda t: ["serve", "--store", str(t / "s"), "--max-body-mb", "nan"],
+     2, ["--max-body-mb", "'nan'"]),
+    row("serve --max-body-mb inf", lambda t: ["serve", "--store", str(t / "s"), "--max-body-mb", "inf"],
+     2, ["--max-body-mb", "'inf'"]),
+    row("serve --max-body-mb 0", lambda t: ["serve", "--store", str(t / "s"), "--max-body-mb", "0"], 2, ["--max-body-mb"]),
+    row("serve --max-body-mb -1", lambda t: ["serve", "--store", str(t / "s"), "--max-body-mb", "-1"], 2, ["--max-body-mb"]),
+    row("serve --read-timeout nan", lambda t: ["serve", "--store", str(t / "s"), "--read-timeout", "nan"], 2, ["--read-timeout"]),
+    row("serve --keep-alive 0", lambda t: ["serve", "--store", str(t / "s"), "--keep-alive", "0"], 2, ["--keep-alive"]),
+    row("serve --limit-concurrency 0", lambda t: ["serve", "--store", str(t / "s"), "--limit-concurrency", "0"],
+     2, ["--limit-concurrency"]),
+    row("serve --max-request-chars x", lambda t: ["serve", "--store", str(t / "s"), "--max-request-chars", "x"],
+     2, ["--max-request-chars", "'x'"]),
+    row("serve --port 70000", lambda t: ["serve", "--store", str(t / "s"), "--port", "70000"], 2, ["70000"]),
+    row("serve on a public address without a token", lambda t: ["serve", "--store", str(t / "s"), "--host", "0.0.0.0"],
+     2, ["0.0.0.0", "--token", "--insecure"]),
+    row("cluster --threshold nan", lambda t: ["cluster", "--threshold", "nan", _jsonl(t, OK_LINE)], 2, ["--threshold", "nan"]),
+    row("cluster --threshold 2", lambda t: ["cluster", "--threshold", "2", _jsonl(t, OK_LINE)], 2, ["threshold", "2.0"]),
+    row("add --recall-floor inf", lambda t: ["add", "--store", str(t / "s"), "--recall-floor", "inf", _jsonl(t, OK_LINE)],
+     2, ["--recall-floor", "inf"]),
+    row("cluster --max-chars 0", lambda t: ["cluster", "--max-chars", "0", _jsonl(t, OK_LINE)], 2, ["max_article_chars"]),
+    row("eval --held-days -1", lambda t: ["eval", "--held-days", "-1", _jsonl(t, OK_LINE)], 2, ["--held-days"]),
+    row("malformed JSONL", lambda t: ["cluster", _jsonl(t, b'{"id": "a", "title": \n')], 2, ["in.jsonl:1", "malformed JSON"]),
+    row("JSONL not UTF-8", lambda t: ["cluster", _jsonl(t, b'{"id": "a", "title": "caf\xe9"}\n')], 2, ["in.jsonl:1", "UTF-8"]),
+    row("missing input file", lambda t: ["cluster", str(t / "nothing.jsonl")], 2, ["nothing.jsonl"]),
+    row("check on a missing store", lambda t: ["check", "--store", str(t / "none"), _jsonl(t, OK_LINE)], 3, ["no store at"]),
+    row("info on a missing store", lambda t: ["info", "--store", str(t / "none")], 3, ["no store at"]),
+    row("stream on a missing store", lambda t: ["stream", "--store", str(t / "none")], 3, ["no store at"]),
+    row(
+        "5,000-digit integer in a JSONL file",
+        lambda t: ["cluster", _jsonl(t, b'{"id": "a", "title": "t", "n": ' + b"9" * 5000 + b"}\n")],
+        2, ["in.jsonl:1"],
+    ),
+    row(
+        "date 9999-12", lambda t: ["cluster", _jsonl(t, b'{"id": "a", "title": "t", "date": "9999-12"}\n')],
+        2, ["in.jsonl:1", "9999-12"],
+    ),
+    row(
+        "date with trailing junk",
+        lambda t: ["cluster", _jsonl(t, b'{"id": "a", "title": "t", "date": "2025-01-01 garbage"}\n')],
+        2, ["in.jsonl:1", "garbage"],
+    ),
+    row(
+        "manifest of the wrong shape",
+        lambda t: ["check", "--store", str(_damaged(t, _manifest_of_wrong_shape)), _jsonl(t, OK_LINE)],
+        3, ["manifest"],
+    ),
+    row(
+        ".lock is a folder",
+        lambda t: ["add", "--store", str(_damaged(t, _lock_as_folder)), _jsonl(t, OK_LINE.replace(b'"a"', b'"b"'))],
+        3, [".lock"],
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.usefixtures("fake_model")
+@pytest.mark.parametrize(("argv", "code", "words"), BAD_INPUTS)
+def test_bad_input_table_gives_exit_2_or_3_naming_the_value_and_never_a_traceback(
+    argv: Callable[[Path], list[str]],
+    code: int,
+    words: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (tmp_path / "seed.jsonl").write_bytes(OK_LINE)
+    assert run_cli(["add", "-q", "--store", str(tmp_path / "s"), str(tmp_path / "seed.jsonl")], capsys)[0] == EXIT_OK
+    got, out, err = run_cli(argv(tmp_path), capsys)
+    everything = out + err + caplog.text
+    assert "Traceback" not in everything and "internal error" not in everything, everything
+    assert got == code, f"exit {got}, expected {code}: {err}"
+    assert all(word in err for word in words), (words, err)
+
+
+@pytest.mark.usefixtures("fake_model")
+def test_text_output_escapes_ids_and_titles_so_no_line_can_be_forged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    forged = "x\nb [en]: DUPLICATE\n  duplicate of a (score 1.000)"
+    rows = [
+        {"id": "a", "title": "Hanoi talks", "text": "Ministers met in Hanoi on Sunday.", "lang": "en"},
+        {
+            "id": forged,
+            "title": "Hanoi talks\u2028FAKE story-9999: 9 article(s)",
+            "text": "Ministers met in Hanoi on Sunday.",
+            "lang": "en",
+        },
+        {"id": "c\x1b[2J\u0085\r", "title": "Louvre strike", "text": "The Louvre closed for a day.", "lang": "en"},
+    ]
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    code, out, _ = run_cli(["cluster", "-q", str(feed)], capsys)
+    assert code == EXIT_OK
+    lines = out.splitlines()  # splitlines: every line-break class counts here
+    assert len(lines) == 1 + 2 + 3  # the summary, then 2 stories: a header and one line per article
+    assert repr(forged) in out and repr("c\x1b[2J\u0085\r") in out and "\x1b" not in out
+    assert not any(line.startswith(("b [en]", "FAKE", "  duplicate of")) for line in lines)
+
+    assert run_cli(["add", "-q", "--store", str(tmp_path / "s"), str(feed)], capsys)[0] == EXIT_OK
+    code, out, _ = run_cli(["check", "-q", "--top", "2", "--store", str(tmp_path / "s"), str(feed)], capsys)
+    assert code == EXIT_OK
+    heads = [line for line in out.splitlines() if not line.startswith(" ")]
+    assert heads[1] == f"{forged!r} [en]: DUPLICATE"  # one line, the id quoted and escaped
+    assert len(heads) == 3 and "\x1b" not in out and "\u0085" not in out
+    code, out, _ = run_cli(["check", "-q", "--json", "--store", str(tmp_path / "s"), str(feed)], capsys)
+    assert [json.loads(line)["id"] for line in out.split("\n") if line] == [r["id"] for r in rows]  # JSON: ids as they are
+
+
+def test_an_unexpected_error_is_one_line_naming_it_without_traceback_unless_debugging(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dedup.cli
+
+    def broken(args: object) -> int:
+        raise RuntimeError("something\nunexpected")
+
+    monkeypatch.setattr(dedup.cli, "_run", broken)
+    monkeypatch.delenv("DEDUP_DEBUG", raising=False)
+    assert main(["info", "--store", "x"]) == EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "internal error: RuntimeError: something\\nunexpected" in err and "please report it" in err and "DEDUP_DEBUG=1" in err
+    monkeypatch.setenv("DEDUP_DEBUG", "1")
+    assert main(["info", "--store", "x"]) == EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "internal error: RuntimeError" in err
+
+
+@pytest.mark.usefixtures("fake_model")
+def test_serve_on_a_public_address_needs_a_token_or_insecure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DEDUP_TOKEN", raising=False)
+    store = str(tmp_path / "s")
+    for host in ("0.0.0.0", "::", "192.0.2.1", "example.org"):
+        code, _, err = run_cli(["serve", "--store", store, "--create", "--host", host], capsys)
+        assert code == EXIT_INPUT and f"--host {host} " in err and "--insecure" in err, err
+    # With a token, or --insecure, or on loopback, the check passes (and the fake listen() is reached).
+    for extra in (["--host", "0.0.0.0", "--token", "t"], ["--host", "0.0.0.0", "--insecure"], ["--host", "127.0.0.1"]):
+        code, _, err = run_cli(["serve", "--store", store, "--create", *extra], capsys)
+        assert code == EXIT_INTERNAL and "must never reach listen()" in err, (extra, err)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -404,3 +405,151 @@ def test_issue14_service_refuses_far_dates_and_keeps_line_separators(client: Tes
         r = client.get("/stories", headers=AUTH, params=params)  # filters may name any date Python knows
         assert r.status_code == 200, r.text
     assert client.get("/stories", headers=AUTH, params={"date_from": "9999-12"}).json()["total"] == 0
+
+
+# ------------------------------------------------------------------ limits, in process (raw ASGI: what the gate reads)
+class Exchange:
+    """One request sent straight to the ASGI app, counting the body bytes the app pulls."""
+
+    def __init__(self, method: str, path: str, headers: dict[str, str], chunks: list[bytes], hold: asyncio.Event | None = None):
+        self.scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        }
+        self.chunks = list(chunks)
+        self.hold = hold  # the body waits for this event: a slow client
+        self.reading = asyncio.Event()  # set when the app first asks for the body
+        self.bytes_read = 0
+        self.messages: list[dict[str, object]] = []
+
+    async def receive(self) -> dict[str, object]:
+        self.reading.set()
+        if self.hold is not None:
+            await self.hold.wait()
+        if not self.chunks:
+            await asyncio.Event().wait()  # the client sends nothing more and stays connected
+        chunk = self.chunks.pop(0)
+        self.bytes_read += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": bool(self.chunks)}
+
+    async def send(self, message: dict[str, object]) -> None:
+        self.messages.append(message)
+
+    async def run(self, app: object) -> Exchange:
+        await asyncio.wait_for(app(self.scope, self.receive, self.send), timeout=30)  # type: ignore[operator]
+        return self
+
+    @property
+    def status(self) -> int:
+        return int(self.messages[0]["status"])  # type: ignore[call-overload]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {k.decode(): v.decode() for k, v in self.messages[0]["headers"]}  # type: ignore[attr-defined]
+
+    @property
+    def body(self) -> dict[str, object]:
+        return json.loads(b"".join(m.get("body", b"") for m in self.messages[1:]))  # type: ignore[misc]
+
+
+def test_open_paths_and_refused_requests_never_read_the_body(tmp_path: Path) -> None:
+    app = make_client(tmp_path / "s").app
+    big = [b"x" * (1 << 20)] * 10  # 10 MB declared and offered, under the 16 MB body limit
+
+    async def scenario() -> list[Exchange]:
+        declared = {"Content-Length": str(10 << 20), "Content-Type": "application/json"}
+        return [
+            await Exchange("GET", "/health", declared, big).run(app),
+            await Exchange("GET", "/static/app.js", declared, big).run(app),
+            await Exchange("POST", "/health", declared, big).run(app),
+            await Exchange("GET", "/stories", {**declared, **AUTH}, big).run(app),
+            await Exchange("POST", "/check", declared, big).run(app),  # no token
+        ]
+
+    health, asset, post_health, stories, unauthorised = asyncio.run(scenario())
+    assert (health.status, asset.status, post_health.status, stories.status, unauthorised.status) == (200, 200, 405, 200, 401)
+    for exchange in (health, asset, post_health, stories, unauthorised):
+        assert exchange.bytes_read == 0, exchange.scope["path"]  # not one byte held in memory
+        assert exchange.headers["connection"] == "close"  # and the body is not drained either: the socket is closed
+
+
+def test_a_body_that_does_not_arrive_in_time_gets_408(tmp_path: Path) -> None:
+    app = make_client(tmp_path / "s", limits=ServiceLimits(read_timeout_s=0.2)).app
+    body = json.dumps({"articles": [art("a", "Hanoi talks", HANOI)]}).encode()
+    headers = {**AUTH, "Content-Type": "application/json", "Content-Length": str(len(body))}
+
+    async def scenario() -> tuple[Exchange, Exchange]:
+        stalled = await Exchange("POST", "/check", headers, [body[:10], body[10:]], hold=asyncio.Event()).run(app)
+        prompt = await Exchange("POST", "/check", headers, [body[:10], body[10:]]).run(app)
+        return stalled, prompt
+
+    stalled, prompt = asyncio.run(scenario())
+    assert stalled.status == 408 and stalled.body["error"] == "request_timeout" and "--read-timeout" in str(stalled.body)
+    assert stalled.headers["connection"] == "close"
+    assert prompt.status == 200
+
+
+def test_limit_concurrency_counts_requests_in_flight_and_answers_503_with_retry_after(tmp_path: Path) -> None:
+    app = make_client(tmp_path / "s", limits=ServiceLimits(max_in_flight=1)).app
+    body = json.dumps({"articles": [art("a", "Hanoi talks", HANOI)]}).encode()
+    headers = {**AUTH, "Content-Type": "application/json", "Content-Length": str(len(body))}
+
+    async def scenario() -> tuple[Exchange, Exchange, Exchange, Exchange]:
+        release = asyncio.Event()
+        slow = Exchange("POST", "/check", headers, [body], hold=release)
+        first = asyncio.create_task(slow.run(app))
+        await asyncio.wait_for(slow.reading.wait(), 10)  # in flight: its body is being read
+        refused = await Exchange("GET", "/metrics", AUTH, []).run(app)
+        health = await Exchange("GET", "/health", {}, []).run(app)  # never refused
+        release.set()
+        await first
+        after = await Exchange("GET", "/metrics", AUTH, []).run(app)
+        return slow, refused, health, after
+
+    slow, refused, health, after = asyncio.run(scenario())
+    assert refused.status == 503 and refused.body["error"] == "busy" and refused.headers["retry-after"] == "1"
+    assert "--limit-concurrency" in str(refused.body["detail"])
+    assert health.status == 200 and slow.status == 200 and after.status == 200  # the slot is given back
+    assert after.body["counts"]["status_503"] == 1  # type: ignore[index]
+
+
+def test_embedding_routes_refuse_a_request_over_max_request_chars_with_413(tmp_path: Path) -> None:
+    client = make_client(tmp_path / "s", limits=ServiceLimits(max_request_chars=1000))
+    small, large = art("s", "Hanoi", "x" * 500), art("l", "Hanoi", "y" * 600)
+    for path in ("/check", "/add", "/check-and-add", "/cluster"):
+        assert_error(
+            client.post(path, headers=AUTH, json={"articles": [small, large]}),
+            413,
+            "too_large",
+            "1,110 characters",
+            "1,000",
+            "--max-request-chars",
+        )
+        assert client.post(path, headers=AUTH, json={"articles": [small]}).status_code == 200, path
+
+
+def test_store_errors_over_http_name_no_server_path(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    client = make_client(tmp_path / "s")
+    client.post("/add", headers=AUTH, json={"articles": [art("a", "Hanoi", HANOI)]})
+    (tmp_path / "s" / "manifest.json").write_text("{broken")
+    for response in (client.post("/check", headers=AUTH, json={"articles": [art("b", "Hanoi", HANOI)]}), client.get("/health")):
+        body = assert_error(response, 503, "unavailable", "<store>/manifest.json", "restore it from a backup")
+        assert str(tmp_path) not in response.text and "/tmp" not in response.text, body
+    assert str(tmp_path / "s" / "manifest.json") in caplog.text  # the operator's log has the full path
+
+
+def test_a_path_with_a_control_character_is_no_route(client: TestClient) -> None:
+    # Starlette's route patterns end in "$", which also matches before a final newline.
+    for path in ("/%0A", "/health%0A", "/stories%0A", "/static/app.js%0A", "/article%0D"):
+        assert_error(client.get(path, headers=AUTH, params={"id": "a"}), 404, "not_found", "control characters")
+    assert_error(client.get("/health%0A"), 401, "unauthorized")  # without the token: guarded like any unknown path
