@@ -4,7 +4,7 @@ The graph is the detector's: every article's ``candidates`` nearest neighbours b
 cosine, each pair scored by the verifier (0 beyond the date window). On it we compare:
 
 * connected components of the edges at or above the threshold (single linkage);
-* average linkage (``dedup.cluster.average_linkage``, the detector's clusterer);
+* average linkage (``dedup.clustering.linkage.average_linkage``, the detector's clusterer);
 * Leiden (leidenalg, CPM and modularity) and Louvain (igraph) on the same edges, weighted by score;
 * HDBSCAN on the precomputed distance ``1 - score`` (unscored pairs at distance 1).
 
@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from dedup.cluster import average_linkage, find_root
+from dedup.clustering.linkage import average_linkage, find_root
 from dedup.config import Config
-from dedup.embed import load_encoder
-from dedup.evaluation import clustering_scores
-from dedup.harness import _prepare, _Prepared, default_cache_dir, embed_cached, read_labelled, split_parts
+from dedup.embedding.embed import load_encoder
+from dedup.evaluation.harness import _prepare, _Prepared, default_cache_dir, embed_cached, read_labelled, split_parts
+from dedup.evaluation.metrics import clustering_scores
 from dedup.verify import Verifier
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,11 +27,11 @@ from numpy.typing import NDArray
 
 from dedup import __version__
 from dedup.config import Config
-from dedup.detector import Detector
-from dedup.embed import EmbeddedArticle
-from dedup.service import create_app
-from dedup.serving import SharedDetector
-from dedup.store import Store
+from dedup.detect.detector import Detector
+from dedup.embedding.embed import EmbeddedArticle
+from dedup.search.store import Store
+from dedup.serve.http import create_app
+from dedup.serve.shared import SharedDetector
 from dedup.types import Article, PartialDate
 
 ROOT = Path(__file__).resolve().parents[1]

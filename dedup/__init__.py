@@ -17,11 +17,10 @@ Examples:
 
 from __future__ import annotations
 
-from .archive import Archive, ArchiveDetector
-from .config import Config
-from .detector import ClusterResult, Detector
-from .embed import EmbeddedArticle, Encoder, load_encoder
-from .errors import (
+from dedup.config import Config
+from dedup.detect.detector import ClusterResult, Detector
+from dedup.embedding.embed import EmbeddedArticle, Encoder, load_encoder
+from dedup.errors import (
     ConfigError,
     DedupError,
     DuplicateIdError,
@@ -34,9 +33,10 @@ from .errors import (
     StoreMismatchError,
     StoreNotFoundError,
 )
-from .io import read_articles
-from .store import Store
-from .types import AddReport, Article, DatePrecision, Evidence, Match, PartialDate, PassagePair, Story, Verdict
+from dedup.io import read_articles
+from dedup.search.archive import Archive, ArchiveDetector
+from dedup.search.store import Store
+from dedup.types import AddReport, Article, DatePrecision, Evidence, Match, PartialDate, PassagePair, Story, Verdict
 
 __version__ = "0.2.0"
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import StoreCorruptError, StoreError
+from dedup.errors import StoreCorruptError, StoreError
 
 __all__ = [
     "count_field",

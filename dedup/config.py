@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from .errors import ConfigError
+from dedup.errors import ConfigError
 
 __all__ = ["Config"]
 

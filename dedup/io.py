@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DuplicateIdError, InputError
-from .types import EARLIEST_DATE, LATEST_DATE, Article, PartialDate
+from dedup.errors import DuplicateIdError, InputError
+from dedup.types import EARLIEST_DATE, LATEST_DATE, Article, PartialDate
 
 __all__ = [
     "STDIN",

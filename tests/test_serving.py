@@ -13,8 +13,8 @@ import pytest
 
 from dedup import Detector
 from dedup.errors import IdConflictError
-from dedup.serving import Metrics, ReadWriteLock, SharedDetector
-from dedup.store import Store
+from dedup.search.store import Store
+from dedup.serve.shared import Metrics, ReadWriteLock, SharedDetector
 from dedup.types import Article
 
 from .conftest import ROOT, HashEncoder
@@ -128,7 +128,7 @@ WORKER = r"""
 import json, sys, time
 from pathlib import Path
 from dedup import Detector
-from dedup.serving import SharedDetector
+from dedup.serve.shared import SharedDetector
 from dedup.types import Article
 from tests.conftest import HashEncoder
 

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dedup.embed import EmbeddedArticle, embed_articles
+from dedup.embedding.embed import EmbeddedArticle, embed_articles
 from dedup.errors import DuplicateIdError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 from dedup.io import read_articles
-from dedup.store import Store
+from dedup.search.store import Store
 from dedup.types import Article, PartialDate
 
 from .conftest import HashEncoder
@@ -309,7 +309,7 @@ def _read_loop(path: str, mode: str, opens: int, started: Any, results: Any) -> 
     import io
     import traceback
 
-    from dedup.cli import main
+    from dedup.cli.commands import main
 
     started.wait(60)
     damaged: list[str] = []
@@ -422,7 +422,7 @@ def test_open_rereads_the_manifest_when_a_commit_removed_a_file_it_was_loading(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 14 (1b): a file gone because writers committed meanwhile means 'load the newer generation', not 'damaged'."""
-    import dedup.store as store_mod
+    import dedup.search.store as store_mod
 
     path = tmp_path / "s"
     writer = Store.create(path, "m", DIM)
@@ -461,9 +461,9 @@ def _first_add(kind: str, path: str, feed: str, barrier: Any, loading: Any, resu
     import traceback
     from contextlib import redirect_stderr, redirect_stdout
 
-    import dedup.archive
-    import dedup.detector
-    from dedup.cli import main
+    import dedup.detect.detector
+    import dedup.search.archive
+    from dedup.cli.commands import main
 
     fake = HashEncoder()
 
@@ -471,8 +471,8 @@ def _first_add(kind: str, path: str, feed: str, barrier: Any, loading: Any, resu
         loading.wait(timeout=60)
         return fake
 
-    dedup.detector.load_encoder = load  # type: ignore[assignment]
-    dedup.archive.load_encoder = load  # type: ignore[assignment]
+    dedup.detect.detector.load_encoder = load  # type: ignore[assignment]
+    dedup.search.archive.load_encoder = load  # type: ignore[assignment]
     err = io.StringIO()
     barrier.wait(timeout=60)
     try:
@@ -513,7 +513,7 @@ def run_first_adds(tmp_path: Path, kind: str, trials: int = 4, processes: int = 
             if kind == "store":
                 held = len(Store.open(path, verify=True))
             else:
-                from dedup.archive import Archive
+                from dedup.search.archive import Archive
 
                 held = Archive.open(path).count()
             if held != 6 * processes:
@@ -567,7 +567,7 @@ def test_a_manifest_of_the_wrong_shape_is_reported_naming_the_field(
     tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Issue 14 (3): valid JSON of the wrong shape -> StoreCorruptError naming the manifest and field; CLI exit 3."""
-    from dedup.cli import EXIT_STORE, main
+    from dedup.cli.commands import EXIT_STORE, main
 
     path = tmp_path / "s"
     store = Store.create(path, "m", DIM)
@@ -632,11 +632,11 @@ def test_a_lock_that_is_a_folder_is_a_clear_store_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Issue 14 (5): ``.lock`` a folder -> StoreError naming it (CLI exit 3), never IsADirectoryError."""
-    import dedup.detector
-    from dedup.cli import EXIT_STORE, main
+    import dedup.detect.detector
+    from dedup.cli.commands import EXIT_STORE, main
 
     encoder = HashEncoder()
-    monkeypatch.setattr(dedup.detector, "load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setattr(dedup.detect.detector, "load_encoder", lambda model, **kwargs: encoder)
     path = tmp_path / "s"
     Store.create(path, encoder.name, encoder.dim)
     (path / ".lock").unlink()

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dedup.embed import EmbeddedArticle
-from dedup.store import Store
+from dedup.embedding.embed import EmbeddedArticle
+from dedup.search.store import Store
 from dedup.types import Article
 
 from .conftest import ROOT
@@ -33,8 +33,8 @@ from .conftest import ROOT
 WRITER = r"""
 import sys
 import numpy as np
-from dedup.embed import EmbeddedArticle
-from dedup.store import Store
+from dedup.embedding.embed import EmbeddedArticle
+from dedup.search.store import Store
 from dedup.types import Article
 
 store = Store.open(sys.argv[1])
@@ -111,7 +111,7 @@ def _die_at(path: Path, items: list[EmbeddedArticle], replace: bool, kill_at: in
     """In a forked child: add ``items`` and SIGKILL this process at call ``kill_at`` (never returns)."""
     import shutil as shutil_mod
 
-    import dedup.store as store_mod
+    import dedup.search.store as store_mod
 
     calls = 0
 

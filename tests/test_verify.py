@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dedup.config import Config
-from dedup.embed import EmbeddedArticle, pool
+from dedup.embedding.embed import EmbeddedArticle, pool
 from dedup.errors import ConfigError
 from dedup.types import Article, PartialDate
 from dedup.verify import FEATURES, TITLE_FEATURES, Verifier, align, both_titles, compare, features, title_features, title_words

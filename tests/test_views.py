@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dedup.embed import EmbeddedArticle
+from dedup.browse.views import pair_view, verdict_view
+from dedup.embedding.embed import EmbeddedArticle
 from dedup.types import Article, Evidence, Match, PassagePair, Verdict
-from dedup.views import pair_view, verdict_view
 
 
 def item(id_: str, passages: tuple[str, ...]) -> EmbeddedArticle:

@@ -1,0 +1,359 @@
+"""The facade that wires the pipeline: embed -> retrieve -> verify -> check / add / cluster.
+
+Examples:
+    Typical use (loads the default model, so not run as a doctest)::
+
+        det = Detector.open("newsroom.store", create=True)
+        det.add(articles)                      # persistent, atomic
+        verdict = det.check(article)           # Verdict(is_duplicate, matches with evidence)
+        stories = det.cluster(feed)            # list[Story]
+
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from dedup.clustering.batch import ClusterResult, build_result, cluster_feed
+from dedup.config import Config
+from dedup.embedding.backends.onnx import INT8_SUFFIX
+from dedup.embedding.cache import EmbeddingCache
+from dedup.embedding.centring import centring_for, vector_space
+from dedup.embedding.embed import USE_MODEL, EmbeddedArticle, Encoder, embed_articles, load_encoder
+from dedup.errors import StoreNotFoundError
+from dedup.search.store import MANIFEST, Store
+from dedup.types import AddReport, Article, Match, Story, Verdict
+from dedup.verify import Verifier
+
+__all__ = ["ClusterResult", "Detector"]
+
+logger = logging.getLogger(__name__)
+
+#: XLM-RoBERTa's 100 pre-training languages (Conneau et al. 2020; romanised and second-script
+#: variants folded into their language), as ISO 639-1 codes: what multilingual-e5 covers.
+XLMR_LANGUAGES = frozenset(
+    (  # noqa: SIM905 - one line of codes reads better than 93 lines of strings
+        "af am ar as az be bg bn br bs ca cs cy da de el en eo es et eu fa fi fr fy ga gd gl gu ha he hi hr hu hy id "
+        "is it ja jv ka kk km kn ko ku ky la lo lt lv mg mk ml mn mr ms my ne nl no om or pa pl ps pt ro ru sa sd si "
+        "sk sl so sq sr su sv sw ta te th tl tr ug uk ur uz vi xh yi zh"
+    ).split()
+)
+
+#: Languages (ISO 639-1) each known model was trained on, by model name (without the
+#: backend and prompt suffixes of an encoder's name); models not listed are taken to cover
+#: the input.
+MODEL_LANGUAGES: dict[str, frozenset[str]] = {
+    USE_MODEL: frozenset(["ar", "zh", "en", "fr", "de", "it", "ja", "ko", "nl", "pl", "pt", "es", "th", "tr", "ru"]),
+    "dedup/multilingual-e5-small-q4": XLMR_LANGUAGES,
+    "intfloat/multilingual-e5-small": XLMR_LANGUAGES,
+    "intfloat/multilingual-e5-base": XLMR_LANGUAGES,
+    "intfloat/multilingual-e5-large": XLMR_LANGUAGES,
+}
+
+#: Codes that name a covered language otherwise (old or macro-language codes).
+_LANGUAGE_ALIASES = {"iw": "he", "in": "id", "ji": "yi", "nb": "no", "nn": "no", "fil": "tl", "zh-tw": "zh", "zh-cn": "zh"}
+
+
+def uncovered(encoder_name: str, articles: Sequence[Article]) -> list[Article]:
+    """The articles whose (known) language the model behind ``encoder_name`` was not trained on."""
+    covered = MODEL_LANGUAGES.get(encoder_name.split("#")[0].removesuffix(INT8_SUFFIX))
+    if covered is None:
+        return []
+    out = []
+    for article in articles:
+        if not article.lang:
+            continue
+        code = article.lang.lower()
+        code = _LANGUAGE_ALIASES.get(code, code.split("-")[0].split("_")[0])
+        if code not in covered:
+            out.append(article)
+    return out
+
+
+class Detector:
+    """Checks, stores and clusters articles. Build with :meth:`open` or :meth:`in_memory`.
+
+    Args:
+        store: Where checked-against articles live.
+        encoder: The embedding model; must match the store's model.
+        config: Thresholds and settings.
+        verifier: The pairwise decision model (default: the shipped parameters).
+
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        encoder: Encoder,
+        config: Config,
+        verifier: Verifier | None = None,
+        *,
+        cache: EmbeddingCache | None = None,
+    ) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.config = config
+        self.verifier = verifier or Verifier.default()
+        self.cache = cache
+        self.centring = centring_for(encoder.name, encoder.dim)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        config: Config | None = None,
+        *,
+        encoder: Encoder | None = None,
+        create: bool = False,
+        verify: bool = True,
+        cache: bool | EmbeddingCache = False,
+    ) -> Detector:
+        """Open the store at ``path`` (creating it when ``create`` and missing).
+
+        Raises:
+            StoreNotFoundError: No store there and not ``create``.
+            StoreMismatchError: The store was built with another model or dimension.
+
+        """
+        config = config or Config()
+        root = Path(path)
+        exists = (root / MANIFEST).is_file()
+        if not exists and not create:
+            raise StoreNotFoundError(f"no store at {root} (create one with `dedup add --store {root} ...`)")
+        if exists:
+            Store._read_manifest(root)  # fail fast on a bad store before loading the model
+        encoder = encoder or load_encoder(config.model, backend=config.backend)
+        floor = config.recall_floor
+        space = vector_space(encoder.name, centring_for(encoder.name, encoder.dim))
+        if exists:
+            store = Store.open(root, model=space, dim=encoder.dim, verify=verify, index=config.index, recall_floor=floor)
+        else:
+            store = Store.open_or_create(root, space, encoder.dim, index=config.index or "auto", recall_floor=floor)
+        return cls(store, encoder, config, cache=_cache(cache, encoder))
+
+    @classmethod
+    def in_memory(
+        cls, config: Config | None = None, *, encoder: Encoder | None = None, cache: bool | EmbeddingCache = False
+    ) -> Detector:
+        """A detector whose store lives in memory only."""
+        config = config or Config()
+        encoder = encoder or load_encoder(config.model, backend=config.backend)
+        space = vector_space(encoder.name, centring_for(encoder.name, encoder.dim))
+        return cls(cls._scratch_store(space, encoder.dim, config), encoder, config, cache=_cache(cache, encoder))
+
+    @staticmethod
+    def _scratch_store(model: str, dim: int, config: Config) -> Store:
+        return Store.in_memory(model, dim, index=config.index or "auto", recall_floor=config.recall_floor)
+
+    # -------------------------------------------------------------------- embedding
+    def embed(self, articles: Sequence[Article], *, show_progress: bool = False) -> list[EmbeddedArticle]:
+        """Clean, split and embed articles (every passage, no truncation).
+
+        With a model that does not cover an article's language (USE-multilingual knows 16,
+        multilingual-e5 the 100 of XLM-R), a warning names the articles: their vectors, hence
+        their verdicts, are unreliable.
+        """
+        outside = uncovered(self.encoder.name, articles)
+        if outside:
+            langs = sorted({a.lang or "" for a in outside})
+            advice = (
+                "use the default model, which covers about 100 languages"
+                if self.encoder.name == USE_MODEL
+                else "only their shared names, numbers and dates keep their worth as evidence"
+            )
+            logger.warning(
+                "model %s does not cover %s: %d article(s) (e.g. %s) will embed poorly; %s",
+                self.encoder.name,
+                ", ".join(langs),
+                len(outside),
+                outside[0].id,
+                advice,
+            )
+        items = embed_articles(
+            articles,
+            self.encoder,
+            max_passage_chars=self.config.max_passage_chars,
+            batch_size=self.config.batch_size,
+            show_progress=show_progress,
+            cache=self.cache,
+            centring=self.centring,
+        )
+        for item in items:
+            if not item.passages:
+                logger.warning("article %r is empty after cleaning (only boilerplate): it is skipped and never matched", item.id)
+        return items
+
+    # ------------------------------------------------------------------------ check
+    def check(self, article: Article, *, top: int = 0) -> Verdict:
+        """Is ``article`` a duplicate of a stored one? See :meth:`check_embedded`."""
+        return self.check_embedded(self.embed([article]), top=top)[0]
+
+    def check_many(
+        self, articles: Sequence[Article], *, top: int = 0, add: bool = False, show_progress: bool = False
+    ) -> list[Verdict]:
+        """Check several articles; with ``add``, each is stored after its check."""
+        return self.check_embedded(self.embed(articles, show_progress=show_progress), top=top, add=add)
+
+    def check_embedded(self, items: Sequence[EmbeddedArticle], *, top: int = 0, add: bool = False) -> list[Verdict]:
+        """Check embedded articles against the store, in order.
+
+        Args:
+            items: Embedded query articles.
+            top: Also list the ``top`` best candidates that are not duplicates (near misses).
+            add: Store every article after its check, atomically at the end; later items
+                are checked against earlier ones too.
+
+        Returns:
+            One :class:`Verdict` per item.
+
+        """
+        if top < 0:
+            raise ValueError(f"top must be >= 0, got {top}")
+        pending = self._scratch_store(self.store.model, self.store.dim, self.config) if add else None
+        verdicts: list[Verdict] = []
+        for item in items:
+            matches, truncated = self._candidates(item, self.store)
+            if pending is not None and len(pending):
+                more, more_truncated = self._candidates(item, pending)
+                matches = sorted(matches + more, key=lambda m: -m.score)
+                truncated = truncated or more_truncated
+            duplicates = [m for m in matches if m.is_duplicate]
+            near = [m for m in matches if not m.is_duplicate][:top]
+            verdicts.append(Verdict(item.id, bool(duplicates), tuple(duplicates + near), truncated))
+            if pending is not None and item.id not in pending and item.id not in self.store:
+                pending.add([item])
+        if add:
+            self.store.add(list(items))
+        return verdicts
+
+    def _candidates(self, item: EmbeddedArticle, store: Store) -> tuple[list[Match], bool]:
+        if not len(store):
+            return [], False
+        k = self.config.candidates + (1 if item.id in store else 0)
+        found = store.search(item.vector[None, :], k)
+        retrieved = [
+            (float(sim), store.embedded(int(position)))
+            for position, sim in zip(found.positions[0], found.similarities[0], strict=True)
+            if position >= 0 and sim >= self.config.min_candidate_similarity
+        ]
+        return self.verify_candidates(item, retrieved, cut=bool(found.truncated[0]))
+
+    def verify_candidates(
+        self, item: EmbeddedArticle, retrieved: Sequence[tuple[float, EmbeddedArticle]], *, cut: bool
+    ) -> tuple[list[Match], bool]:
+        """Verify retrieved candidates against ``item``: the one verification path of every check.
+
+        Args:
+            item: The query article.
+            retrieved: ``(article cosine, candidate)`` pairs, most similar first; the
+                query's own id, when among them, is skipped.
+            cut: Whether retrieval stopped at its limit, so more candidates may exist.
+
+        Returns:
+            The matches sorted by score, and whether more duplicates may lie beyond the
+            limit (``cut`` and the least similar candidate was still a duplicate).
+
+        """
+        matches: list[Match] = []
+        last_is_duplicate = False
+        if not item.passages:  # empty after cleaning: nothing to match
+            return matches, False
+        for _, other in retrieved:
+            if other.id == item.id:
+                continue
+            match = self.verifier.decide(item, other, self.config)
+            matches.append(match)
+            last_is_duplicate = match.is_duplicate
+        matches.sort(key=lambda m: -m.score)
+        # More duplicates may lie beyond k only if the k-th (least similar) candidate was still one.
+        return matches, cut and last_is_duplicate
+
+    def compare(self, a: EmbeddedArticle, b: EmbeddedArticle) -> Match:
+        """Verify one pair: ``a`` as the query, ``b`` as the candidate (the evidence of a story link)."""
+        return self.verifier.decide(a, b, self.config)
+
+    def neighbours(self, article_id: str, *, top: int = 10) -> Verdict:
+        """A stored article checked against the rest of the store: its duplicates and ``top`` nearest others.
+
+        Nothing is embedded: the stored passages and vectors are used.
+
+        Raises:
+            KeyError: When no stored article has this id.
+
+        """
+        return self.check_embedded([self.stored(article_id)], top=top)[0]
+
+    # ---------------------------------------------------------------------- reading
+    def stored(self, article_id: str) -> EmbeddedArticle:
+        """A stored article with its passages and vectors (raises KeyError)."""
+        return self.store.embedded(self.store.position(article_id))
+
+    def stored_items(self) -> list[EmbeddedArticle]:
+        """Every stored article with its passages and vectors, in insertion order.
+
+        The vectors are views of rows that never change once written, so the list stays a
+        consistent snapshot after later commits.
+        """
+        return [self.store.embedded(p) for p in range(len(self.store))]
+
+    # -------------------------------------------------------------------------- add
+    def add(self, articles: Sequence[Article], *, replace: bool = False, show_progress: bool = False) -> AddReport:
+        """Embed and store articles atomically (see :meth:`Store.add`)."""
+        # Articles already stored with the same content are not embedded again.
+        new = [a for a in articles if replace or a.id not in self.store or self._changed(a)]
+        report = self.store.add(self.embed(new, show_progress=show_progress), replace=replace)
+        embedded = {a.id for a in new}
+        skipped = tuple(a.id for a in articles if a.id not in embedded)
+        return AddReport(report.added, report.unchanged + skipped, report.replaced, report.skipped)
+
+    def _changed(self, article: Article) -> bool:
+        return self.store.get(article.id).content_hash != article.content_hash
+
+    # ---------------------------------------------------------------------- cluster
+    def cluster(self, articles: Sequence[Article], *, with_store: bool = False, show_progress: bool = False) -> ClusterResult:
+        """Group articles into stories; with ``with_store``, stored articles join in."""
+        return self.cluster_embedded(self.embed(articles, show_progress=show_progress), with_store=with_store)
+
+    def cluster_embedded(self, items: Sequence[EmbeddedArticle], *, with_store: bool = False) -> ClusterResult:
+        """Group embedded articles into stories by verified, average-linked pairs.
+
+        A feed is clustered in time windows of ``Config.window_days`` (see
+        :mod:`dedup.clustering.windows`); with ``with_store``, stored articles join in.
+        """
+        all_items = list(items)
+        if with_store:
+            given = {i.id for i in items}
+            all_items += [self.store.embedded(p) for p in range(len(self.store)) if self.store.ids[p] not in given]
+        labels, edges = cluster_feed(all_items, self.config, self.verifier)
+        return build_result([i.article for i in all_items], labels, edges, self.config.threshold)
+
+    def story(self, article_id: str) -> Story:
+        """The story of a stored article, among its stored neighbours.
+
+        Stories are not stored; this clusters the article with its ``Config.candidates``
+        nearest stored articles (average linkage over verified scores, as :meth:`cluster`)
+        and returns the story that holds it. Nothing is embedded: stored vectors are used.
+
+        Raises:
+            KeyError: When no stored article has this id.
+
+        """
+        item = self.store.embedded(self.store.position(article_id))
+        k = min(self.config.candidates + 1, len(self.store))
+        found = self.store.search(item.vector[None, :], k)
+        near = [
+            self.store.embedded(int(p))
+            for p, sim in zip(found.positions[0], found.similarities[0], strict=True)
+            if p >= 0 and sim >= self.config.min_candidate_similarity
+        ]
+        result = self.cluster_embedded([item, *(n for n in near if n.id != article_id)])
+        label = result.labels[article_id]
+        return next(s for s in result.stories if s.id == label)
+
+
+def _cache(cache: bool | EmbeddingCache, encoder: Encoder) -> EmbeddingCache | None:
+    if isinstance(cache, EmbeddingCache):
+        return cache
+    return EmbeddingCache.for_model(encoder.name, encoder.dim) if cache else None
