@@ -30,11 +30,10 @@ from numpy.typing import NDArray
 from dedup import __version__
 from dedup.config import Config
 from dedup.detect.detector import Detector
-from dedup.embedding.embed import EmbeddedArticle
 from dedup.evaluation.machine import machine_info
 from dedup.search.archive import Archive, ArchiveDetector, build_shards
 from dedup.search.store import Store
-from dedup.types import Article, PartialDate
+from dedup.types import Article, EmbeddedArticle, PartialDate
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 384

@@ -36,11 +36,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dedup.config import Config
-from dedup.embedding.embed import EmbeddedArticle, load_encoder
+from dedup.embedding.embed import load_encoder
 from dedup.evaluation.harness import default_cache_dir, embed_cached
 from dedup.io import read_articles
 from dedup.search.index import VectorIndex
-from dedup.types import Article
+from dedup.types import Article, EmbeddedArticle
 from dedup.verify import FEATURES, TITLE_FEATURES, both_titles, compare, features, title_features
 
 logger = logging.getLogger("benchmarks.fit_verifier")

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from dedup.config import Config
-from dedup.embedding.embed import USE_MODEL, EmbeddedArticle, load_encoder, pool
+from dedup.embedding.embed import USE_MODEL, load_encoder, pool
 from dedup.evaluation.harness import default_cache_dir, embed_cached, evaluate, markdown_table, read_labelled
+from dedup.types import EmbeddedArticle
 
 ROOT = Path(__file__).resolve().parents[1]
 E5 = Config().model

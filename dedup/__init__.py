@@ -18,8 +18,8 @@ Examples:
 from __future__ import annotations
 
 from dedup.config import Config
-from dedup.detect.detector import ClusterResult, Detector
-from dedup.embedding.embed import EmbeddedArticle, Encoder, load_encoder
+from dedup.detect.detector import Detector
+from dedup.embedding.embed import Encoder, load_encoder
 from dedup.errors import (
     ConfigError,
     DedupError,
@@ -36,7 +36,19 @@ from dedup.errors import (
 from dedup.io import read_articles
 from dedup.search.archive import Archive, ArchiveDetector
 from dedup.search.store import Store
-from dedup.types import AddReport, Article, DatePrecision, Evidence, Match, PartialDate, PassagePair, Story, Verdict
+from dedup.types import (
+    AddReport,
+    Article,
+    ClusterResult,
+    DatePrecision,
+    EmbeddedArticle,
+    Evidence,
+    Match,
+    PartialDate,
+    PassagePair,
+    Story,
+    Verdict,
+)
 
 __version__ = "0.2.0"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -17,12 +18,19 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
+import numpy as np
+from numpy.typing import NDArray
+
+from dedup.text import extract_names, extract_numbers
+
 __all__ = [
     "EARLIEST_DATE",
     "LATEST_DATE",
     "AddReport",
     "Article",
+    "ClusterResult",
     "DatePrecision",
+    "EmbeddedArticle",
     "Evidence",
     "Match",
     "PartialDate",
@@ -420,3 +428,52 @@ class AddReport:
     unchanged: tuple[str, ...]
     replaced: tuple[str, ...]
     skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddedArticle:
+    """An article with its cleaned passages and their vectors.
+
+    Attributes:
+        article: The article as read (original text untouched).
+        passages: Cleaned passages; the title, when present, is the first.
+        passage_vectors: One unit vector per passage, shape ``(len(passages), dim)``.
+        vector: The article vector: unit length, length-weighted mean of the passages.
+
+    """
+
+    article: Article
+    passages: tuple[str, ...]
+    passage_vectors: NDArray[np.float32]
+    vector: NDArray[np.float32]
+
+    @property
+    def id(self) -> str:
+        """The article's id."""
+        return self.article.id
+
+    @functools.cached_property
+    def numbers(self) -> frozenset[str]:
+        """Numbers in the cleaned passages (computed once)."""
+        return extract_numbers("\n".join(self.passages))
+
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        """Names and acronyms in the cleaned passages (computed once)."""
+        return extract_names("\n".join(self.passages))
+
+
+@dataclass(frozen=True)
+class ClusterResult:
+    """Stories of a batch, and the story label of every article.
+
+    Attributes:
+        stories: Stories, numbered by first appearance in the input.
+        labels: Article id -> story id.
+        edges: Verified duplicate pairs ``(id_a, id_b, score)`` the clustering started from.
+
+    """
+
+    stories: tuple[Story, ...]
+    labels: dict[str, str]
+    edges: tuple[tuple[str, str, float], ...]

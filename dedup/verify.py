@@ -34,9 +34,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dedup.config import Config
-from dedup.embedding.embed import EmbeddedArticle
 from dedup.errors import ConfigError
-from dedup.types import Evidence, Match, PassagePair
+from dedup.types import EmbeddedArticle, Evidence, Match, PassagePair
 
 __all__ = [
     "FEATURES",

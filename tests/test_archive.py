@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 from dedup.cli.commands import EXIT_INPUT, EXIT_OK, EXIT_STORE, main
 from dedup.config import Config
 from dedup.detect.detector import Detector
-from dedup.embedding.embed import EmbeddedArticle, embed_articles
+from dedup.embedding.embed import embed_articles
 from dedup.errors import ConfigError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 from dedup.io import read_articles
 from dedup.search.archive import UNDATED, Archive, ArchiveDetector, build_shards, shard_key, shards_to_search
 from dedup.search.store import Store
-from dedup.types import Article, PartialDate
+from dedup.types import Article, EmbeddedArticle, PartialDate
 
 from .conftest import ROOT, TRUE_PAIR, HashEncoder
 from .test_store import MANIFEST_DAMAGE, damage_manifest, run_first_adds

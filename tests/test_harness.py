@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from dedup import cli
-from dedup.evaluation import harness
 from dedup.errors import InputError
+from dedup.evaluation import harness
 from dedup.types import Article, PartialDate
 
 STORIES = {

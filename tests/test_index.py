@@ -45,8 +45,7 @@ def test_small_index_and_roundtrip() -> None:
 
 # ---------------------------------------------------------------- approximate indexes
 def _embedded(article_id: str, vector: np.ndarray):  # type: ignore[no-untyped-def]
-    from dedup.embedding.embed import EmbeddedArticle
-    from dedup.types import Article
+    from dedup.types import Article, EmbeddedArticle
 
     v = np.asarray(vector, dtype=np.float32)
     return EmbeddedArticle(Article(id=article_id, title=f"t {article_id}"), (f"t {article_id}",), v[None, :], v)

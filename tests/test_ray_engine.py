@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 
-from dedup.clustering.batch import ClusterResult
 from dedup.config import Config
 from dedup.detect.detector import Detector
 from dedup.io import read_articles
-from dedup.types import Article
+from dedup.types import Article, ClusterResult
 
 from .raycluster import ROOT, LocalRayCluster, connected_cluster
 

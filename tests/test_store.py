@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dedup.embedding.embed import EmbeddedArticle, embed_articles
+from dedup.embedding.embed import embed_articles
 from dedup.errors import DuplicateIdError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 from dedup.io import read_articles
 from dedup.search.store import Store
-from dedup.types import Article, PartialDate
+from dedup.types import Article, EmbeddedArticle, PartialDate
 
 from .conftest import HashEncoder
 

@@ -24,16 +24,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dedup.embedding.embed import EmbeddedArticle
 from dedup.search.store import Store
-from dedup.types import Article
+from dedup.types import Article, EmbeddedArticle
 
 from .conftest import ROOT
 
 WRITER = r"""
 import sys
 import numpy as np
-from dedup.embedding.embed import EmbeddedArticle
+from dedup.types import EmbeddedArticle
 from dedup.search.store import Store
 from dedup.types import Article
 

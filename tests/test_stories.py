@@ -7,9 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dedup.browse.stories import StoryBook, StoryFilter, newest_first, story_links
-from dedup.detect.detector import ClusterResult
 from dedup.errors import ConfigError
-from dedup.types import Article, PartialDate, Story
+from dedup.types import Article, ClusterResult, PartialDate, Story
 
 
 def story(

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from dedup.config import Config
-from dedup.embedding.embed import EmbeddedArticle, pool
+from dedup.embedding.embed import pool
 from dedup.errors import ConfigError
-from dedup.types import Article, PartialDate
+from dedup.types import Article, EmbeddedArticle, PartialDate
 from dedup.verify import FEATURES, TITLE_FEATURES, Verifier, align, both_titles, compare, features, title_features, title_words
 
 

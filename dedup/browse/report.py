@@ -27,8 +27,7 @@ from dedup import __version__
 from dedup.browse.stories import StoryBook
 from dedup.browse.views import story_view
 from dedup.browse.web import source
-from dedup.embedding.embed import EmbeddedArticle
-from dedup.types import Match, Story
+from dedup.types import EmbeddedArticle, Match, Story
 
 __all__ = ["SIZE_BINS", "build_report", "lang_chart", "report_data", "size_chart"]
 

@@ -26,9 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from dedup.detect.detector import ClusterResult
 from dedup.errors import ConfigError
-from dedup.types import Article, PartialDate, Story
+from dedup.types import Article, ClusterResult, PartialDate, Story
 
 __all__ = ["Link", "StoryBook", "StoryFilter", "StoryPage", "newest_first", "story_links"]
 

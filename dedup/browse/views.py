@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dedup.browse.stories import StoryBook
-from dedup.embedding.embed import EmbeddedArticle
-from dedup.types import Article, Match, Story, Verdict
+from dedup.types import Article, EmbeddedArticle, Match, Story, Verdict
 
 __all__ = ["article_view", "embedded_view", "member_view", "pair_view", "story_view", "verdict_view"]
 

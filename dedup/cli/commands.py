@@ -29,12 +29,11 @@ from typing import IO
 
 from dedup import __version__
 from dedup.config import Config
-from dedup.detect.detector import ClusterResult, Detector
-from dedup.embedding.embed import EmbeddedArticle
+from dedup.detect.detector import Detector
 from dedup.errors import ConfigError, DedupError, EngineError, InputError, ModelError, OptionalDependencyError, StoreError
 from dedup.io import read_articles, write_jsonl
 from dedup.serve.shared import ServiceLimits
-from dedup.types import Article, Verdict
+from dedup.types import Article, ClusterResult, EmbeddedArticle, Verdict
 
 __all__ = ["main"]
 

@@ -18,13 +18,11 @@ import numpy as np
 from dedup.clustering.linkage import average_linkage
 from dedup.clustering.windows import WindowPlan, merge_windows, partition
 from dedup.config import Config
-from dedup.embedding.embed import EmbeddedArticle
 from dedup.search.store import Store
-from dedup.types import Article, Story
+from dedup.types import Article, ClusterResult, EmbeddedArticle, Story
 from dedup.verify import Verifier
 
 __all__ = [
-    "ClusterResult",
     "GroupResult",
     "build_result",
     "cluster_feed",
@@ -38,22 +36,6 @@ __all__ = [
 
 #: Edges as ``(i, j, score)`` with ``i < j`` positions in the group or feed.
 Edges = tuple[tuple[int, int, float], ...]
-
-
-@dataclass(frozen=True)
-class ClusterResult:
-    """Stories of a batch, and the story label of every article.
-
-    Attributes:
-        stories: Stories, numbered by first appearance in the input.
-        labels: Article id -> story id.
-        edges: Verified duplicate pairs ``(id_a, id_b, score)`` the clustering started from.
-
-    """
-
-    stories: tuple[Story, ...]
-    labels: dict[str, str]
-    edges: tuple[tuple[str, str, float], ...]
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 
 from dedup.clustering.batch import (
-    ClusterResult,
     GroupResult,
     build_result,
     cluster_group,
@@ -50,10 +49,9 @@ from dedup.clustering.batch import (
 )
 from dedup.clustering.windows import UNDATED, WindowPlan, partition
 from dedup.config import Config
-from dedup.embedding.embed import EmbeddedArticle
 from dedup.errors import DuplicateIdError, EngineError, InputError, OptionalDependencyError
 from dedup.io import STDIN, expand_inputs, read_articles
-from dedup.types import Article
+from dedup.types import Article, ClusterResult, EmbeddedArticle
 from dedup.verify import Verifier
 
 __all__ = ["RayRun", "cluster_on_ray"]

@@ -16,18 +16,18 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from dedup.clustering.batch import ClusterResult, build_result, cluster_feed
+from dedup.clustering.batch import build_result, cluster_feed
 from dedup.config import Config
 from dedup.embedding.backends.onnx import INT8_SUFFIX
 from dedup.embedding.cache import EmbeddingCache
 from dedup.embedding.centring import centring_for, vector_space
-from dedup.embedding.embed import USE_MODEL, EmbeddedArticle, Encoder, embed_articles, load_encoder
+from dedup.embedding.embed import USE_MODEL, Encoder, embed_articles, load_encoder
 from dedup.errors import StoreNotFoundError
 from dedup.search.store import MANIFEST, Store
-from dedup.types import AddReport, Article, Match, Story, Verdict
+from dedup.types import AddReport, Article, ClusterResult, EmbeddedArticle, Match, Story, Verdict
 from dedup.verify import Verifier
 
-__all__ = ["ClusterResult", "Detector"]
+__all__ = ["Detector"]
 
 logger = logging.getLogger(__name__)
 

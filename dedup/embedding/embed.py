@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -20,11 +19,10 @@ from numpy.typing import NDArray
 from dedup.embedding.cache import EmbeddingCache
 from dedup.embedding.centring import LanguageCentring, centring_for
 from dedup.errors import ModelError, OptionalDependencyError
-from dedup.text import clean_text, extract_names, extract_numbers, split_passages
-from dedup.types import Article
+from dedup.text import clean_text, split_passages
+from dedup.types import Article, EmbeddedArticle
 
 __all__ = [
-    "EmbeddedArticle",
     "Encoder",
     "SentenceTransformerEncoder",
     "USEEncoder",
@@ -206,39 +204,6 @@ def _load_encoder(model: str, cache_dir: Path | None, backend: str) -> Encoder:
             raise ModelError(f"model {model!r} cannot run on {engine}: {reason}; use --backend torch")
         logger.info("model %s does not run on %s: %s", model, engine, reason)
     return SentenceTransformerEncoder(model, cache_dir=cache_dir)
-
-
-@dataclass(frozen=True, eq=False)
-class EmbeddedArticle:
-    """An article with its cleaned passages and their vectors.
-
-    Attributes:
-        article: The article as read (original text untouched).
-        passages: Cleaned passages; the title, when present, is the first.
-        passage_vectors: One unit vector per passage, shape ``(len(passages), dim)``.
-        vector: The article vector: unit length, length-weighted mean of the passages.
-
-    """
-
-    article: Article
-    passages: tuple[str, ...]
-    passage_vectors: Vectors
-    vector: Vectors
-
-    @property
-    def id(self) -> str:
-        """The article's id."""
-        return self.article.id
-
-    @functools.cached_property
-    def numbers(self) -> frozenset[str]:
-        """Numbers in the cleaned passages (computed once)."""
-        return extract_numbers("\n".join(self.passages))
-
-    @functools.cached_property
-    def names(self) -> frozenset[str]:
-        """Names and acronyms in the cleaned passages (computed once)."""
-        return extract_names("\n".join(self.passages))
 
 
 def article_passages(article: Article, max_chars: int = 500) -> list[str]:

@@ -31,12 +31,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dedup.config import Config
-from dedup.embedding.embed import EmbeddedArticle, Encoder, embed_articles, load_encoder
+from dedup.embedding.embed import Encoder, embed_articles, load_encoder
 from dedup.errors import ModelError
 from dedup.evaluation.machine import machine_info
 from dedup.io import read_articles
 from dedup.search.index import IndexPlan, SearchResult, VectorIndex, build_index, exact_neighbours, plan_index, recall_at_k
-from dedup.types import Article, PartialDate
+from dedup.types import Article, EmbeddedArticle, PartialDate
 
 __all__ = ["BenchOptions", "grow", "real_vectors", "run"]
 

@@ -41,7 +41,7 @@ from dedup.clustering.linkage import average_linkage
 from dedup.config import Config
 from dedup.detect.detector import Detector
 from dedup.embedding.centring import LanguageCentring
-from dedup.embedding.embed import EmbeddedArticle, Encoder, article_passages, assemble, embed_articles, pool, resolve_centring
+from dedup.embedding.embed import Encoder, article_passages, assemble, embed_articles, pool, resolve_centring
 from dedup.errors import InputError, OptionalDependencyError
 from dedup.evaluation.machine import machine_info
 from dedup.evaluation.metrics import (
@@ -59,7 +59,7 @@ from dedup.evaluation.metrics import (
 from dedup.io import read_articles
 from dedup.search.store import Store
 from dedup.text import CLEANING_VERSION
-from dedup.types import Article
+from dedup.types import Article, EmbeddedArticle
 from dedup.verify import Verifier
 
 __all__ = [

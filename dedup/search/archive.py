@@ -61,7 +61,7 @@ from dedup.config import Config
 from dedup.detect.detector import Detector
 from dedup.embedding.cache import EmbeddingCache
 from dedup.embedding.centring import centring_for, vector_space
-from dedup.embedding.embed import EmbeddedArticle, Encoder, load_encoder
+from dedup.embedding.embed import Encoder, load_encoder
 from dedup.errors import (
     ConfigError,
     OptionalDependencyError,
@@ -71,7 +71,7 @@ from dedup.errors import (
     StoreNotFoundError,
 )
 from dedup.search.store import LOCK, MANIFEST, Store
-from dedup.types import AddReport, Article, PartialDate, Verdict
+from dedup.types import AddReport, Article, EmbeddedArticle, PartialDate, Verdict
 from dedup.verify import Verifier
 
 __all__ = [

@@ -72,11 +72,10 @@ from dedup._fs import (
 from dedup._fs import fsync_dir as _fsync_dir
 from dedup._fs import write_synced as _write_file
 from dedup.embedding.backends.onnx import INT8_SUFFIX
-from dedup.embedding.embed import EmbeddedArticle
 from dedup.errors import DuplicateIdError, IdConflictError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 from dedup.search.index import IndexPlan, SearchResult, VectorIndex, build_index, check_kind, plan_reason, update_index
 from dedup.text import CLEANING_VERSION
-from dedup.types import AddReport, Article, PartialDate
+from dedup.types import AddReport, Article, EmbeddedArticle, PartialDate
 
 __all__ = ["FORMAT_VERSION", "RETRY_SECONDS", "SEGMENT_FILES", "Store", "check_manifest"]
 

@@ -83,11 +83,11 @@ from dedup.browse.stories import StoryBook, StoryFilter
 from dedup.browse.views import embedded_view, pair_view, story_view, verdict_view
 from dedup.browse.web import PAGE_HEADERS, asset
 from dedup.config import Config
-from dedup.embedding.embed import EmbeddedArticle, article_passages
+from dedup.embedding.embed import article_passages
 from dedup.errors import ConfigError, DedupError, IdConflictError, InputError, ModelError, StoreError
 from dedup.io import KNOWN_FIELDS, parse_record
 from dedup.serve.shared import ServiceLimits, SharedDetector, check_batch
-from dedup.types import Article, PartialDate, Verdict
+from dedup.types import Article, EmbeddedArticle, PartialDate, Verdict
 
 __all__ = ["ServiceLimits", "create_app", "is_loopback", "is_open", "listen", "serve"]
 

@@ -43,11 +43,11 @@ from typing import Any
 
 from dedup.browse.stories import StoryBook
 from dedup.config import Config
-from dedup.detect.detector import ClusterResult, Detector
-from dedup.embedding.embed import EmbeddedArticle, Encoder
+from dedup.detect.detector import Detector
+from dedup.embedding.embed import Encoder
 from dedup.errors import ConfigError, DuplicateIdError, IdConflictError, InputError
 from dedup.search.store import MANIFEST
-from dedup.types import AddReport, Article, Match, Story, Verdict
+from dedup.types import AddReport, Article, ClusterResult, EmbeddedArticle, Match, Story, Verdict
 
 __all__ = ["CheckAddResult", "LatencyStats", "Metrics", "ReadWriteLock", "ServiceLimits", "SharedDetector", "check_batch"]
 
