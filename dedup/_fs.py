@@ -168,3 +168,19 @@ def plain_name(file: Path, field: str, value: object, pattern: re.Pattern[str]) 
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise damaged(file, field, f"a file name matching {pattern.pattern!r}", value)
     return value
+
+
+def cache_root() -> Path:
+    """The one folder where dedup caches models, embeddings and evaluation vectors.
+
+    Returns:
+        ``$DEDUP_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/dedup``, else ``~/.cache/dedup``.
+
+    """
+    explicit = os.environ.get("DEDUP_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "dedup"
+    return Path.home() / ".cache" / "dedup"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -20,14 +19,16 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from dedup._fs import cache_root
+
 __all__ = ["EmbeddingCache", "default_cache_dir"]
 
 logger = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
-    """``$DEDUP_CACHE_DIR`` or ``~/.cache/dedup``."""
-    return Path(os.environ.get("DEDUP_CACHE_DIR") or Path.home() / ".cache" / "dedup")
+    """Where embeddings are cached: :func:`dedup._fs.cache_root`."""
+    return cache_root()
 
 
 class EmbeddingCache:

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dedup._fs import sha256_file
+from dedup._fs import cache_root, sha256_file
 from dedup.errors import ModelError, OptionalDependencyError
 
 if TYPE_CHECKING:
@@ -102,20 +102,8 @@ _MAX_SEQ_LENGTH = 512
 
 
 def default_cache_dir() -> Path:
-    """Return the directory where dedup caches models.
-
-    Returns:
-        ``$DEDUP_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/dedup``, else
-        ``~/.cache/dedup``.
-
-    """
-    explicit = os.environ.get("DEDUP_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "dedup"
-    return Path.home() / ".cache" / "dedup"
+    """Where dedup caches models: :func:`dedup._fs.cache_root`."""
+    return cache_root()
 
 
 def _package_version(package: str) -> str:

@@ -23,7 +23,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import re
 import subprocess
 import time
@@ -37,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dedup import __version__
+from dedup._fs import cache_root
 from dedup.clustering.linkage import average_linkage
 from dedup.config import Config
 from dedup.detect.detector import Detector
@@ -88,9 +88,8 @@ logger = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
-    """``$DEDUP_CACHE_DIR/eval`` or ``~/.cache/dedup/eval``: where evaluation embeddings are kept."""
-    base = os.environ.get("DEDUP_CACHE_DIR")
-    return (Path(base) if base else Path.home() / ".cache" / "dedup") / "eval"
+    """Where evaluation embeddings are kept: ``eval/`` under :func:`dedup._fs.cache_root`."""
+    return cache_root() / "eval"
 
 
 def _slug(text: str) -> str:
