@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dedup.embedding import default_model
 from dedup.embedding.default_model import default_cache_dir, default_model_path, materialize_default_model
 from dedup.embedding.models import DEFAULT_MODEL, load_sentence_transformer, resolve_model
 from dedup.errors import ModelError, OptionalDependencyError
@@ -186,12 +186,15 @@ def test_load_sentence_transformer_default_model(model_dir: Path) -> None:
 
 
 @pytest.mark.model
-def test_second_materialize_reuses_folder(model_dir: Path) -> None:
+def test_second_materialize_reuses_folder(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     weights = model_dir / "model.safetensors"
     mtime = weights.stat().st_mtime_ns
-    started = time.monotonic()
+
+    def no_rebuild(*args: object) -> None:
+        raise AssertionError("a complete folder must be reused, not rebuilt")
+
+    monkeypatch.setattr(default_model, "_build", no_rebuild)
     again = materialize_default_model(model_dir.parent.parent)
-    assert time.monotonic() - started < 1.0
     assert again == model_dir
     assert weights.stat().st_mtime_ns == mtime
 
