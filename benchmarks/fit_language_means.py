@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from dedup.config import Config
-from dedup.embedding.backends.onnx import INT8_SUFFIX
 from dedup.embedding.centring import LanguageCentring
 from dedup.embedding.embed import load_encoder
+from dedup.embedding.naming import encoder_name, parse_space
 from dedup.evaluation.harness import default_cache_dir, embed_cached, held_out_story, read_labelled
 from dedup.evaluation.metrics import cross_language_recall
 
@@ -54,7 +54,8 @@ def main() -> None:
     langs = [it.article.lang for it in items]
     # The means apply to the default model on every backend: fitted on the int8 vectors the
     # default path gives, they serve the fp32 ones (OpenVINO, torch) too.
-    fp32 = encoder.name.replace(INT8_SUFFIX, "")
+    space = parse_space(encoder.name)
+    fp32 = encoder_name(space.model, prompt=space.prompt)
     centring = LanguageCentring.fit(
         list(dict.fromkeys([encoder.name, fp32])),
         vectors[tune],

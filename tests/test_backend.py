@@ -10,9 +10,10 @@ import pytest
 
 from dedup.cli.commands import EXIT_OK, main
 from dedup.config import Config
+from dedup.embedding.articles import embed_articles
 from dedup.embedding.backends.onnx import OnnxInt8Encoder, onnx_supported
 from dedup.embedding.backends.openvino import OpenVINOEncoder, openvino_supported
-from dedup.embedding.embed import SentenceTransformerEncoder, embed_articles, load_encoder
+from dedup.embedding.encoders import SentenceTransformerEncoder, load_encoder
 from dedup.io import read_articles
 
 from .conftest import SEEDS

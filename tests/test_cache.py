@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dedup.embedding.articles import embed_articles
 from dedup.embedding.cache import EmbeddingCache
-from dedup.embedding.embed import embed_articles
 from dedup.types import Article
 
 from .conftest import HashEncoder

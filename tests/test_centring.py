@@ -1,4 +1,4 @@
-"""Language centring (dedup/centring.py): fitting, applying, the shipped means, store identity."""
+"""Language centring (dedup/embedding/centring.py): fitting, applying, the shipped means, store identity."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 
 from dedup.config import Config
 from dedup.detect.detector import Detector
-from dedup.embedding.centring import LanguageCentring, centring_for, vector_space
-from dedup.embedding.embed import embed_articles
+from dedup.embedding.articles import embed_articles
+from dedup.embedding.centring import LanguageCentring, centring_for
+from dedup.embedding.naming import vector_space
 from dedup.errors import ModelError, StoreMismatchError
 from dedup.search.store import Store
 from dedup.types import Article

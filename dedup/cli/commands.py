@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from dedup import __version__
-from dedup.config import Config
+from dedup.config import BACKENDS, INDEX_KINDS, Config
 from dedup.detect.detector import Detector
 from dedup.errors import ConfigError, DedupError, EngineError, InputError, ModelError, OptionalDependencyError, StoreError
 from dedup.io import read_articles, write_jsonl
@@ -126,13 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--backend",
-        choices=("auto", "onnx-int8", "openvino", "torch"),
+        choices=BACKENDS,
         help="how the model runs: auto (the default model: int8 on ONNX Runtime; other local mean-pooled "
         "models: OpenVINO; else torch), onnx-int8, openvino (fp32), torch (plain sentence-transformers)",
     )
     common.add_argument(
         "--index",
-        choices=("auto", "flat", "hnsw", "ivf"),
+        choices=INDEX_KINDS,
         help="vector index of a store (default: keep the store's; auto for a new one: exact below 20,000 articles, "
         "then IVF tuned to --recall-floor); takes effect at the next add",
     )
@@ -576,7 +576,7 @@ def _write_report(
 def _run(args: argparse.Namespace) -> int:
     out = sys.stdout
     if args.command == "model":
-        from dedup.embedding.models import materialize_default_model
+        from dedup.embedding.default_model import materialize_default_model
 
         path = materialize_default_model(force=args.force)
         print(f"default model ready at {path}", file=out)

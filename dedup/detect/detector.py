@@ -18,10 +18,10 @@ from pathlib import Path
 
 from dedup.clustering.batch import build_result, cluster_feed
 from dedup.config import Config
-from dedup.embedding.backends.onnx import INT8_SUFFIX
 from dedup.embedding.cache import EmbeddingCache
-from dedup.embedding.centring import centring_for, vector_space
+from dedup.embedding.centring import centring_for
 from dedup.embedding.embed import USE_MODEL, Encoder, embed_articles, load_encoder
+from dedup.embedding.naming import parse_space, vector_space
 from dedup.errors import StoreNotFoundError
 from dedup.search.store import MANIFEST, Store
 from dedup.types import AddReport, Article, ClusterResult, EmbeddedArticle, Match, Story, Verdict
@@ -58,7 +58,7 @@ _LANGUAGE_ALIASES = {"iw": "he", "in": "id", "ji": "yi", "nb": "no", "nn": "no",
 
 def uncovered(encoder_name: str, articles: Sequence[Article]) -> list[Article]:
     """The articles whose (known) language the model behind ``encoder_name`` was not trained on."""
-    covered = MODEL_LANGUAGES.get(encoder_name.split("#")[0].removesuffix(INT8_SUFFIX))
+    covered = MODEL_LANGUAGES.get(parse_space(encoder_name).model)
     if covered is None:
         return []
     out = []

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from dedup.embedding.naming import centring_tag
 from dedup.errors import ModelError
 
-__all__ = ["LanguageCentring", "centring_for", "vector_space"]
+__all__ = ["LanguageCentring", "centring_for"]
 
 MEANS_FILE = "language_means.json"
 
@@ -96,14 +97,14 @@ class LanguageCentring:
     @property
     def tag(self) -> str:
         """What a store records next to the model name (``lang-centred-v1``)."""
-        return f"lang-centred-v{self.version}"
+        return centring_tag(self.version)
 
     def apply(self, vectors: NDArray[np.float32], langs: Sequence[str | None]) -> NDArray[np.float32]:
         """Remove each row's language mean, then normalise each row to unit length.
 
         Examples:
             >>> c = LanguageCentring(("m",), 1, {"en": np.array([0.5, 0.0], np.float32)}, np.array([0.0, 0.5], np.float32))
-            >>> c.apply(np.array([[1, 1], [1, 1]], np.float32), ["en", "xx"]).round(3).tolist()
+            >>> c.apply(np.array([[1, 1], [1, 1]], np.float32), ["en", "xx"]).astype(float).round(3).tolist()
             [[0.447, 0.894], [0.894, 0.447]]
 
         """
@@ -159,8 +160,3 @@ def centring_for(model: str, dim: int | None = None) -> LanguageCentring | None:
     if dim is not None and shipped.shared.shape[0] != dim:
         return None
     return shipped
-
-
-def vector_space(model: str, centring: LanguageCentring | None) -> str:
-    """The name a store records for its article vectors: the model, plus the centring."""
-    return model if centring is None else f"{model}+{centring.tag}"

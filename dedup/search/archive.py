@@ -60,8 +60,9 @@ from dedup._fs import count_field, hold_lock, read_json, text_field, write_atomi
 from dedup.config import Config
 from dedup.detect.detector import Detector
 from dedup.embedding.cache import EmbeddingCache
-from dedup.embedding.centring import centring_for, vector_space
+from dedup.embedding.centring import centring_for
 from dedup.embedding.embed import Encoder, load_encoder
+from dedup.embedding.naming import vector_space
 from dedup.errors import (
     ConfigError,
     OptionalDependencyError,

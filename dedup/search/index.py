@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from dedup.config import INDEX_KINDS
 from dedup.errors import ConfigError, StoreCorruptError
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
 ]
 
 IndexKind = Literal["flat", "hnsw", "ivf"]
-INDEX_KINDS: tuple[str, ...] = ("auto", "flat", "hnsw", "ivf")
 
 FLAT_MAX = 20_000
 """Below this many vectors ``auto`` keeps exact search: one query then costs about 2 ms here

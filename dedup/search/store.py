@@ -71,7 +71,7 @@ from dedup._fs import (
 )
 from dedup._fs import fsync_dir as _fsync_dir
 from dedup._fs import write_synced as _write_file
-from dedup.embedding.backends.onnx import INT8_SUFFIX
+from dedup.embedding.naming import mismatch_hint
 from dedup.errors import DuplicateIdError, IdConflictError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 from dedup.search.index import IndexPlan, SearchResult, VectorIndex, build_index, check_kind, plan_reason, update_index
 from dedup.text import CLEANING_VERSION
@@ -373,7 +373,7 @@ class Store:
             if model is not None and model != store._model:
                 raise StoreMismatchError(
                     f"store {root} was built with model {store._model!r}, not {model!r}; open it with that model "
-                    "or build a new store with this one" + _mismatch_hint(store._model, model)
+                    "or build a new store with this one" + mismatch_hint(store._model, model)
                 )
             if dim is not None and dim != store._dim:
                 raise StoreMismatchError(f"store {root} holds vectors of dimension {store._dim}, the model gives {dim}")
@@ -834,16 +834,3 @@ class Store:
                 yield
             finally:
                 held.discard(key)
-
-
-def _mismatch_hint(stored: str, wanted: str) -> str:
-    """What to do when a store's model name differs from the encoder's only in a known way."""
-    if wanted.startswith(stored + "+"):
-        return (
-            " (the store's article vectors are not language-centred: it was built by an older dedup; "
-            "rebuild it from its articles)"
-        )
-    if stored.replace(INT8_SUFFIX, "") == wanted.replace(INT8_SUFFIX, ""):
-        backend = "--backend onnx-int8 (the default)" if INT8_SUFFIX in stored else "--backend openvino or --backend torch"
-        return f" (same model, other backend: its vectors were made with {backend}; open it with that)"
-    return ""

@@ -28,25 +28,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from dedup.embedding.local_model import LocalModel, local_supported
+from dedup.embedding.backends.base import LocalModel, last_hidden
 from dedup.errors import ModelError, OptionalDependencyError
 
-__all__ = ["INT8_SUFFIX", "OnnxInt8Encoder", "onnx_supported"]
+__all__ = ["OnnxInt8Encoder", "onnx_supported"]
 
 logger = logging.getLogger(__name__)
 
 ONNX_FOLDER = "onnx-int8"
 ONNX_VERSION = 1
-INT8_SUFFIX = ":int8"
 
 
 def onnx_supported(folder: Path) -> str | None:
     """None when ``folder`` can run on ONNX Runtime, else the reason it cannot."""
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return "the onnxruntime package is not installed"
-    return local_supported(folder)
+    return OnnxInt8Encoder.supported(folder)
 
 
 class OnnxInt8Encoder(LocalModel):
@@ -55,7 +50,7 @@ class OnnxInt8Encoder(LocalModel):
     Args:
         folder: The sentence-transformers model folder.
         name: The model name; the encoder reports ``name + ":int8"`` (plus the prompt).
-        prompt_name: As :class:`dedup.embedding.embed.SentenceTransformerEncoder`.
+        prompt_name: As :class:`dedup.embedding.encoders.SentenceTransformerEncoder`.
         threads: Passages run at once, each on one thread (default: all cores).
 
     Raises:
@@ -64,15 +59,14 @@ class OnnxInt8Encoder(LocalModel):
 
     """
 
+    ENGINE = "ONNX Runtime"
+    PACKAGE = "onnxruntime"
+    FEATURE = "the int8 embedding backend"
+    INT8 = True
+
     def __init__(self, folder: str | Path, name: str, *, prompt_name: str | None = "auto", threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise OptionalDependencyError("onnxruntime", "the int8 embedding backend") from exc
-        reason = local_supported(Path(folder))
-        if reason is not None:
-            raise ModelError(f"model {name!r} cannot run on ONNX Runtime: {reason}")
-        super().__init__(folder, name + INT8_SUFFIX, prompt_name=prompt_name)
+        super().__init__(folder, name, prompt_name=prompt_name)
+        ort = self.engine
         path = self._ensure_onnx()
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # parallel across passages instead, see encode()
@@ -94,7 +88,7 @@ class OnnxInt8Encoder(LocalModel):
         gets the same vector, and has no padding to compute; running one passage per core
         keeps both cores busy (2.5x plain sentence-transformers on NTREX passages, against
         1.9x for one passage at a time on two threads and 2.3x, not reproducible, for
-        batches of 8). ``batch_size`` is accepted for the :class:`~dedup.embedding.embed.Encoder`
+        batches of 8). ``batch_size`` is accepted for the :class:`~dedup.embedding.encoders.Encoder`
         protocol and ignored.
         """
         del batch_size
@@ -133,23 +127,17 @@ class OnnxInt8Encoder(LocalModel):
             import onnxruntime.quantization
             import onnxruntime.transformers.optimizer  # noqa: F401
             import torch
-            from transformers import AutoConfig, AutoModel
         except ImportError as exc:
             raise OptionalDependencyError(exc.name or "onnx", "building the int8 model (once)") from exc
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-        config = AutoConfig.from_pretrained(str(self.folder))
-        model = AutoModel.from_pretrained(str(self.folder), attn_implementation="eager").eval()
-        sample = self.token_batches(["a", "a longer example sentence"], 2)[0][1]
+        model = self.torch_model(attn_implementation="eager")
+        sample = self.example_feeds()
         example = (torch.from_numpy(sample["input_ids"]), torch.from_numpy(sample["attention_mask"]))
-        axes = {0: "batch", 1: "tokens"}
         # The optimiser and quantiser log every fused node and tensor (~150 lines), and advise
         # a pre-processing step that only matters for static quantisation.
         quiet = logging.root.manager.disable
         logging.disable(logging.WARNING)
         try:
-            self._export_steps(tmp, model, example, axes, config)
+            _export_steps(tmp, last_hidden(model), example, model.config)
         finally:
             logging.disable(quiet)
         for name in ("fp32.onnx", "optimised.onnx"):
@@ -157,46 +145,40 @@ class OnnxInt8Encoder(LocalModel):
         for extra in tmp.glob("*.data"):
             extra.unlink()
 
-    @staticmethod
-    def _export_steps(tmp: Path, model: Any, example: Any, axes: dict[int, str], config: Any) -> None:  # noqa: ANN401
-        import torch
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-        from onnxruntime.transformers.optimizer import optimize_model
 
-        class _LastHidden(torch.nn.Module):
-            def __init__(self, inner: Any) -> None:  # noqa: ANN401
-                super().__init__()
-                self.inner = inner
+def _export_steps(tmp: Path, network: Any, example: Any, config: Any) -> None:  # noqa: ANN401
+    """``network`` to ONNX (fp32), then fused by the optimiser, then quantised to int8 weights."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
 
-            def forward(self, input_ids: Any, attention_mask: Any) -> Any:  # noqa: ANN401
-                return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer and deprecation chatter from the export
-            torch.onnx.export(
-                _LastHidden(model).eval(),
-                example,
-                str(tmp / "fp32.onnx"),
-                input_names=["input_ids", "attention_mask"],
-                output_names=["last_hidden_state"],
-                dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
-                opset_version=17,
-                dynamo=False,
-            )
-            optimised = optimize_model(
-                str(tmp / "fp32.onnx"),
-                model_type="bert",
-                num_heads=int(config.num_attention_heads),
-                hidden_size=int(config.hidden_size),
-            )
-            optimised.save_model_to_file(str(tmp / "optimised.onnx"))
-            quantize_dynamic(
-                str(tmp / "optimised.onnx"),
-                str(tmp / "model.onnx"),
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                extra_options={"DefaultTensorType": 1},  # float, for tensors shape inference cannot type
-            )
+    axes = {0: "batch", 1: "tokens"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and deprecation chatter from the export
+        torch.onnx.export(
+            network,
+            example,
+            str(tmp / "fp32.onnx"),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
+            opset_version=17,
+            dynamo=False,
+        )
+        optimised = optimize_model(
+            str(tmp / "fp32.onnx"),
+            model_type="bert",
+            num_heads=int(config.num_attention_heads),
+            hidden_size=int(config.hidden_size),
+        )
+        optimised.save_model_to_file(str(tmp / "optimised.onnx"))
+        quantize_dynamic(
+            str(tmp / "optimised.onnx"),
+            str(tmp / "model.onnx"),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            extra_options={"DefaultTensorType": 1},  # float, for tensors shape inference cannot type
+        )
 
 
 def _threads() -> int:

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from dedup.embedding.local_model import LocalModel, local_supported
-from dedup.errors import ModelError, OptionalDependencyError
+from dedup.embedding.backends.base import LocalModel, last_hidden
+from dedup.errors import ModelError
 
 __all__ = ["OpenVINOEncoder", "openvino_supported"]
 
@@ -38,11 +38,7 @@ STREAM_BATCH = 8
 
 def openvino_supported(folder: Path) -> str | None:
     """None when ``folder`` can run on OpenVINO, else the reason it cannot."""
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return "the openvino package is not installed"
-    return local_supported(folder)
+    return OpenVINOEncoder.supported(folder)
 
 
 class OpenVINOEncoder(LocalModel):
@@ -51,7 +47,7 @@ class OpenVINOEncoder(LocalModel):
     Args:
         folder: The sentence-transformers model folder.
         name: The model name to report (the one stores record).
-        prompt_name: As :class:`dedup.embedding.embed.SentenceTransformerEncoder`: ``"auto"`` uses
+        prompt_name: As :class:`dedup.embedding.encoders.SentenceTransformerEncoder`: ``"auto"`` uses
             the ``query`` prompt when the model defines one.
         threads: Inference threads (default: all cores).
 
@@ -62,17 +58,14 @@ class OpenVINOEncoder(LocalModel):
 
     """
 
+    ENGINE = "OpenVINO"
+    PACKAGE = "openvino"
+    FEATURE = "the OpenVINO embedding backend"
+
     def __init__(self, folder: str | Path, name: str, *, prompt_name: str | None = "auto", threads: int | None = None) -> None:
-        try:
-            import openvino as ov
-        except ImportError as exc:
-            raise OptionalDependencyError("openvino", "the OpenVINO embedding backend") from exc
-        reason = openvino_supported(Path(folder))
-        if reason is not None:
-            raise ModelError(f"model {name!r} cannot run on OpenVINO: {reason}")
         super().__init__(folder, name, prompt_name=prompt_name)
         ir = self._ensure_ir()
-        core = ov.Core()
+        core = self.engine.Core()
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
@@ -138,27 +131,11 @@ class OpenVINOEncoder(LocalModel):
     def _convert(self, tmp: Path) -> None:
         import openvino as ov
         import torch
-        from transformers import AutoModel
 
-        try:
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-            model = AutoModel.from_pretrained(str(self.folder)).eval()
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load the weights in {self.folder} for conversion: {exc}") from None
-
-        class _LastHidden(torch.nn.Module):
-            def __init__(self, inner: Any) -> None:  # noqa: ANN401
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids: Any, attention_mask: Any) -> Any:  # noqa: ANN401
-                return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-        sample = self.token_batches(["a", "a longer example sentence"], 2)[0][1]
+        model = self.torch_model()
+        sample = self.example_feeds()
         example = {k: torch.from_numpy(sample[k]) for k in ("input_ids", "attention_mask")}
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer and deprecation chatter from the conversion
-            converted = ov.convert_model(_LastHidden(model).eval(), example_input=example)
+            converted = ov.convert_model(last_hidden(model), example_input=example)
         ov.save_model(converted, str(tmp / "model.xml"), compress_to_fp16=False)
