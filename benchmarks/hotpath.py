@@ -24,7 +24,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dedup.evaluation.bench import BenchOptions, markdown, run, write
+from dedup.evaluation.bench import run
+from dedup.evaluation.bench_data import BenchOptions
+from dedup.evaluation.bench_report import markdown, write
 
 RESULTS = Path(__file__).parent / "results"
 
