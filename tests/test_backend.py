@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dedup.cli.commands import EXIT_OK, main
+from dedup.cli import EXIT_OK, main
 from dedup.config import Config
 from dedup.embedding.backends.onnx import OnnxInt8Encoder, onnx_supported
 from dedup.embedding.backends.openvino import OpenVINOEncoder, openvino_supported

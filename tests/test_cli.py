@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dedup.cli.commands import EXIT_INPUT, EXIT_INTERNAL, EXIT_MODEL, EXIT_OK, EXIT_STORE, main
+from dedup.cli import EXIT_INPUT, EXIT_INTERNAL, EXIT_MODEL, EXIT_OK, EXIT_STORE, main
 
 from .conftest import ROOT, TRUE_PAIR
 
@@ -399,7 +399,7 @@ def test_an_unexpected_error_is_one_line_naming_it_without_traceback_unless_debu
     def broken(args: object) -> int:
         raise RuntimeError("something\nunexpected")
 
-    monkeypatch.setattr(dedup.cli.commands, "_run", broken)
+    monkeypatch.setattr(dedup.cli.commands, "run", broken)
     monkeypatch.delenv("DEDUP_DEBUG", raising=False)
     assert main(["info", "--store", "x"]) == EXIT_INTERNAL
     err = capsys.readouterr().err
