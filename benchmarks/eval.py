@@ -17,7 +17,9 @@ import logging
 from pathlib import Path
 
 from dedup.config import Config
-from dedup.evaluation.harness import default_cache_dir, evaluate, markdown_table, threshold_table, write_record
+from dedup.evaluation.data import default_cache_dir
+from dedup.evaluation.harness import evaluate
+from dedup.evaluation.report import markdown_table, threshold_table, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 

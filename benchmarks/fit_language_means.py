@@ -3,7 +3,7 @@
 Data (read from ``--data``, default ``../shared/data``; never copied into the repo):
 ``ntrex_dev.jsonl``, NTREX-128 news articles, each human-translated into ~20 languages
 (CC BY-SA 4.0). Only the tune half of the stories is used (the stories that
-:func:`dedup.evaluation.harness.held_out_story` does not hold out), so ``dedup eval`` reports the
+:func:`dedup.evaluation.data.held_out_story` does not hold out), so ``dedup eval`` reports the
 effect on stories the means never saw.
 
 Every story is present in every language, so a language's mean is that language's offset
@@ -27,7 +27,7 @@ from dedup.config import Config
 from dedup.embedding.centring import LanguageCentring
 from dedup.embedding.embed import load_encoder
 from dedup.embedding.naming import encoder_name, parse_space
-from dedup.evaluation.harness import default_cache_dir, embed_cached, held_out_story, read_labelled
+from dedup.evaluation.data import default_cache_dir, embed_cached, held_out_story, read_labelled
 from dedup.evaluation.metrics import cross_language_recall
 
 logger = logging.getLogger("benchmarks.fit_language_means")

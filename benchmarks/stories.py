@@ -12,6 +12,7 @@ Run: ``python -m benchmarks.stories [N ...]`` (default 1000 3000) -> prints a ta
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import platform
@@ -97,7 +98,9 @@ def measure(n: int) -> dict[str, object]:
 
 
 def main(argv: Sequence[str]) -> None:
-    sizes = [int(a) for a in argv] or [1000, 3000]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sizes", nargs="*", type=int, metavar="N", help="store sizes (default 1000 3000)")
+    sizes = parser.parse_args(argv).sizes or [1000, 3000]
     rows = [measure(n) for n in sizes]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False)
     record = {

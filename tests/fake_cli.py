@@ -11,7 +11,7 @@ import sys
 
 import dedup.detect.detector
 import dedup.search.archive
-from dedup.cli.commands import main
+from dedup.cli import main
 from tests.conftest import HashEncoder
 
 _ENCODER = HashEncoder()

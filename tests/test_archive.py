@@ -21,7 +21,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from dedup.cli.commands import EXIT_INPUT, EXIT_OK, EXIT_STORE, main
+from dedup.cli import EXIT_INPUT, EXIT_OK, EXIT_STORE, main
 from dedup.config import Config
 from dedup.detect.detector import Detector
 from dedup.embedding.embed import embed_articles

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dedup.cli.commands import EXIT_INPUT, EXIT_INTERNAL, EXIT_MODEL, EXIT_OK, EXIT_STORE, main
+from dedup.cli import EXIT_INPUT, EXIT_INTERNAL, EXIT_MODEL, EXIT_OK, EXIT_STORE, main
 
 from .conftest import ROOT, TRUE_PAIR
 
@@ -399,7 +399,7 @@ def test_an_unexpected_error_is_one_line_naming_it_without_traceback_unless_debu
     def broken(args: object) -> int:
         raise RuntimeError("something\nunexpected")
 
-    monkeypatch.setattr(dedup.cli.commands, "_run", broken)
+    monkeypatch.setattr(dedup.cli.commands, "run", broken)
     monkeypatch.delenv("DEDUP_DEBUG", raising=False)
     assert main(["info", "--store", "x"]) == EXIT_INTERNAL
     err = capsys.readouterr().err
@@ -424,3 +424,63 @@ def test_serve_on_a_public_address_needs_a_token_or_insecure(
     for extra in (["--host", "0.0.0.0", "--token", "t"], ["--host", "0.0.0.0", "--insecure"], ["--host", "127.0.0.1"]):
         code, _, err = run_cli(["serve", "--store", store, "--create", *extra], capsys)
         assert code == EXIT_INTERNAL and "must never reach listen()" in err, (extra, err)
+
+
+@pytest.fixture
+def bench_without_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dedup bench`` with the fake encoder, its cache in ``tmp_path``, run from the repository root."""
+    import dedup.evaluation.bench
+
+    from .conftest import HashEncoder
+
+    encoder = HashEncoder(dim=64)
+    monkeypatch.setattr(dedup.evaluation.bench, "load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setenv("DEDUP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(ROOT)
+
+
+SMALL_BENCH = ["bench", "-q", "--parts", "cluster", "--sizes", "100", "--cluster-sizes", "100"]
+
+
+@pytest.mark.usefixtures("bench_without_model")
+def test_bench_without_data_measures_the_demo_corpus_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli([*SMALL_BENCH, "--json"], capsys)
+    assert code == EXIT_OK, err
+    data = json.loads(out)["data"]
+    assert data["source"] == "demo corpus data (5 articles)"
+    assert data["real_vectors"] == 5 and data["synthetic_vectors"] > 0
+    code, out, err = run_cli(SMALL_BENCH, capsys)
+    assert code == EXIT_OK, err
+    assert "Vectors: 5 real article vectors from demo corpus data (5 articles), grown to 100 with synthetic vectors" in out
+
+
+@pytest.mark.usefixtures("bench_without_model")
+def test_bench_names_given_data_and_refuses_a_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli([*SMALL_BENCH, "--data", str(tmp_path / "none")], capsys)
+    assert code == EXIT_INPUT and "--data" in err and "not a folder" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli([*SMALL_BENCH, "--data", str(empty)], capsys)
+    assert code == EXIT_INPUT and "--data holds none of og2021_dev.jsonl, ntrex_dev.jsonl" in err
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    rows = [{"id": f"t{i}", "title": f"Storm number {i} closes the airport", "lang": "en"} for i in range(7)]
+    (dev / "og2021_dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    code, out, err = run_cli([*SMALL_BENCH, "--json", "--data", str(dev)], capsys)
+    assert code == EXIT_OK, err
+    data = json.loads(out)["data"]
+    assert data["source"] == f"{dev / 'og2021_dev.jsonl'} (7 titles); demo corpus data (5 articles)"
+    assert data["real_vectors"] == 12
+
+
+def test_eval_without_data_exits_2_naming_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["eval", "--out", "results"], capsys)
+    assert code == EXIT_INPUT
+    assert "the following arguments are required: DATA" in err
+
+
+def test_no_development_path_in_the_package() -> None:
+    """The product never reads our development data: no default, docstring or message names it."""
+    for path in (ROOT / "dedup").rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            assert b"shared/data" not in path.read_bytes(), path

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import dedup.detect.detector
 from dedup import Config, Detector
-from dedup.cli.commands import main
+from dedup.cli import main
 from dedup.errors import InputError
 from dedup.serve.http import ServiceLimits, create_app
 from dedup.serve.shared import SharedDetector

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dedup.evaluation.bench import markdown
+from dedup.evaluation.bench_report import markdown
 from dedup.evaluation.machine import machine_info
 
 CPUINFO = """processor\t: 0

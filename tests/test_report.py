@@ -15,7 +15,7 @@ import pytest
 
 import dedup.detect.detector
 from dedup.browse.report import SIZE_BINS, lang_chart, size_chart
-from dedup.cli.commands import EXIT_INPUT, EXIT_OK, main
+from dedup.cli import EXIT_INPUT, EXIT_OK, main
 from dedup.types import Story
 
 from .conftest import HashEncoder

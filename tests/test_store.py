@@ -309,7 +309,7 @@ def _read_loop(path: str, mode: str, opens: int, started: Any, results: Any) -> 
     import io
     import traceback
 
-    from dedup.cli.commands import main
+    from dedup.cli import main
 
     started.wait(60)
     damaged: list[str] = []
@@ -463,7 +463,7 @@ def _first_add(kind: str, path: str, feed: str, barrier: Any, loading: Any, resu
 
     import dedup.detect.detector
     import dedup.search.archive
-    from dedup.cli.commands import main
+    from dedup.cli import main
 
     fake = HashEncoder()
 
@@ -567,7 +567,7 @@ def test_a_manifest_of_the_wrong_shape_is_reported_naming_the_field(
     tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Issue 14 (3): valid JSON of the wrong shape -> StoreCorruptError naming the manifest and field; CLI exit 3."""
-    from dedup.cli.commands import EXIT_STORE, main
+    from dedup.cli import EXIT_STORE, main
 
     path = tmp_path / "s"
     store = Store.create(path, "m", DIM)
@@ -633,7 +633,7 @@ def test_a_lock_that_is_a_folder_is_a_clear_store_error(
 ) -> None:
     """Issue 14 (5): ``.lock`` a folder -> StoreError naming it (CLI exit 3), never IsADirectoryError."""
     import dedup.detect.detector
-    from dedup.cli.commands import EXIT_STORE, main
+    from dedup.cli import EXIT_STORE, main
 
     encoder = HashEncoder()
     monkeypatch.setattr(dedup.detect.detector, "load_encoder", lambda model, **kwargs: encoder)

@@ -25,6 +25,7 @@ from dedup.verify import Verifier
 __all__ = [
     "GroupResult",
     "build_result",
+    "cluster_embedded",
     "cluster_feed",
     "cluster_group",
     "day_bounds",
@@ -135,6 +136,25 @@ def cluster_feed(
     groups = [[items[m] for m in members] for members in windows.values()]
     results = list(mapper(_Job(config, verifier), groups))
     return merge_results(len(items), windows, results, days, plan)
+
+
+def cluster_embedded(items: Sequence[EmbeddedArticle], config: Config, verifier: Verifier) -> ClusterResult:
+    """Group embedded articles into stories: :func:`cluster_feed`, then :func:`build_result`.
+
+    Needs no encoder and no store: the vectors are given. ``Detector.cluster_embedded`` is
+    this, with the stored articles joining in on request.
+
+    Args:
+        items: The articles with their vectors.
+        config: Threshold, linkage, time windows, candidates per article.
+        verifier: Scores each candidate pair.
+
+    Returns:
+        The stories, every article's story id and the verified pairs.
+
+    """
+    labels, edges = cluster_feed(items, config, verifier)
+    return build_result([i.article for i in items], labels, edges, config.threshold)
 
 
 def merge_results(
