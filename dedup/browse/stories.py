@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from dedup.clustering.linkage import find_root
 from dedup.errors import ConfigError
 from dedup.types import Article, ClusterResult, PartialDate, Story
 
@@ -117,19 +118,12 @@ def story_links(story: Story, edges: Iterable[Link]) -> tuple[Link, ...]:
         At most ``story.size - 1`` links, strongest first.
 
     """
-    members = set(story.article_ids)
-    parent = {m: m for m in members}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    index = {m: i for i, m in enumerate(dict.fromkeys(story.article_ids))}
+    parent = list(range(len(index)))
     links: list[Link] = []
-    inside = [e for e in edges if e[0] in members and e[1] in members and e[0] != e[1]]
+    inside = [e for e in edges if e[0] in index and e[1] in index and e[0] != e[1]]
     for a, b, score in sorted(inside, key=lambda e: (-e[2], e[0], e[1])):
-        ra, rb = find(a), find(b)
+        ra, rb = find_root(parent, index[a]), find_root(parent, index[b])
         if ra != rb:
             parent[rb] = ra
             links.append((a, b, score))
