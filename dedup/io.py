@@ -42,6 +42,7 @@ from dedup.errors import DuplicateIdError, InputError
 from dedup.types import EARLIEST_DATE, KNOWN_FIELDS, LATEST_DATE, Article, PartialDate
 
 __all__ = [
+    "KNOWN_FIELDS",
     "STDIN",
     "ReadResult",
     "Skipped",

@@ -422,13 +422,13 @@ def test_open_rereads_the_manifest_when_a_commit_removed_a_file_it_was_loading(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 14 (1b): a file gone because writers committed meanwhile means 'load the newer generation', not 'damaged'."""
-    import dedup.search.store as store_mod
+    import dedup.search.segments as segments_mod
 
     path = tmp_path / "s"
     writer = Store.create(path, "m", DIM)
     rng = np.random.default_rng(4)
     writer.add(_random_items(rng, "a", 3))
-    real_open = store_mod._open
+    real_open = segments_mod._open
     calls = 0
 
     def racing(file: Path) -> Any:
@@ -440,11 +440,11 @@ def test_open_rereads_the_manifest_when_a_commit_removed_a_file_it_was_loading(
             writer.add(_random_items(rng, "c", 1))
         return real_open(file)
 
-    monkeypatch.setattr(store_mod, "_open", racing)
+    monkeypatch.setattr(segments_mod, "_open", racing)
     reader = Store.open(path, verify=True)
     assert reader.generation == writer.generation and sorted(reader.ids) == ["a0", "a1", "a2", "b0", "c0"]
     # The same file missing while the manifest still names it: the store is damaged.
-    monkeypatch.setattr(store_mod, "_open", real_open)
+    monkeypatch.setattr(segments_mod, "_open", real_open)
     manifest = json.loads((path / "manifest.json").read_text())
     (path / manifest["segments"][0]["name"] / "vectors.npy").unlink()
     with pytest.raises(StoreCorruptError, match=r"vectors\.npy is missing; the store is damaged"):
@@ -461,8 +461,8 @@ def _first_add(kind: str, path: str, feed: str, barrier: Any, loading: Any, resu
     import traceback
     from contextlib import redirect_stderr, redirect_stdout
 
+    import dedup.detect.archive
     import dedup.detect.detector
-    import dedup.search.archive
     from dedup.cli.commands import main
 
     fake = HashEncoder()
@@ -472,7 +472,7 @@ def _first_add(kind: str, path: str, feed: str, barrier: Any, loading: Any, resu
         return fake
 
     dedup.detect.detector.load_encoder = load  # type: ignore[assignment]
-    dedup.search.archive.load_encoder = load  # type: ignore[assignment]
+    dedup.detect.archive.load_encoder = load  # type: ignore[assignment]
     err = io.StringIO()
     barrier.wait(timeout=60)
     try:

@@ -375,7 +375,7 @@ def _store_or_archive(p: argparse.ArgumentParser) -> None:
 
 def _archive(args: argparse.Namespace, config: Config, articles: Sequence[Article], out: IO[str]) -> None:
     """``add`` and ``check`` on a time-sharded archive (``--archive``)."""
-    from dedup.search.archive import ArchiveDetector
+    from dedup.detect.archive import ArchiveDetector
 
     if args.command == "add":
         det = ArchiveDetector.open(args.archive, config, create=True, cache=not args.no_cache)
