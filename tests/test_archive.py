@@ -469,6 +469,18 @@ def _die_at(path: Path, items: list[Article], kill_at: int, phase: str, encoder:
         os._exit(70)
 
 
+def _wait_child(pid: int, what: str, timeout: float = 60) -> int:
+    """The wait status of child ``pid``; kills it and fails the test when it has not ended within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail(f"crash trial {what}: the child did not end within {timeout:.0f} s")
+        time.sleep(0.002)
+    return done[1]
+
+
 @pytest.mark.slow
 def test_a_crash_mid_write_leaves_every_shard_whole(tmp_path: Path, encoder: HashEncoder, figures: list[str]) -> None:
     rng = np.random.default_rng(7)
@@ -491,7 +503,7 @@ def test_a_crash_mid_write_leaves_every_shard_whole(tmp_path: Path, encoder: Has
             pid = os.fork()
             if pid == 0:
                 _die_at(trial, batch, kill_at, phase, encoder)
-            _, status = os.waitpid(pid, 0)
+            status = _wait_child(pid, f"{phase} {kill_at}")
             archive = Archive.open(trial, verify=True)
             feb = archive.shard("2025-02").ids
             mar = archive.shard("2025-03").ids if "2025-03" in archive.keys else []

@@ -197,22 +197,36 @@ def test_damaged_metadata_is_detected_on_open_with_what_to_do(tmp_path: Path, en
     assert str(root) in str(exc.value)
 
 
-def test_writing_holds_the_lock_across_steps_and_is_reentrant(tmp_path: Path, encoder: HashEncoder) -> None:
+def test_writing_holds_the_lock_across_steps_and_is_reentrant(
+    tmp_path: Path, encoder: HashEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dedup import _fs
+
     first = Store.create(tmp_path / "s", encoder.name, encoder.dim)
     second = Store.open(tmp_path / "s")
     order: list[str] = []
+    other_at_lock = threading.Event()
+    real_hold_lock = _fs.hold_lock
+
+    def watched_hold_lock(lock_file: Path, **kwargs: Any) -> Any:
+        if threading.current_thread().name == "other-writer":
+            other_at_lock.set()
+        return real_hold_lock(lock_file, **kwargs)
+
+    monkeypatch.setattr(_fs, "hold_lock", watched_hold_lock)
 
     def other_writer() -> None:
         second.add(_items(encoder, *_arts(1, "other")))  # waits for the lock, then sees first's commit
         order.append("other committed")
 
     with first.writing():
-        thread = threading.Thread(target=other_writer)
+        thread = threading.Thread(target=other_writer, name="other-writer")
         thread.start()
-        time.sleep(0.3)
+        assert other_at_lock.wait(timeout=30), "the other writer never reached the lock"
         first.add(_items(encoder, *_arts(2)))  # re-enters the lock held by writing()
         order.append("first committed")
     thread.join(timeout=30)
+    assert not thread.is_alive(), "the other writer did not commit within 30 s of the lock's release"
     assert order == ["first committed", "other committed"]
     assert Store.open(tmp_path / "s").ids == ["a0", "a1", "other0"]
     assert first.refresh() and first.ids == ["a0", "a1", "other0"] and not first.refresh()
