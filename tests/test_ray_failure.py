@@ -7,7 +7,6 @@ is killed with SIGKILL, raylet and workers at once, while it embeds; the other o
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,9 +24,6 @@ from .test_ray_engine import generated_feed, groups, local, write_jsonl
 ray = pytest.importorskip("ray")
 
 pytestmark = [pytest.mark.ray, pytest.mark.model, pytest.mark.slow]
-
-#: CPU-seconds of embedding the worker node does before it is killed: a few batches.
-EMBED_CPU_SECONDS = 5.0
 
 
 def test_a_worker_node_killed_mid_job_and_the_job_still_gives_the_same_stories(tmp_path: Path) -> None:
@@ -67,13 +63,7 @@ def _kill_mid_job(cluster: LocalRayCluster, workers: Sequence[Any], job: Callabl
         assert thread.is_alive(), f"the job ended before embedding started on a worker node: {job()!r}"
         assert time.monotonic() < deadline, "no embedding task started on a worker node in 120 s"
         time.sleep(0.2)
-    # Kill it mid-job: once it has done a few seconds of embedding work (CPU time, so a busy
-    # machine does not make the kill land before any batch was embedded), while the job runs.
-    start = _cpu_seconds(busy[0])
-    while _cpu_seconds(busy[0]) - start < EMBED_CPU_SECONDS:
-        assert thread.is_alive(), "the job finished before the worker could be killed; give it more work"
-        assert time.monotonic() < deadline + 120, f"the worker did not embed for {EMBED_CPU_SECONDS} CPU-seconds in 120 s"
-        time.sleep(0.2)
+    time.sleep(5.0)  # let it embed a few batches
     assert thread.is_alive(), "the job finished before the worker could be killed; give it more work"
     cluster.kill(busy[0])
     killed_at = time.monotonic()
@@ -81,12 +71,3 @@ def _kill_mid_job(cluster: LocalRayCluster, workers: Sequence[Any], job: Callabl
     assert not thread.is_alive(), "the job did not finish within 10 minutes of losing a worker"
     assert sum(1 for n in ray.nodes() if n.get("Alive")) == len(workers)  # the head and the survivor
     return time.monotonic() - killed_at
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time of process ``pid`` so far (``/proc/<pid>/stat``, fields 14 and 15)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        pytest.fail(f"the embedding worker process {pid} disappeared before it was killed")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
