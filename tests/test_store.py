@@ -197,6 +197,27 @@ def test_damaged_metadata_is_detected_on_open_with_what_to_do(tmp_path: Path, en
     assert str(root) in str(exc.value)
 
 
+def test_article_records_keep_format_version_1(tmp_path: Path, encoder: HashEncoder) -> None:
+    """A segment's article record is byte for byte what format version 1 wrote, so existing stores still open."""
+    article = Article(id="é1", title="Titre", text="Corps.", date=PartialDate.parse("2025-01"), lang="fr", extra={"story": 7})
+    store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
+    (item,) = _items(encoder, article)
+    store.add([item])
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text("utf-8"))
+    assert manifest["format_version"] == 1
+    written = (tmp_path / "s" / manifest["segments"][0]["name"] / "articles.jsonl").read_text("utf-8")
+    core = {"id": "é1", "title": "Titre", "text": "Corps.", "date": "2025-01", "lang": "fr", "source": None, "url": None}
+    record = {
+        "id": "é1",
+        "content_hash": article.content_hash,
+        "article": {**core, "extra": {"story": 7}},
+        "passages": list(item.passages),
+        "passage_offset": 0,
+    }
+    assert written == json.dumps(record, ensure_ascii=False) + "\n"
+    assert Store.open(tmp_path / "s").get("é1").to_dict() == {**core, "story": 7}
+
+
 def test_writing_holds_the_lock_across_steps_and_is_reentrant(
     tmp_path: Path, encoder: HashEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
