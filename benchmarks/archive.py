@@ -29,9 +29,11 @@ from numpy.typing import NDArray
 
 from dedup import __version__
 from dedup.config import Config
+from dedup.detect.archive import ArchiveDetector
 from dedup.detect.detector import Detector
 from dedup.evaluation.machine import machine_info
-from dedup.search.archive import Archive, ArchiveDetector, build_shards
+from dedup.search.archive import Archive
+from dedup.search.build import build_shards
 from dedup.search.store import Store
 from dedup.types import Article, EmbeddedArticle, PartialDate
 

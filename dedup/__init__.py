@@ -33,6 +33,7 @@ Examples:
 from __future__ import annotations
 
 from dedup.config import Config
+from dedup.detect.archive import ArchiveDetector
 from dedup.detect.detector import Detector
 from dedup.embedding.embed import Encoder, load_encoder
 from dedup.errors import (
@@ -49,7 +50,7 @@ from dedup.errors import (
     StoreNotFoundError,
 )
 from dedup.io import read_articles
-from dedup.search.archive import Archive, ArchiveDetector
+from dedup.search.archive import Archive
 from dedup.search.store import Store
 from dedup.types import (
     AddReport,

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import sys
 
+import dedup.detect.archive
 import dedup.detect.detector
-import dedup.search.archive
 from dedup.cli import main
 from tests.conftest import HashEncoder
 
 _ENCODER = HashEncoder()
 dedup.detect.detector.load_encoder = lambda model, **kwargs: _ENCODER  # type: ignore[assignment]
-dedup.search.archive.load_encoder = lambda model, **kwargs: _ENCODER  # type: ignore[assignment]
+dedup.detect.archive.load_encoder = lambda model, **kwargs: _ENCODER  # type: ignore[assignment]
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -8,7 +8,7 @@ import pytest
 
 from dedup.config import Config
 from dedup.detect.detector import Detector
-from dedup.errors import StoreMismatchError, StoreNotFoundError
+from dedup.errors import StoreCorruptError, StoreMismatchError, StoreNotFoundError
 from dedup.types import Article, PartialDate
 
 from .conftest import HashEncoder
@@ -82,9 +82,17 @@ def test_cluster_labels_every_article_and_is_order_independent(encoder: HashEnco
     assert {e[:2] for e in forward.edges} == {("a1", "a2"), ("b1", "b2")}
 
 
-def test_missing_store_is_reported_before_loading_a_model(tmp_path: Path) -> None:
+def test_missing_store_is_reported_before_loading_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_model(*args: object, **kwargs: object) -> HashEncoder:
+        raise AssertionError("the model was loaded before the store was checked")
+
+    monkeypatch.setattr("dedup.detect.detector.load_encoder", no_model)
     with pytest.raises(StoreNotFoundError, match="no store at"):
-        Detector.open(tmp_path / "missing")  # would take seconds if it loaded the model first
+        Detector.open(tmp_path / "missing")
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "manifest.json").write_text("{not json", "utf-8")
+    with pytest.raises(StoreCorruptError, match="not valid JSON"):
+        Detector.open(tmp_path / "damaged")
 
 
 def test_an_undated_report_does_not_bridge_stories_months_apart(encoder: HashEncoder) -> None:

@@ -109,8 +109,9 @@ def _embedded(prefix: str, n: int, dim: int, seed: int) -> list[EmbeddedArticle]
 def _die_at(path: Path, items: list[EmbeddedArticle], replace: bool, kill_at: int, phase: str) -> None:
     """In a forked child: add ``items`` and SIGKILL this process at call ``kill_at`` (never returns)."""
     import shutil as shutil_mod
+    import tempfile
 
-    import dedup.search.store as store_mod
+    from dedup import _fs
 
     calls = 0
 
@@ -122,7 +123,7 @@ def _die_at(path: Path, items: list[EmbeddedArticle], replace: bool, kill_at: in
 
         def wrapped(*args: object, **kwargs: object) -> object:
             nonlocal calls
-            if phase == "partial" and name != "_write_file":
+            if phase == "partial" and name != "write_synced":
                 return real(*args, **kwargs)
             calls += 1
             if calls == kill_at:
@@ -140,14 +141,14 @@ def _die_at(path: Path, items: list[EmbeddedArticle], replace: bool, kill_at: in
 
     try:
         for owner, name in [
-            (store_mod, "_write_file"),
-            (store_mod, "_fsync_dir"),
+            (_fs, "write_synced"),
+            (_fs, "fsync_dir"),
             (os, "fsync"),
             (os, "rename"),
             (os, "replace"),
             (shutil_mod, "rmtree"),
             (Path, "unlink"),
-            (store_mod.tempfile, "mkdtemp"),
+            (tempfile, "mkdtemp"),
         ]:
             wrap(owner, name)
         Store.open(path).add(items, replace=replace)

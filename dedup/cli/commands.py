@@ -116,7 +116,7 @@ def _add(args: argparse.Namespace, config: Config, articles: list[Article]) -> N
 
 
 def _add_to_archive(args: argparse.Namespace, config: Config, articles: list[Article]) -> None:
-    from dedup.search.archive import ArchiveDetector
+    from dedup.detect.archive import ArchiveDetector
 
     det = ArchiveDetector.open(args.archive, config, create=True, cache=not args.no_cache)
     report = det.add(articles, replace=args.replace, show_progress=progress(args))
@@ -145,7 +145,7 @@ def _check(args: argparse.Namespace, config: Config, articles: list[Article]) ->
 
 
 def _check_in_archive(args: argparse.Namespace, config: Config, articles: list[Article]) -> None:
-    from dedup.search.archive import ArchiveDetector
+    from dedup.detect.archive import ArchiveDetector
 
     if args.add:
         raise ConfigError("check --add is not available with --archive: check, then `dedup add --archive`")

@@ -74,11 +74,7 @@ def average_linkage(
         [0, 0, 1]
 
     """
-    known: dict[tuple[int, int], float] = {}
-    for i, j, value in edges:
-        if i != j:
-            key = (min(i, j), max(i, j))
-            known[key] = max(value, known.get(key, 0.0))
+    known = _best_scores(edges)
 
     def pair(i: int, j: int) -> float:
         key = (min(i, j), max(i, j))
@@ -93,52 +89,70 @@ def average_linkage(
             cross = [cross[int(k * step)] for k in range(max_pairs)]
         return sum(pair(x, y) for x, y in cross) / len(cross)
 
-    parent = list(range(n))
-    members: dict[int, list[int]] = {i: [i] for i in range(n)}
-    # Per cluster root: (latest first day, earliest last day) of its dated members. Every
-    # pair inside is within the window iff latest first day - earliest last day <= window.
-    window: dict[int, tuple[int, int]] = {}
-    if days is not None and max_gap_days is not None:
-        window = {i: d for i, d in enumerate(days) if d is not None}
-
-    def find(i: int) -> int:
-        return find_root(parent, i)
-
-    # A refused merge is not tried again until one of the two clusters has grown.
-    refused: set[tuple[int, int, int, int]] = set()
+    windows = days if max_gap_days is not None else None
+    clusters = _Clusters(n, windows, max_gap_days)
+    mean = cross_mean if cross_mean is not None else sampled_mean
     for (i, j), value in sorted(known.items(), key=lambda kv: (-kv[1], kv[0])):
         if value < threshold:
             break
-        ri, rj = find(i), find(j)
+        clusters.try_merge(i, j, mean, linkage)
+    return clusters.labels()
+
+
+def _best_scores(edges: Iterable[tuple[int, int, float]]) -> dict[tuple[int, int], float]:
+    """The best score of each pair ``(low, high)`` among ``edges``; self-pairs dropped."""
+    known: dict[tuple[int, int], float] = {}
+    for i, j, value in edges:
+        if i != j:
+            key = (min(i, j), max(i, j))
+            known[key] = max(value, known.get(key, 0.0))
+    return known
+
+
+class _Clusters:
+    """A union-find forest with members, time windows and the merges already refused."""
+
+    def __init__(self, n: int, days: Sequence[tuple[int, int] | None] | None, max_gap_days: int | None) -> None:
+        self.parent = list(range(n))
+        self.members: dict[int, list[int]] = {i: [i] for i in range(n)}
+        self.max_gap_days = max_gap_days
+        # Per cluster root: (latest first day, earliest last day) of its dated members. Every
+        # pair inside is within the window iff latest first day - earliest last day <= window.
+        self.window: dict[int, tuple[int, int]] = {}
+        if days is not None:
+            self.window = {i: d for i, d in enumerate(days) if d is not None}
+        # A refused merge is not tried again until one of the two clusters has grown.
+        self.refused: set[tuple[int, int, int, int]] = set()
+
+    def try_merge(self, i: int, j: int, mean: CrossMean, linkage: float) -> None:
+        """Merge the clusters of ``i`` and ``j`` if their time windows allow and their ``mean`` reaches ``linkage``."""
+        ri, rj = find_root(self.parent, i), find_root(self.parent, j)
         if ri == rj:
-            continue
-        a, b = members[ri], members[rj]
+            return
+        a, b = self.members[ri], self.members[rj]
         version = (ri, len(a), rj, len(b)) if ri < rj else (rj, len(b), ri, len(a))
-        if version in refused:
-            continue
-        wi, wj = window.get(ri), window.get(rj)
+        if version in self.refused:
+            return
+        wi, wj = self.window.get(ri), self.window.get(rj)
         merged_window = None
         if wi is not None and wj is not None:
             merged_window = (max(wi[0], wj[0]), min(wi[1], wj[1]))
-            if max_gap_days is not None and merged_window[0] - merged_window[1] > max_gap_days:
-                refused.add(version)
-                continue
-        mean = cross_mean(a, b) if cross_mean is not None else sampled_mean(a, b)
-        if mean < linkage:
-            refused.add(version)
-        else:
-            if len(a) < len(b):
-                ri, rj = rj, ri
-            parent[rj] = ri
-            members[ri].extend(members.pop(rj))
-            kept = merged_window or window.get(ri) or window.get(rj)
-            window.pop(rj, None)
-            if kept is not None:
-                window[ri] = kept
+            if self.max_gap_days is not None and merged_window[0] - merged_window[1] > self.max_gap_days:
+                self.refused.add(version)
+                return
+        if mean(a, b) < linkage:
+            self.refused.add(version)
+            return
+        if len(a) < len(b):
+            ri, rj = rj, ri
+        self.parent[rj] = ri
+        self.members[ri].extend(self.members.pop(rj))
+        kept = merged_window or self.window.get(ri) or self.window.get(rj)
+        self.window.pop(rj, None)
+        if kept is not None:
+            self.window[ri] = kept
 
-    labels: dict[int, int] = {}
-    out: list[int] = []
-    for i in range(n):
-        root = find(i)
-        out.append(labels.setdefault(root, len(labels)))
-    return out
+    def labels(self) -> list[int]:
+        """One label per item, numbered by first appearance."""
+        labels: dict[int, int] = {}
+        return [labels.setdefault(find_root(self.parent, i), len(labels)) for i in range(len(self.parent))]

@@ -18,12 +18,14 @@ from pathlib import Path
 
 from dedup.clustering.batch import build_result, cluster_feed
 from dedup.config import Config
+from dedup.detect.common import add_report, embedding_cache, space_of, verdict
 from dedup.embedding.cache import EmbeddingCache
 from dedup.embedding.centring import centring_for
 from dedup.embedding.embed import USE_MODEL, Encoder, embed_articles, load_encoder
-from dedup.embedding.naming import parse_space, vector_space
+from dedup.embedding.naming import parse_space
 from dedup.errors import StoreNotFoundError
-from dedup.search.store import MANIFEST, Store
+from dedup.search.manifest import MANIFEST, read_manifest
+from dedup.search.store import Store
 from dedup.types import AddReport, Article, ClusterResult, EmbeddedArticle, Match, Story, Verdict
 from dedup.verify import Verifier
 
@@ -123,15 +125,15 @@ class Detector:
         if not exists and not create:
             raise StoreNotFoundError(f"no store at {root} (create one with `dedup add --store {root} ...`)")
         if exists:
-            Store._read_manifest(root)  # fail fast on a bad store before loading the model
+            read_manifest(root)  # fail fast on a bad store before loading the model
         encoder = encoder or load_encoder(config.model, backend=config.backend)
         floor = config.recall_floor
-        space = vector_space(encoder.name, centring_for(encoder.name, encoder.dim))
+        space = space_of(encoder)
         if exists:
             store = Store.open(root, model=space, dim=encoder.dim, verify=verify, index=config.index, recall_floor=floor)
         else:
             store = Store.open_or_create(root, space, encoder.dim, index=config.index or "auto", recall_floor=floor)
-        return cls(store, encoder, config, cache=_cache(cache, encoder))
+        return cls(store, encoder, config, cache=embedding_cache(cache, encoder))
 
     @classmethod
     def in_memory(
@@ -140,8 +142,8 @@ class Detector:
         """A detector whose store lives in memory only."""
         config = config or Config()
         encoder = encoder or load_encoder(config.model, backend=config.backend)
-        space = vector_space(encoder.name, centring_for(encoder.name, encoder.dim))
-        return cls(cls._scratch_store(space, encoder.dim, config), encoder, config, cache=_cache(cache, encoder))
+        scratch = cls._scratch_store(space_of(encoder), encoder.dim, config)
+        return cls(scratch, encoder, config, cache=embedding_cache(cache, encoder))
 
     @staticmethod
     def _scratch_store(model: str, dim: int, config: Config) -> Store:
@@ -219,9 +221,7 @@ class Detector:
                 more, more_truncated = self._candidates(item, pending)
                 matches = sorted(matches + more, key=lambda m: -m.score)
                 truncated = truncated or more_truncated
-            duplicates = [m for m in matches if m.is_duplicate]
-            near = [m for m in matches if not m.is_duplicate][:top]
-            verdicts.append(Verdict(item.id, bool(duplicates), tuple(duplicates + near), truncated))
+            verdicts.append(verdict(item.id, matches, truncated, top=top))
             if pending is not None and item.id not in pending and item.id not in self.store:
                 pending.add([item])
         if add:
@@ -304,9 +304,7 @@ class Detector:
         # Articles already stored with the same content are not embedded again.
         new = [a for a in articles if replace or a.id not in self.store or self._changed(a)]
         report = self.store.add(self.embed(new, show_progress=show_progress), replace=replace)
-        embedded = {a.id for a in new}
-        skipped = tuple(a.id for a in articles if a.id not in embedded)
-        return AddReport(report.added, report.unchanged + skipped, report.replaced, report.skipped)
+        return add_report(report, articles, new)
 
     def _changed(self, article: Article) -> bool:
         return self.store.get(article.id).content_hash != article.content_hash
@@ -351,9 +349,3 @@ class Detector:
         result = self.cluster_embedded([item, *(n for n in near if n.id != article_id)])
         label = result.labels[article_id]
         return next(s for s in result.stories if s.id == label)
-
-
-def _cache(cache: bool | EmbeddingCache, encoder: Encoder) -> EmbeddingCache | None:
-    if isinstance(cache, EmbeddingCache):
-        return cache
-    return EmbeddingCache.for_model(encoder.name, encoder.dim) if cache else None
