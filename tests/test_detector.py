@@ -127,13 +127,13 @@ def test_a_model_that_lacks_a_language_says_so(caplog) -> None:
     from dedup.embedding.embed import USE_MODEL
 
     det = Detector.in_memory(encoder=HashEncoder(name=USE_MODEL))
-    with caplog.at_level("WARNING", logger="dedup.detect.detector"):
+    with caplog.at_level("WARNING", logger="dedup.embedding.languages"):
         det.embed([Article("v1", "Hà Nội đón khách", lang="vi"), Article("e1", "Hanoi welcomes guests", lang="en")])
     assert "does not cover vi: 1 article(s) (e.g. v1)" in caplog.text
 
 
 def test_the_default_model_names_articles_in_languages_outside_xlmr(caplog) -> None:
-    from dedup.detect.detector import uncovered
+    from dedup.embedding.languages import uncovered
 
     articles = [
         Article("y1", "Ìròyìn láti Èkó", lang="yo"),  # Yoruba: not among XLM-R's 100 languages
@@ -147,7 +147,7 @@ def test_the_default_model_names_articles_in_languages_outside_xlmr(caplog) -> N
     assert [a.id for a in uncovered("intfloat/multilingual-e5-large#query", articles)] == ["y1"]
     assert uncovered("some/unknown-model", articles) == []  # unknown coverage: nothing claimed
     det = Detector.in_memory(encoder=HashEncoder(name=default))
-    with caplog.at_level("WARNING", logger="dedup.detect.detector"):
+    with caplog.at_level("WARNING", logger="dedup.embedding.languages"):
         det.embed(articles)
     assert "does not cover yo: 1 article(s) (e.g. y1)" in caplog.text
     assert "only their shared names, numbers and dates keep their worth" in caplog.text

@@ -49,6 +49,10 @@ from dedup.clustering.batch import (
 )
 from dedup.clustering.windows import UNDATED, WindowPlan, partition
 from dedup.config import Config
+from dedup.embedding.articles import embed_feed
+from dedup.embedding.cache import EmbeddingCache
+from dedup.embedding.centring import LanguageCentring, centring_for
+from dedup.embedding.encoders import Encoder, load_encoder
 from dedup.errors import DuplicateIdError, EngineError, InputError, OptionalDependencyError
 from dedup.io import STDIN, expand_inputs, read_articles
 from dedup.types import Article, ClusterResult, EmbeddedArticle
@@ -113,10 +117,11 @@ def read_shard(row: dict[str, Any], *, max_chars: int, skip_invalid: bool) -> li
 
 
 @functools.lru_cache(maxsize=2)
-def _detector(config: Config, cache: bool) -> Any:  # noqa: ANN401 - a Detector (imported here: workers only)
-    from dedup.detect.detector import Detector
-
-    return Detector.in_memory(config, cache=cache)
+def _embedder(config: Config, cache: bool) -> tuple[Encoder, EmbeddingCache | None, LanguageCentring | None]:
+    """The encoder, embedding cache and centring of a worker process (loaded once per process)."""
+    encoder = load_encoder(config.model, backend=config.backend)
+    store = EmbeddingCache.for_model(encoder.name, encoder.dim) if cache else None
+    return encoder, store, centring_for(encoder.name, encoder.dim)
 
 
 def embed_batch(batch: dict[str, np.ndarray], *, config: Config, cache: bool) -> dict[str, np.ndarray]:
@@ -126,7 +131,15 @@ def embed_batch(batch: dict[str, np.ndarray], *, config: Config, cache: bool) ->
     that process runs: Ray keeps its worker processes between tasks.
     """
     articles = [pickle.loads(b) for b in batch["article"]]
-    items = _detector(config, cache).embed(articles)
+    encoder, store, centring = _embedder(config, cache)
+    items = embed_feed(
+        articles,
+        encoder,
+        max_passage_chars=config.max_passage_chars,
+        batch_size=config.batch_size,
+        cache=store,
+        centring=centring,
+    )
     blobs = np.empty(len(items), dtype=object)
     blobs[:] = [pickle.dumps(i) for i in items]
     spans = [day_bounds(a) for a in articles]

@@ -16,13 +16,13 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from dedup.clustering.batch import build_result, cluster_feed
+from dedup.clustering.batch import cluster_embedded
 from dedup.config import Config
 from dedup.detect.common import add_report, embedding_cache, space_of, verdict
+from dedup.embedding.articles import embed_feed
 from dedup.embedding.cache import EmbeddingCache
 from dedup.embedding.centring import centring_for
-from dedup.embedding.embed import USE_MODEL, Encoder, embed_articles, load_encoder
-from dedup.embedding.naming import parse_space
+from dedup.embedding.encoders import Encoder, load_encoder
 from dedup.errors import StoreNotFoundError
 from dedup.search.manifest import MANIFEST, read_manifest
 from dedup.search.store import Store
@@ -32,46 +32,6 @@ from dedup.verify import Verifier
 __all__ = ["Detector"]
 
 logger = logging.getLogger(__name__)
-
-#: XLM-RoBERTa's 100 pre-training languages (Conneau et al. 2020; romanised and second-script
-#: variants folded into their language), as ISO 639-1 codes: what multilingual-e5 covers.
-XLMR_LANGUAGES = frozenset(
-    (  # noqa: SIM905 - one line of codes reads better than 93 lines of strings
-        "af am ar as az be bg bn br bs ca cs cy da de el en eo es et eu fa fi fr fy ga gd gl gu ha he hi hr hu hy id "
-        "is it ja jv ka kk km kn ko ku ky la lo lt lv mg mk ml mn mr ms my ne nl no om or pa pl ps pt ro ru sa sd si "
-        "sk sl so sq sr su sv sw ta te th tl tr ug uk ur uz vi xh yi zh"
-    ).split()
-)
-
-#: Languages (ISO 639-1) each known model was trained on, by model name (without the
-#: backend and prompt suffixes of an encoder's name); models not listed are taken to cover
-#: the input.
-MODEL_LANGUAGES: dict[str, frozenset[str]] = {
-    USE_MODEL: frozenset(["ar", "zh", "en", "fr", "de", "it", "ja", "ko", "nl", "pl", "pt", "es", "th", "tr", "ru"]),
-    "dedup/multilingual-e5-small-q4": XLMR_LANGUAGES,
-    "intfloat/multilingual-e5-small": XLMR_LANGUAGES,
-    "intfloat/multilingual-e5-base": XLMR_LANGUAGES,
-    "intfloat/multilingual-e5-large": XLMR_LANGUAGES,
-}
-
-#: Codes that name a covered language otherwise (old or macro-language codes).
-_LANGUAGE_ALIASES = {"iw": "he", "in": "id", "ji": "yi", "nb": "no", "nn": "no", "fil": "tl", "zh-tw": "zh", "zh-cn": "zh"}
-
-
-def uncovered(encoder_name: str, articles: Sequence[Article]) -> list[Article]:
-    """The articles whose (known) language the model behind ``encoder_name`` was not trained on."""
-    covered = MODEL_LANGUAGES.get(parse_space(encoder_name).model)
-    if covered is None:
-        return []
-    out = []
-    for article in articles:
-        if not article.lang:
-            continue
-        code = article.lang.lower()
-        code = _LANGUAGE_ALIASES.get(code, code.split("-")[0].split("_")[0])
-        if code not in covered:
-            out.append(article)
-    return out
 
 
 class Detector:
@@ -157,23 +117,7 @@ class Detector:
         multilingual-e5 the 100 of XLM-R), a warning names the articles: their vectors, hence
         their verdicts, are unreliable.
         """
-        outside = uncovered(self.encoder.name, articles)
-        if outside:
-            langs = sorted({a.lang or "" for a in outside})
-            advice = (
-                "use the default model, which covers about 100 languages"
-                if self.encoder.name == USE_MODEL
-                else "only their shared names, numbers and dates keep their worth as evidence"
-            )
-            logger.warning(
-                "model %s does not cover %s: %d article(s) (e.g. %s) will embed poorly; %s",
-                self.encoder.name,
-                ", ".join(langs),
-                len(outside),
-                outside[0].id,
-                advice,
-            )
-        items = embed_articles(
+        return embed_feed(
             articles,
             self.encoder,
             max_passage_chars=self.config.max_passage_chars,
@@ -182,10 +126,6 @@ class Detector:
             cache=self.cache,
             centring=self.centring,
         )
-        for item in items:
-            if not item.passages:
-                logger.warning("article %r is empty after cleaning (only boilerplate): it is skipped and never matched", item.id)
-        return items
 
     # ------------------------------------------------------------------------ check
     def check(self, article: Article, *, top: int = 0) -> Verdict:
@@ -324,8 +264,7 @@ class Detector:
         if with_store:
             given = {i.id for i in items}
             all_items += [self.store.embedded(p) for p in range(len(self.store)) if self.store.ids[p] not in given]
-        labels, edges = cluster_feed(all_items, self.config, self.verifier)
-        return build_result([i.article for i in all_items], labels, edges, self.config.threshold)
+        return cluster_embedded(all_items, self.config, self.verifier)
 
     def story(self, article_id: str) -> Story:
         """The story of a stored article, among its stored neighbours.

@@ -8,6 +8,7 @@ Article vectors are then language-centred (:mod:`dedup.embedding.centring`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Literal
 
@@ -16,11 +17,14 @@ import numpy as np
 from dedup.embedding.cache import EmbeddingCache
 from dedup.embedding.centring import LanguageCentring, centring_for
 from dedup.embedding.encoders import Encoder, Vectors
+from dedup.embedding.languages import warn_uncovered
 from dedup.errors import ModelError
 from dedup.text import clean_text, split_passages
 from dedup.types import Article, EmbeddedArticle
 
-__all__ = ["article_passages", "assemble", "embed_articles", "pool", "resolve_centring"]
+__all__ = ["article_passages", "assemble", "embed_articles", "embed_feed", "pool", "resolve_centring"]
+
+logger = logging.getLogger(__name__)
 
 
 def article_passages(article: Article, max_chars: int = 500) -> list[str]:
@@ -73,6 +77,38 @@ def embed_articles(
         blocks.append(vectors[start : start + len(passages)])
         start += len(passages)
     return assemble(articles, per_article, blocks, resolve_centring(centring, encoder))
+
+
+def embed_feed(
+    articles: Sequence[Article],
+    encoder: Encoder,
+    *,
+    max_passage_chars: int = 500,
+    batch_size: int | None = None,
+    show_progress: bool = False,
+    cache: EmbeddingCache | None = None,
+    centring: LanguageCentring | Literal["auto"] | None = "auto",
+) -> list[EmbeddedArticle]:
+    """:func:`embed_articles`, saying what will not work: what a detector embeds with.
+
+    Logs a warning naming the articles in languages the model does not cover (their vectors,
+    hence their verdicts, are unreliable), and each article that cleaning leaves empty (it
+    is skipped and never matched).
+    """
+    warn_uncovered(encoder.name, articles)
+    items = embed_articles(
+        articles,
+        encoder,
+        max_passage_chars=max_passage_chars,
+        batch_size=batch_size,
+        show_progress=show_progress,
+        cache=cache,
+        centring=centring,
+    )
+    for item in items:
+        if not item.passages:
+            logger.warning("article %r is empty after cleaning (only boilerplate): it is skipped and never matched", item.id)
+    return items
 
 
 def resolve_centring(centring: LanguageCentring | Literal["auto"] | None, encoder: Encoder) -> LanguageCentring | None:
