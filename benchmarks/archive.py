@@ -28,13 +28,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dedup import __version__
-from dedup.archive import Archive, ArchiveDetector, build_shards
 from dedup.config import Config
-from dedup.detector import Detector
-from dedup.embed import EmbeddedArticle
-from dedup.machine import machine_info
-from dedup.store import Store
-from dedup.types import Article, PartialDate
+from dedup.detect.archive import ArchiveDetector
+from dedup.detect.detector import Detector
+from dedup.evaluation.machine import machine_info
+from dedup.search.archive import Archive
+from dedup.search.build import build_shards
+from dedup.search.store import Store
+from dedup.types import Article, EmbeddedArticle, PartialDate
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 384

@@ -4,7 +4,7 @@ The graph is the detector's: every article's ``candidates`` nearest neighbours b
 cosine, each pair scored by the verifier (0 beyond the date window). On it we compare:
 
 * connected components of the edges at or above the threshold (single linkage);
-* average linkage (``dedup.cluster.average_linkage``, the detector's clusterer);
+* average linkage (``dedup.clustering.linkage.average_linkage``, the detector's clusterer);
 * Leiden (leidenalg, CPM and modularity) and Louvain (igraph) on the same edges, weighted by score;
 * HDBSCAN on the precomputed distance ``1 - score`` (unscored pairs at distance 1).
 
@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from dedup.cluster import average_linkage, find_root
+from dedup.clustering.linkage import average_linkage, find_root
 from dedup.config import Config
-from dedup.embed import load_encoder
-from dedup.evaluation import clustering_scores
-from dedup.harness import _prepare, _Prepared, default_cache_dir, embed_cached, read_labelled, split_parts
+from dedup.embedding.embed import load_encoder
+from dedup.evaluation.baselines import Prepared, prepare
+from dedup.evaluation.data import default_cache_dir, embed_cached, read_labelled, split_parts
+from dedup.evaluation.metrics import clustering_scores
 from dedup.verify import Verifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,12 +145,12 @@ def main() -> None:
     for part, positions in (("tune", split.tune), ("held", split.held)):
         if not positions:
             continue
-        prep = _prepare([items[i] for i in positions], [stories[i] for i in positions], config, verifier)
+        prep = prepare([items[i] for i in positions], [stories[i] for i in positions], config, verifier)
         n = len(prep.items)
         edges: Edges = [(i, j, prep.verified[i, j]) for i, j in sorted(prep.retrieved)]
         cache: dict[tuple[int, int], float] = dict(prep.verified)
 
-        def score(i: int, j: int, prep: _Prepared = prep, cache: dict[tuple[int, int], float] = cache) -> float:
+        def score(i: int, j: int, prep: Prepared = prep, cache: dict[tuple[int, int], float] = cache) -> float:
             key = (min(i, j), max(i, j))
             if key not in cache:
                 cache[key] = verifier.decide(prep.items[key[0]], prep.items[key[1]], config).score

@@ -1,6 +1,6 @@
 """Detection quality on the development data: the detector beside two baselines.
 
-Runs :func:`dedup.harness.evaluate` (the same code as ``dedup eval``) on each labelled
+Runs :func:`dedup.evaluation.harness.evaluate` (the same code as ``dedup eval``) on each labelled
 data set, writes ``benchmarks/results/eval_<data>.json`` and ``eval_<data>_pr.png``, and
 prints the markdown table that the README shows.
 
@@ -17,7 +17,9 @@ import logging
 from pathlib import Path
 
 from dedup.config import Config
-from dedup.harness import default_cache_dir, evaluate, markdown_table, threshold_table, write_record
+from dedup.evaluation.data import default_cache_dir
+from dedup.evaluation.harness import evaluate
+from dedup.evaluation.report import markdown_table, threshold_table, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,12 +3,12 @@
 Data (read from ``--data``, default ``../shared/data``; never copied into the repo):
 ``ntrex_dev.jsonl``, NTREX-128 news articles, each human-translated into ~20 languages
 (CC BY-SA 4.0). Only the tune half of the stories is used (the stories that
-:func:`dedup.harness.held_out_story` does not hold out), so ``dedup eval`` reports the
+:func:`dedup.evaluation.data.held_out_story` does not hold out), so ``dedup eval`` reports the
 effect on stories the means never saw.
 
 Every story is present in every language, so a language's mean is that language's offset
 plus the same average story: the difference between two languages' means is the language
-alone. See :mod:`dedup.centring`.
+alone. See :mod:`dedup.embedding.centring`.
 
 Run: ``python -m benchmarks.fit_language_means [--data DIR] [--out dedup/language_means.json]``
 """
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dedup.centring import LanguageCentring
 from dedup.config import Config
-from dedup.embed import load_encoder
-from dedup.evaluation import cross_language_recall
-from dedup.harness import default_cache_dir, embed_cached, held_out_story, read_labelled
-from dedup.onnx_backend import INT8_SUFFIX
+from dedup.embedding.centring import LanguageCentring
+from dedup.embedding.embed import load_encoder
+from dedup.embedding.naming import encoder_name, parse_space
+from dedup.evaluation.data import default_cache_dir, embed_cached, held_out_story, read_labelled
+from dedup.evaluation.metrics import cross_language_recall
 
 logger = logging.getLogger("benchmarks.fit_language_means")
 
@@ -54,7 +54,8 @@ def main() -> None:
     langs = [it.article.lang for it in items]
     # The means apply to the default model on every backend: fitted on the int8 vectors the
     # default path gives, they serve the fp32 ones (OpenVINO, torch) too.
-    fp32 = encoder.name.replace(INT8_SUFFIX, "")
+    space = parse_space(encoder.name)
+    fp32 = encoder_name(space.model, prompt=space.prompt)
     centring = LanguageCentring.fit(
         list(dict.fromkeys([encoder.name, fp32])),
         vectors[tune],

@@ -36,11 +36,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dedup.config import Config
-from dedup.embed import EmbeddedArticle, load_encoder
-from dedup.harness import default_cache_dir, embed_cached
-from dedup.index import VectorIndex
+from dedup.embedding.embed import load_encoder
+from dedup.evaluation.data import default_cache_dir, embed_cached
 from dedup.io import read_articles
-from dedup.types import Article
+from dedup.search.index import VectorIndex
+from dedup.types import Article, EmbeddedArticle
 from dedup.verify import FEATURES, TITLE_FEATURES, both_titles, compare, features, title_features
 
 logger = logging.getLogger("benchmarks.fit_verifier")
@@ -51,7 +51,7 @@ NTREX_LANGS = ("src", "fra", "deu", "spa", "rus", "CN", "vie", "arb")
 def held_out(story: str) -> bool:
     """Stories whose id hashes odd are held out from every fit (kept for reporting).
 
-    The same rule as :func:`dedup.harness.held_out_story`, which ``dedup eval`` uses.
+    The same rule as :func:`dedup.evaluation.data.held_out_story`, which ``dedup eval`` uses.
     """
     return int(hashlib.sha256(story.encode()).hexdigest(), 16) % 2 == 1
 

@@ -13,7 +13,7 @@ Usage (from the repository root; takes about 30-40 minutes on 2 cores)::
 
 Data: titles of ``../shared/data/og2021_dev.jsonl`` and ``ntrex_dev.jsonl`` (``--data``) and
 the demo corpus in ``data/``, embedded with the default model, grown to 1M vectors as
-:mod:`dedup.benchmark` describes. Only aggregate figures are written, never the texts.
+:mod:`dedup.evaluation.bench_data` describes. Only aggregate figures are written, never the texts.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dedup.benchmark import BenchOptions, markdown, run, write
+from dedup.evaluation.bench import run
+from dedup.evaluation.bench_data import BenchOptions
+from dedup.evaluation.bench_report import markdown, write
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -27,8 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from dedup.config import Config
-from dedup.embed import USE_MODEL, EmbeddedArticle, load_encoder, pool
-from dedup.harness import default_cache_dir, embed_cached, evaluate, markdown_table, read_labelled
+from dedup.embedding.embed import USE_MODEL, load_encoder, pool
+from dedup.evaluation.data import default_cache_dir, embed_cached, read_labelled
+from dedup.evaluation.harness import evaluate
+from dedup.evaluation.report import markdown_table
+from dedup.types import EmbeddedArticle
 
 ROOT = Path(__file__).resolve().parents[1]
 E5 = Config().model

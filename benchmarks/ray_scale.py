@@ -39,9 +39,9 @@ from typing import Any, TypeVar
 
 from dedup import __version__
 from dedup.config import Config
-from dedup.detector import Detector
+from dedup.detect.detector import Detector
+from dedup.evaluation.machine import machine_info
 from dedup.io import read_articles
-from dedup.machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ntrex_dev.jsonl"
@@ -221,7 +221,7 @@ def main() -> None:
         runs.append(
             {"run": "local", "workers": os.cpu_count(), "seconds": round(local_s, 1), "peak_rss_mb": round(local_peak / 2**20)}
         )
-        from dedup.ray_engine import cluster_on_ray
+        from dedup.clustering.ray_engine import cluster_on_ray
 
         for cpus in (1, 2):
 

@@ -18,9 +18,9 @@ import numpy as np
 
 from dedup import __version__
 from dedup.config import Config
-from dedup.embed import embed_articles, load_encoder, pool
+from dedup.embedding.embed import embed_articles, load_encoder, pool
+from dedup.evaluation.machine import machine_info
 from dedup.io import read_articles
-from dedup.machine import machine_info
 from dedup.verify import Verifier
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,6 +12,7 @@ Run: ``python -m benchmarks.stories [N ...]`` (default 1000 3000) -> prints a ta
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import platform
@@ -27,12 +28,11 @@ from numpy.typing import NDArray
 
 from dedup import __version__
 from dedup.config import Config
-from dedup.detector import Detector
-from dedup.embed import EmbeddedArticle
-from dedup.service import create_app
-from dedup.serving import SharedDetector
-from dedup.store import Store
-from dedup.types import Article, PartialDate
+from dedup.detect.detector import Detector
+from dedup.search.store import Store
+from dedup.serve.http import create_app
+from dedup.serve.shared import SharedDetector
+from dedup.types import Article, EmbeddedArticle, PartialDate
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 384
@@ -98,7 +98,9 @@ def measure(n: int) -> dict[str, object]:
 
 
 def main(argv: Sequence[str]) -> None:
-    sizes = [int(a) for a in argv] or [1000, 3000]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sizes", nargs="*", type=int, metavar="N", help="store sizes (default 1000 3000)")
+    sizes = parser.parse_args(argv).sizes or [1000, 3000]
     rows = [measure(n) for n in sizes]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False)
     record = {

@@ -1,12 +1,27 @@
 """dedup: find reports of the same news story across outlets and languages.
 
-The pipeline, one module per stage::
+The package, one subpackage per stage::
 
-    io (read) -> text (clean, split) -> embed -> index/store (retrieve) -> verify (decide)
-              -> detector (check / add / cluster) -> cli
-    detector -> archive (time-sharded: one store per month, checks search the date's window)
-    detector -> serving (shared by threads: one writer, readers on a consistent store)
-             -> service (HTTP, ``dedup serve``) / stream (JSONL, ``dedup stream``)
+    dedup/
+      types, errors, config, text, io, _fs   records, errors, settings, cleaning, readers, files
+      embedding/    encoders, article vectors, default model, ONNX int8 / OpenVINO backends, centring, cache
+      search/       vector index, the store, the time-sharded archive
+      verify        the verifier: evidence and score of a pair (verifier.json)
+      clustering/   average linkage, calendar windows, batch clustering, the Ray engine
+      detect/       Detector: check / add / cluster over a store
+      serve/        shared by threads (one writer), HTTP service, JSONL stream
+      browse/       stories of a store, views, the static HTML report, the web page
+      cli/          the ``dedup`` command
+      evaluation/   metrics, evaluation harness, hot-path benchmark, machine description
+
+The dependency rule: a module imports its own layer and lower ones only::
+
+    types/errors/config/text/io/_fs <- embedding <- search <- verify <- clustering <- detect
+        <- serve / browse / cli
+
+``evaluation`` is imported by ``cli`` only (``import dedup`` never loads it), and
+``serve`` / ``browse`` never import ``cli``. ``tests/test_layout.py`` enforces both,
+with the size limits (600 lines a module, 100 a function).
 
 Examples:
     >>> from dedup import Article, PartialDate
@@ -17,11 +32,11 @@ Examples:
 
 from __future__ import annotations
 
-from .archive import Archive, ArchiveDetector
-from .config import Config
-from .detector import ClusterResult, Detector
-from .embed import EmbeddedArticle, Encoder, load_encoder
-from .errors import (
+from dedup.config import Config
+from dedup.detect.archive import ArchiveDetector
+from dedup.detect.detector import Detector
+from dedup.embedding.embed import Encoder, load_encoder
+from dedup.errors import (
     ConfigError,
     DedupError,
     DuplicateIdError,
@@ -34,9 +49,22 @@ from .errors import (
     StoreMismatchError,
     StoreNotFoundError,
 )
-from .io import read_articles
-from .store import Store
-from .types import AddReport, Article, DatePrecision, Evidence, Match, PartialDate, PassagePair, Story, Verdict
+from dedup.io import read_articles
+from dedup.search.archive import Archive
+from dedup.search.store import Store
+from dedup.types import (
+    AddReport,
+    Article,
+    ClusterResult,
+    DatePrecision,
+    EmbeddedArticle,
+    Evidence,
+    Match,
+    PartialDate,
+    PassagePair,
+    Story,
+    Verdict,
+)
 
 __version__ = "0.2.0"
 

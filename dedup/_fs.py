@@ -1,9 +1,13 @@
 """Small file-system helpers shared by the store, the archive and the model cache.
 
 Durable writes (:func:`write_synced`, :func:`write_atomic`), the writer lock
-(:func:`hold_lock`) and the checks every manifest reader shares (:func:`read_json`,
+(:func:`hold_lock`), the opening checks (:func:`read_manifest`, :func:`check_vectors`,
+:func:`make_folder`) and the field checks every manifest reader shares (:func:`read_json`,
 :func:`plain_name`, :func:`count_field`, ...), so a bad manifest or lock is reported the same
 way wherever it is found.
+
+Callers use the write and sync functions through the module (``_fs.write_synced``), so a
+crash test can stop a commit at any one of them.
 """
 
 from __future__ import annotations
@@ -17,17 +21,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import StoreCorruptError, StoreError
+from dedup.errors import StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 
 __all__ = [
+    "check_vectors",
     "count_field",
     "damaged",
     "fsync_dir",
     "hold_lock",
     "list_field",
+    "make_folder",
     "object_field",
     "plain_name",
     "read_json",
+    "read_manifest",
     "sha256_file",
     "sha256_handle",
     "text_field",
@@ -70,11 +77,24 @@ def write_synced(path: Path, data: bytes) -> dict[str, Any]:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically: a temporary file, flushed, then ``os.replace``."""
+    """Replace ``path`` with ``data`` atomically: a temporary file, flushed, then ``os.replace``.
+
+    The folder is flushed before the replace too, so every file renamed into it before
+    (the segments and index a store manifest names) is on disk before the file that names it.
+    """
     tmp = path.with_name(f".tmp-{path.name}")
     write_synced(tmp, data)
+    fsync_dir(path.parent)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def make_folder(root: Path, what: str) -> None:
+    """Create the folder ``root`` (and its parents) for ``what`` (``"a store"``), or raise StoreError naming it."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create {what} at {root}: {exc.strerror or exc}") from None
 
 
 @contextlib.contextmanager
@@ -120,6 +140,47 @@ def read_json(file: Path, what: str) -> object:
         return json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StoreCorruptError(f"{file} is not valid JSON ({exc}); restore it from a backup") from None
+
+
+def read_manifest(root: Path, name: str, *, kind: str, fmt: str, create_hint: str, missing_hint: str) -> dict[str, Any]:
+    """The manifest ``root / name`` of a ``kind`` (``"store"``, ``"archive"``) whose ``format`` field is ``fmt``.
+
+    The caller checks its version and fields.
+
+    Raises:
+        StoreNotFoundError: No folder, or no manifest in it (the message ends with
+            ``create_hint``, resp. ``missing_hint``).
+        StoreError: The manifest cannot be read.
+        StoreCorruptError: It is not valid JSON, or not such a manifest.
+
+    """
+    file = root / name
+    if not root.is_dir():
+        raise StoreNotFoundError(f"no {kind} at {root}: the folder does not exist ({create_hint})")
+    if not file.is_file():
+        raise StoreNotFoundError(f"no {kind} at {root}: {name} is missing{missing_hint}")
+    manifest = read_json(file, f"the {kind} manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != fmt:
+        raise StoreCorruptError(f"{file} is not a dedup {kind} manifest")
+    return manifest
+
+
+def check_vectors(kind: str, root: Path, built: tuple[str, int], model: str | None, dim: int | None, *, advice: str = "") -> None:
+    """Refuse to open a ``kind`` built with model and dimension ``built`` for a caller's ``model`` and ``dim``.
+
+    None skips a check; ``advice`` ends the model message.
+
+    Raises:
+        StoreMismatchError: Naming the folder, the stored and the wanted value.
+
+    """
+    stored_model, stored_dim = built
+    if model is not None and model != stored_model:
+        raise StoreMismatchError(
+            f"{kind} {root} was built with model {stored_model!r}, not {model!r}; open it with that model{advice}"
+        )
+    if dim is not None and dim != stored_dim:
+        raise StoreMismatchError(f"{kind} {root} holds vectors of dimension {stored_dim}, the model gives {dim}")
 
 
 def damaged(file: Path, field: str, wanted: str, value: object) -> StoreCorruptError:
@@ -168,3 +229,19 @@ def plain_name(file: Path, field: str, value: object, pattern: re.Pattern[str]) 
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise damaged(file, field, f"a file name matching {pattern.pattern!r}", value)
     return value
+
+
+def cache_root() -> Path:
+    """The one folder where dedup caches models, embeddings and evaluation vectors.
+
+    Returns:
+        ``$DEDUP_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/dedup``, else ``~/.cache/dedup``.
+
+    """
+    explicit = os.environ.get("DEDUP_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "dedup"
+    return Path.home() / ".cache" / "dedup"

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from .errors import ConfigError
+from dedup.errors import ConfigError
 
-__all__ = ["Config"]
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "INDEX_KINDS", "Config"]
+
+DEFAULT_MODEL = "dedup/multilingual-e5-small-q4"
+"""Alias of the default model (built from PyPI packages, see :mod:`dedup.embedding.default_model`)."""
+
+BACKENDS: tuple[str, ...] = ("auto", "onnx-int8", "openvino", "torch")
+"""How a model can run (:func:`dedup.embedding.encoders.load_encoder`)."""
+
+INDEX_KINDS: tuple[str, ...] = ("auto", "flat", "hnsw", "ivf")
+"""Vector indexes a store can use (:mod:`dedup.search.index`); ``auto`` picks one by size."""
+
+
+def _one_of(values: tuple[str, ...]) -> str:
+    """``'a', 'b' or 'c'``: the allowed values, as an error message names them."""
+    quoted = [repr(v) for v in values]
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
 @dataclass(frozen=True)
@@ -47,7 +62,7 @@ class Config:
 
     """
 
-    model: str = "dedup/multilingual-e5-small-q4"
+    model: str = DEFAULT_MODEL
     backend: str = "auto"
     index: str | None = None
     recall_floor: float = 0.99
@@ -67,10 +82,10 @@ class Config:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f"model must be a non-empty string, got {self.model!r}")
-        if self.backend not in ("auto", "onnx-int8", "openvino", "torch"):
-            raise ConfigError(f"backend must be 'auto', 'onnx-int8', 'openvino' or 'torch', got {self.backend!r}")
-        if self.index not in (None, "auto", "flat", "hnsw", "ivf"):
-            raise ConfigError(f"index must be 'auto', 'flat', 'hnsw' or 'ivf', got {self.index!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be {_one_of(BACKENDS)}, got {self.backend!r}")
+        if self.index is not None and self.index not in INDEX_KINDS:
+            raise ConfigError(f"index must be {_one_of(INDEX_KINDS)}, got {self.index!r}")
         if not isinstance(self.recall_floor, (int, float)) or not 0.5 <= self.recall_floor <= 1.0:
             raise ConfigError(f"recall_floor must be in [0.5, 1], got {self.recall_floor!r}")
         for name in ("batch_size", "candidates", "max_passage_chars", "max_article_chars"):

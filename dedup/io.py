@@ -33,15 +33,16 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import DuplicateIdError, InputError
-from .types import EARLIEST_DATE, LATEST_DATE, Article, PartialDate
+from dedup.errors import DuplicateIdError, InputError
+from dedup.types import EARLIEST_DATE, KNOWN_FIELDS, LATEST_DATE, Article, PartialDate
 
 __all__ = [
+    "KNOWN_FIELDS",
     "STDIN",
     "ReadResult",
     "Skipped",
@@ -57,7 +58,6 @@ logger = logging.getLogger(__name__)
 
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
 TEXT_SUFFIXES = frozenset({".txt"})
-KNOWN_FIELDS = ("id", "title", "text", "date", "lang", "source", "url")
 STDIN = "-"
 
 _SEED_HEADER = re.compile(r"^\s*date\s+(\S+)\s*(.*)$")
@@ -107,29 +107,12 @@ def parse_record(
         InputError: Naming ``source`` and ``line`` and the offending value.
 
     """
-    if "id" not in record or record["id"] is None or record["id"] == "":
-        raise InputError("record has no 'id'", source=source, line=line)
-    raw_id = record["id"]
-    if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
-        raise InputError(f"'id' must be a string or integer, got {_short(raw_id)}", source=source, line=line)
-    try:
-        article_id = str(raw_id)
-    except ValueError:  # an int longer than Python converts to text
-        raise InputError(
-            f"'id' is an integer with more than {sys.get_int_max_str_digits()} digits; send it as a string",
-            source=source,
-            line=line,
-        ) from None
-    values: dict[str, str | None] = {}
-    for name in ("title", "text", "date", "lang", "source", "url"):
-        value = record.get(name)
-        if value is not None and not isinstance(value, str):
-            raise InputError(
-                f"article {article_id!r}: {name!r} must be a string or null, got {type(value).__name__} {_short(value)}",
-                source=source,
-                line=line,
-            )
-        values[name] = value
+    article_id = _article_id(record, source, line)
+
+    def fail(reason: str) -> InputError:
+        return InputError(f"article {article_id!r}: {reason}", source=source, line=line)
+
+    values = _text_fields(record, fail)
     title = (values["title"] or "").strip()
     text = values["text"] or ""
     size = len(title) + len(text)
@@ -140,43 +123,66 @@ def parse_record(
             source=source,
             line=line,
         )
-    date: PartialDate | None = None
-    if values["date"] not in (None, ""):
-        try:
-            date = PartialDate.parse(values["date"] or "")
-        except ValueError as exc:
-            raise InputError(f"article {article_id!r}: bad 'date': {exc}", source=source, line=line) from None
-        if not date.in_range():
-            raise InputError(
-                f"article {article_id!r}: 'date' {_short(values['date'])} is outside {EARLIEST_DATE} to {LATEST_DATE}",
-                source=source,
-                line=line,
-            )
+    date = _checked_date(values["date"], fail)
     lang = (values["lang"] or "").strip().lower() or None
     if lang is None and detect_lang:
         lang = detect_language(f"{title}\n{text}")
+    _check_writable(record, fail)
     extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
-    try:  # JSON escapes can make unpaired surrogates, which no UTF-8 file or response can hold
-        json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = exc.object[exc.start : exc.end]
+    fields = {**values, "id": article_id, "title": title, "text": text, "date": date, "lang": lang, "extra": extra}
+    return Article.from_record(fields)
+
+
+def _article_id(record: dict[str, Any], source: str, line: int | None) -> str:
+    """The record's id as text: a non-empty string or an integer (not a bool)."""
+    if "id" not in record or record["id"] is None or record["id"] == "":
+        raise InputError("record has no 'id'", source=source, line=line)
+    raw_id = record["id"]
+    if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
+        raise InputError(f"'id' must be a string or integer, got {_short(raw_id)}", source=source, line=line)
+    try:
+        return str(raw_id)
+    except ValueError:  # an int longer than Python converts to text
         raise InputError(
-            f"article {article_id!r}: text holds an unpaired surrogate {bad!r}, which is not valid Unicode",
+            f"'id' is an integer with more than {sys.get_int_max_str_digits()} digits; send it as a string",
             source=source,
             line=line,
         ) from None
+
+
+def _text_fields(record: dict[str, Any], fail: Callable[[str], InputError]) -> dict[str, str | None]:
+    """The known fields but ``id``: each a string or null."""
+    values: dict[str, str | None] = {}
+    for name in KNOWN_FIELDS[1:]:
+        value = record.get(name)
+        if value is not None and not isinstance(value, str):
+            raise fail(f"{name!r} must be a string or null, got {type(value).__name__} {_short(value)}")
+        values[name] = value
+    return values
+
+
+def _checked_date(value: str | None, fail: Callable[[str], InputError]) -> str | None:
+    """The date as given when it parses and lies in the input range; None when absent."""
+    if value is None or value == "":
+        return None
+    try:
+        date = PartialDate.parse(value)
+    except ValueError as exc:
+        raise fail(f"bad 'date': {exc}") from None
+    if not date.in_range():
+        raise fail(f"'date' {_short(value)} is outside {EARLIEST_DATE} to {LATEST_DATE}")
+    return value
+
+
+def _check_writable(record: dict[str, Any], fail: Callable[[str], InputError]) -> None:
+    """Refuse what no UTF-8 JSON output can hold: unpaired surrogates (from JSON escapes), NaN, ..."""
+    try:
+        json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        raise fail(f"text holds an unpaired surrogate {bad!r}, which is not valid Unicode") from None
     except (TypeError, ValueError) as exc:
-        raise InputError(f"article {article_id!r}: a field cannot be written as JSON ({exc})", source=source, line=line) from None
-    return Article(
-        id=article_id,
-        title=title,
-        text=text,
-        date=date,
-        lang=lang,
-        source=values["source"],
-        url=values["url"],
-        extra=extra,
-    )
+        raise fail(f"a field cannot be written as JSON ({exc})") from None
 
 
 def _short(value: object, limit: int = 60) -> str:
@@ -301,74 +307,108 @@ def read_articles(
         DuplicateIdError: When one id comes twice with different content.
 
     """
-    articles: list[Article] = []
-    skipped: list[Skipped] = []
-    seen: dict[str, tuple[Article, str, int]] = {}
+    keeper = _Keeper(skip_invalid)
+    for path in expand_inputs(paths):
+        found = _load_input(path, stdin)
+        if found.is_jsonl:
+            _read_jsonl(found, keeper, detect_lang=detect_lang, max_chars=max_chars)
+        else:
+            _read_seed(found, keeper, detect_lang=detect_lang, max_chars=max_chars)
+    return ReadResult(tuple(keeper.articles), tuple(keeper.skipped))
 
-    def keep(article: Article, source: str, line: int) -> None:
+
+@dataclass(frozen=True)
+class _Input:
+    """One decoded input: its name in messages, its text, its format and the id a ``.txt`` article takes."""
+
+    source: str
+    text: str
+    is_jsonl: bool
+    stem: str
+
+
+def _load_input(path: str | Path, stdin: IO[bytes] | None) -> _Input:
+    """Read and decode a file, or stdin for ``-`` (JSONL when its first character is ``{``)."""
+    if path == STDIN:
+        source = "<stdin>"
+        text = _decode((stdin if stdin is not None else sys.stdin.buffer).read(), source)
+        return _Input(source, text, text.lstrip(" \t\n\r\x0b\x0c")[:1] == "{", "stdin")  # after the BOM, if any
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror}", source=str(p)) from None
+    return _Input(str(p), _decode(data, str(p)), p.suffix.lower() in JSONL_SUFFIXES, p.stem)
+
+
+class _Keeper:
+    """Collects what is read, applying the policy for empty articles, repeated ids and invalid records."""
+
+    def __init__(self, skip_invalid: bool) -> None:
+        self.skip_invalid = skip_invalid
+        self.articles: list[Article] = []
+        self.skipped: list[Skipped] = []
+        self._seen: dict[str, tuple[Article, str, int]] = {}
+
+    def keep(self, article: Article, source: str, line: int) -> None:
+        """Keep ``article``; skip it when empty or an exact repeat of a kept one.
+
+        Raises:
+            DuplicateIdError: Its id was kept before with other content.
+
+        """
         if not article.title.strip() and not article.text.strip():
             reason = "empty article (no title and no text)"
             logger.warning("%s:%d: skipped %r: %s", source, line, article.id, reason)
-            skipped.append(Skipped(source, line, article.id, reason))
+            self.skipped.append(Skipped(source, line, article.id, reason))
             return
-        previous = seen.get(article.id)
+        previous = self._seen.get(article.id)
         if previous is not None:
             first, first_source, first_line = previous
-            if first.content_hash == article.content_hash:
-                reason = f"repeats id {article.id!r} of {first_source}:{first_line} with the same content"
-                logger.warning("%s:%d: skipped: %s", source, line, reason)
-                skipped.append(Skipped(source, line, article.id, reason))
-                return
-            raise DuplicateIdError(
-                f"id {article.id!r} already used by {first_source}:{first_line} with different content",
-                source=source,
-                line=line,
-            )
-        seen[article.id] = (article, source, line)
-        articles.append(article)
+            if first.content_hash != article.content_hash:
+                raise DuplicateIdError(
+                    f"id {article.id!r} already used by {first_source}:{first_line} with different content",
+                    source=source,
+                    line=line,
+                )
+            reason = f"repeats id {article.id!r} of {first_source}:{first_line} with the same content"
+            logger.warning("%s:%d: skipped: %s", source, line, reason)
+            self.skipped.append(Skipped(source, line, article.id, reason))
+            return
+        self._seen[article.id] = (article, source, line)
+        self.articles.append(article)
 
-    for path in expand_inputs(paths):
-        if path == STDIN:
-            source = "<stdin>"
-            data = (stdin if stdin is not None else sys.stdin.buffer).read()
-            text = _decode(data, source)
-            is_jsonl = text.lstrip(" \t\n\r\x0b\x0c")[:1] == "{"  # after the BOM, if any
-            stem = "stdin"
-        else:
-            p = Path(path)
-            source = str(p)
-            try:
-                data = p.read_bytes()
-            except OSError as exc:
-                raise InputError(f"cannot read file: {exc.strerror}", source=source) from None
-            text = _decode(data, source)
-            is_jsonl = p.suffix.lower() in JSONL_SUFFIXES
-            stem = p.stem
-        if not is_jsonl:
-            try:
-                seed = _read_seed_text(_text_lines(text), source, stem, detect_lang=detect_lang, max_chars=max_chars)
-                keep(seed, source, 1)
-            except DuplicateIdError:
-                raise
-            except InputError as exc:
-                if not skip_invalid:
-                    raise
-                logger.warning("%s", exc)
-                skipped.append(Skipped(source, exc.line or 1, stem, exc.reason))
+    def invalid(self, exc: InputError, source: str, line: int, article_id: str | None) -> None:
+        """Skip an invalid record with a warning, or raise ``exc`` unless ``skip_invalid``."""
+        if not self.skip_invalid:
+            raise exc
+        logger.warning("%s", exc)
+        self.skipped.append(Skipped(source, line, article_id, exc.reason))
+
+
+def _read_seed(found: _Input, keeper: _Keeper, *, detect_lang: bool, max_chars: int) -> None:
+    """One seed-format ``.txt`` article, its id the file's stem."""
+    try:
+        article = _read_seed_text(_text_lines(found.text), found.source, found.stem, detect_lang=detect_lang, max_chars=max_chars)
+    except DuplicateIdError:
+        raise
+    except InputError as exc:
+        keeper.invalid(exc, found.source, exc.line or 1, found.stem)
+        return
+    keeper.keep(article, found.source, 1)
+
+
+def _read_jsonl(found: _Input, keeper: _Keeper, *, detect_lang: bool, max_chars: int) -> None:
+    """One article per non-blank JSONL line."""
+    for number, raw in enumerate(_jsonl_lines(found.text), start=1):
+        if not raw.strip():
             continue
-        for number, raw in enumerate(_jsonl_lines(text), start=1):
-            if not raw.strip():
-                continue
-            try:
-                article = parse_jsonl_line(raw, source, number, detect_lang=detect_lang, max_chars=max_chars)
-            except InputError as exc:
-                if not skip_invalid:
-                    raise
-                logger.warning("%s", exc)
-                skipped.append(Skipped(source, number, None, exc.reason))
-                continue
-            keep(article, source, number)
-    return ReadResult(tuple(articles), tuple(skipped))
+        try:
+            article = parse_jsonl_line(raw, found.source, number, detect_lang=detect_lang, max_chars=max_chars)
+        except InputError as exc:
+            keeper.invalid(exc, found.source, number, None)
+            continue
+        keeper.keep(article, found.source, number)
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], stream: IO[str]) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -17,12 +18,20 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
+import numpy as np
+from numpy.typing import NDArray
+
+from dedup.text import extract_names, extract_numbers
+
 __all__ = [
     "EARLIEST_DATE",
+    "KNOWN_FIELDS",
     "LATEST_DATE",
     "AddReport",
     "Article",
+    "ClusterResult",
     "DatePrecision",
+    "EmbeddedArticle",
     "Evidence",
     "Match",
     "PartialDate",
@@ -37,6 +46,9 @@ __all__ = [
 #: Python's calendar holds (years 1 to 9999), and all its arithmetic works on all of them.
 EARLIEST_DATE: Final = dt.date(1900, 1, 1)
 LATEST_DATE: Final = dt.date(2100, 12, 31)
+
+#: The fields an :class:`Article` reads from a record; any other field goes to ``Article.extra``.
+KNOWN_FIELDS: Final = ("id", "title", "text", "date", "lang", "source", "url")
 
 # ASCII digits only: \d would also take fullwidth or Arabic-Indic digits, which int() reads.
 _DATE_RE = re.compile(r"([0-9]{4})(?:-([0-9]{1,2})(?:-([0-9]{1,2}))?)?")
@@ -211,9 +223,19 @@ class Article:
         )
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with the known fields first, then the extra ones."""
-        out: dict[str, Any] = {
+    def to_record(self) -> dict[str, Any]:
+        """The article as plain data: the known fields, then ``extra`` as one nested object.
+
+        This is the form the store writes (``article`` in a segment's ``articles.jsonl``);
+        :meth:`from_record` reads it back.
+
+        Examples:
+            >>> a = Article(id="a1", title="Talks", date=PartialDate.parse("2025-01"), extra={"feed": "x"})
+            >>> a.to_record()["extra"], Article.from_record(a.to_record()) == a
+            ({'feed': 'x'}, True)
+
+        """
+        return {
             "id": self.id,
             "title": self.title,
             "text": self.text,
@@ -221,8 +243,37 @@ class Article:
             "lang": self.lang,
             "source": self.source,
             "url": self.url,
+            "extra": dict(self.extra),
         }
-        for key, value in self.extra.items():
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Article:
+        """The article :meth:`to_record` wrote (missing or null text fields read as empty).
+
+        The date is parsed but not checked against the input range (:meth:`PartialDate.in_range`),
+        so a date stored by any version reads back; the readers check the range of new input.
+
+        Raises:
+            KeyError: ``record`` has no ``id``.
+            ValueError: ``record`` holds a date that does not parse.
+
+        """
+        date = record.get("date")
+        return cls(
+            id=record["id"],
+            title=record.get("title") or "",
+            text=record.get("text") or "",
+            date=PartialDate.parse(date) if date else None,
+            lang=record.get("lang"),
+            source=record.get("source"),
+            url=record.get("url"),
+            extra=record.get("extra") or {},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with the known fields first, then the extra ones (flattened, as read)."""
+        out = self.to_record()
+        for key, value in out.pop("extra").items():
             out.setdefault(key, value)
         return out
 
@@ -301,7 +352,7 @@ class Match:
         """JSON-ready form: id, score, decision, title and the evidence, flattened.
 
         ``aligned`` lists the aligned passage pairs: ``a`` and ``b`` index the passages of
-        the query and the stored article (title first, see :func:`dedup.embed.article_passages`).
+        the query and the stored article (title first, see :func:`dedup.embedding.embed.article_passages`).
         """
         ev = self.evidence
         return {
@@ -420,3 +471,52 @@ class AddReport:
     unchanged: tuple[str, ...]
     replaced: tuple[str, ...]
     skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddedArticle:
+    """An article with its cleaned passages and their vectors.
+
+    Attributes:
+        article: The article as read (original text untouched).
+        passages: Cleaned passages; the title, when present, is the first.
+        passage_vectors: One unit vector per passage, shape ``(len(passages), dim)``.
+        vector: The article vector: unit length, length-weighted mean of the passages.
+
+    """
+
+    article: Article
+    passages: tuple[str, ...]
+    passage_vectors: NDArray[np.float32]
+    vector: NDArray[np.float32]
+
+    @property
+    def id(self) -> str:
+        """The article's id."""
+        return self.article.id
+
+    @functools.cached_property
+    def numbers(self) -> frozenset[str]:
+        """Numbers in the cleaned passages (computed once)."""
+        return extract_numbers("\n".join(self.passages))
+
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        """Names and acronyms in the cleaned passages (computed once)."""
+        return extract_names("\n".join(self.passages))
+
+
+@dataclass(frozen=True)
+class ClusterResult:
+    """Stories of a batch, and the story label of every article.
+
+    Attributes:
+        stories: Stories, numbered by first appearance in the input.
+        labels: Article id -> story id.
+        edges: Verified duplicate pairs ``(id_a, id_b, score)`` the clustering started from.
+
+    """
+
+    stories: tuple[Story, ...]
+    labels: dict[str, str]
+    edges: tuple[tuple[str, str, float], ...]

@@ -33,10 +33,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .config import Config
-from .embed import EmbeddedArticle
-from .errors import ConfigError
-from .types import Evidence, Match, PassagePair
+from dedup.config import Config
+from dedup.errors import ConfigError
+from dedup.types import EmbeddedArticle, Evidence, Match, PassagePair
 
 __all__ = [
     "FEATURES",

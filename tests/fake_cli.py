@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import sys
 
-import dedup.archive
-import dedup.detector
+import dedup.detect.archive
+import dedup.detect.detector
 from dedup.cli import main
 from tests.conftest import HashEncoder
 
 _ENCODER = HashEncoder()
-dedup.detector.load_encoder = lambda model, **kwargs: _ENCODER  # type: ignore[assignment]
-dedup.archive.load_encoder = lambda model, **kwargs: _ENCODER  # type: ignore[assignment]
+dedup.detect.detector.load_encoder = lambda model, **kwargs: _ENCODER  # type: ignore[assignment]
+dedup.detect.archive.load_encoder = lambda model, **kwargs: _ENCODER  # type: ignore[assignment]
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

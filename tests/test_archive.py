@@ -21,15 +21,18 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from dedup.archive import UNDATED, Archive, ArchiveDetector, build_shards, shard_key, shards_to_search
 from dedup.cli import EXIT_INPUT, EXIT_OK, EXIT_STORE, main
 from dedup.config import Config
-from dedup.detector import Detector
-from dedup.embed import EmbeddedArticle, embed_articles
+from dedup.detect.archive import ArchiveDetector
+from dedup.detect.detector import Detector
+from dedup.embedding.embed import embed_articles
 from dedup.errors import ConfigError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 from dedup.io import read_articles
-from dedup.store import Store
-from dedup.types import Article, PartialDate
+from dedup.search.archive import Archive
+from dedup.search.build import build_shards
+from dedup.search.routing import UNDATED, shard_key, shards_to_search
+from dedup.search.store import Store
+from dedup.types import Article, EmbeddedArticle, PartialDate
 
 from .conftest import ROOT, TRUE_PAIR, HashEncoder
 from .test_store import MANIFEST_DAMAGE, damage_manifest, run_first_adds
@@ -220,7 +223,7 @@ def test_errors_name_the_archive_or_the_shard(tmp_path: Path, encoder: HashEncod
     def no_model(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the model was loaded before the archive was checked")
 
-    monkeypatch.setattr("dedup.archive.load_encoder", no_model)
+    monkeypatch.setattr("dedup.detect.archive.load_encoder", no_model)
     with pytest.raises(StoreNotFoundError, match=r"no archive at .*none"):
         ArchiveDetector.open(tmp_path / "none")
     Store.create(tmp_path / "store", encoder.name, encoder.dim)
@@ -327,7 +330,7 @@ def test_parallel_build_gives_the_same_shards_as_a_serial_build(tmp_path: Path, 
 @pytest.mark.slow
 def test_shards_build_on_ray_as_in_a_local_pool(tmp_path: Path, encoder: HashEncoder) -> None:
     ray = pytest.importorskip("ray")
-    from dedup.archive import ray_mapper
+    from dedup.search.build import ray_mapper
 
     items = _embedded_feed(encoder)
     for name in ("serial", "ray"):
@@ -436,7 +439,7 @@ def test_readers_in_other_processes_see_a_writers_commits_after_refresh(
 # --------------------------------------------------------------------------- crashes
 def _die_at(path: Path, items: list[Article], kill_at: int, phase: str, encoder: HashEncoder) -> None:
     """In a forked child: add ``items`` and SIGKILL this process at file-system call ``kill_at`` (never returns)."""
-    import dedup.store as store_mod
+    from dedup import _fs
 
     calls = 0
 
@@ -458,12 +461,24 @@ def _die_at(path: Path, items: list[Article], kill_at: int, phase: str, encoder:
     try:
         det = ArchiveDetector(Archive.open(path), encoder, Config())
         items_embedded = det.embed(items)
-        for owner, name in [(store_mod, "_write_file"), (store_mod, "_fsync_dir"), (os, "replace"), (os, "rename")]:
+        for owner, name in [(_fs, "write_synced"), (_fs, "fsync_dir"), (os, "replace"), (os, "rename")]:
             wrap(owner, name)
         det.archive.add(items_embedded)
         os._exit(0)
     except BaseException:
         os._exit(70)
+
+
+def _wait_child(pid: int, what: str, timeout: float = 60) -> int:
+    """The wait status of child ``pid``; kills it and fails the test when it has not ended within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail(f"crash trial {what}: the child did not end within {timeout:.0f} s")
+        time.sleep(0.002)
+    return done[1]
 
 
 @pytest.mark.slow
@@ -488,7 +503,7 @@ def test_a_crash_mid_write_leaves_every_shard_whole(tmp_path: Path, encoder: Has
             pid = os.fork()
             if pid == 0:
                 _die_at(trial, batch, kill_at, phase, encoder)
-            _, status = os.waitpid(pid, 0)
+            status = _wait_child(pid, f"{phase} {kill_at}")
             archive = Archive.open(trial, verify=True)
             feb = archive.shard("2025-02").ids
             mar = archive.shard("2025-03").ids if "2025-03" in archive.keys else []
@@ -518,7 +533,7 @@ def test_cli_add_and_check_with_an_archive(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     encoder = HashEncoder()
-    monkeypatch.setattr("dedup.archive.load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setattr("dedup.detect.archive.load_encoder", lambda model, **kwargs: encoder)
     data = sorted((ROOT / "data").glob("*.txt"))
     archive = tmp_path / "news.archive"
     assert main(["add", "-q", "--no-cache", "--archive", str(archive), *map(str, data[:4])]) == EXIT_OK
@@ -545,10 +560,10 @@ def test_cli_add_and_check_with_an_archive(
     # Errors: a missing archive, another model, a damaged shard (named), --store with --archive.
     assert main(["check", "-q", "--archive", str(tmp_path / "none"), str(data[4])]) == EXIT_STORE
     assert "no archive at" in capsys.readouterr().err
-    monkeypatch.setattr("dedup.archive.load_encoder", lambda model, **kwargs: HashEncoder(name="other/model"))
+    monkeypatch.setattr("dedup.detect.archive.load_encoder", lambda model, **kwargs: HashEncoder(name="other/model"))
     assert main(["check", "-q", "--no-cache", "--archive", str(archive), str(data[4])]) == EXIT_STORE
     assert "built with model 'test/hash-encoder'" in capsys.readouterr().err
-    monkeypatch.setattr("dedup.archive.load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setattr("dedup.detect.archive.load_encoder", lambda model, **kwargs: encoder)
     index = archive / "2025-01" / json.loads((archive / "2025-01" / "manifest.json").read_text())["index"]["file"]
     index.write_bytes(b"x" + index.read_bytes()[1:])
     assert main(["check", "-q", "--no-cache", "--archive", str(archive), str(data[4])]) == EXIT_STORE
@@ -634,7 +649,7 @@ def test_an_archive_manifest_of_the_wrong_shape_is_reported_naming_the_field(
     with pytest.raises(StoreCorruptError) as exc:
         Archive.open(path)
     assert str(path / "archive.json") in str(exc.value) and f"field {field!r}" in str(exc.value)
-    monkeypatch.setattr("dedup.archive.load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setattr("dedup.detect.archive.load_encoder", lambda model, **kwargs: encoder)
     for args in (
         ["check", "-q", "--no-cache", "--archive", str(path), str(feed)],
         ["add", "-q", "--no-cache", "--archive", str(path), str(feed)],
@@ -657,7 +672,7 @@ def test_a_shard_manifest_of_the_wrong_shape_names_the_shard_and_the_field(
             action()
         assert f"archive shard {path / '2025-01'} is damaged" in str(exc.value) and f"field {field!r}" in str(exc.value)
     assert len(archive.shard("2025-02")) == 1  # the other shards still open
-    monkeypatch.setattr("dedup.archive.load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setattr("dedup.detect.archive.load_encoder", lambda model, **kwargs: encoder)
     assert main(["check", "-q", "--no-cache", "--archive", str(path), str(feed)]) == EXIT_STORE
     err = capsys.readouterr().err
     assert f"field {field!r}" in err and "Traceback" not in err
@@ -687,7 +702,7 @@ def test_a_lock_that_is_a_folder_is_a_clear_store_error_in_an_archive(
     det = ArchiveDetector(Archive.open(path), encoder, Config())
     with pytest.raises(StoreError, match=f"cannot take the writer lock {lock}"):
         det.add([_article("new", "2025-01-20", _story(np.random.default_rng(1)))])
-    monkeypatch.setattr("dedup.archive.load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setattr("dedup.detect.archive.load_encoder", lambda model, **kwargs: encoder)
     assert main(["add", "-q", "--no-cache", "--archive", str(path), str(feed)]) == EXIT_STORE
     assert str(lock) in capsys.readouterr().err
     (tmp_path / "new" / ".lock").mkdir(parents=True)  # the archive's own lock, taken while it is created

@@ -10,10 +10,11 @@ import pytest
 
 from dedup.cli import EXIT_OK, main
 from dedup.config import Config
-from dedup.embed import SentenceTransformerEncoder, embed_articles, load_encoder
+from dedup.embedding.articles import embed_articles
+from dedup.embedding.backends.onnx import OnnxInt8Encoder, onnx_supported
+from dedup.embedding.backends.openvino import OpenVINOEncoder, openvino_supported
+from dedup.embedding.encoders import SentenceTransformerEncoder, load_encoder
 from dedup.io import read_articles
-from dedup.onnx_backend import OnnxInt8Encoder, onnx_supported
-from dedup.openvino_backend import OpenVINOEncoder, openvino_supported
 
 from .conftest import SEEDS
 
@@ -64,7 +65,7 @@ def test_unsupported_folders_are_refused_with_a_reason(tmp_path: Path) -> None:
 
 
 def test_bench_quick_run_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["bench", "--json", "--data", "no-such-folder", "--demo", str(SEEDS), "--sizes", "600,1500", "--cluster-sizes", "300"]
+    args = ["bench", "--json", "--demo", str(SEEDS), "--sizes", "600,1500", "--cluster-sizes", "300"]
     assert main([*args, "--parts", "search,check,cluster"]) == EXIT_OK
     report = json.loads(capsys.readouterr().out)
     rows = {(r["index"], r["n"]) for r in report["search"]}
@@ -77,3 +78,4 @@ def test_bench_quick_run_prints_one_json_object(capsys: pytest.CaptureFixture[st
     assert [r["n"] for r in report["check"]] == [600, 1500]
     assert report["cluster"][0]["n"] == 300 and report["cluster"][0]["seconds"] > 0
     assert report["data"]["real_vectors"] == 5
+    assert report["data"]["source"] == f"demo corpus {SEEDS} (5 articles)"

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dedup.cache import EmbeddingCache
-from dedup.embed import embed_articles
+from dedup.embedding.articles import embed_articles
+from dedup.embedding.cache import EmbeddingCache
 from dedup.types import Article
 
 from .conftest import HashEncoder
@@ -47,7 +47,7 @@ def test_a_damaged_cache_only_costs_time(tmp_path: Path, caplog: pytest.LogCaptu
 
 def test_detector_uses_the_cache_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dedup.config import Config
-    from dedup.detector import Detector
+    from dedup.detect.detector import Detector
 
     monkeypatch.setenv("DEDUP_CACHE_DIR", str(tmp_path))
     encoder = HashEncoder()

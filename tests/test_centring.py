@@ -1,4 +1,4 @@
-"""Language centring (dedup/centring.py): fitting, applying, the shipped means, store identity."""
+"""Language centring (dedup/embedding/centring.py): fitting, applying, the shipped means, store identity."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dedup.centring import LanguageCentring, centring_for, vector_space
 from dedup.config import Config
-from dedup.detector import Detector
-from dedup.embed import embed_articles
+from dedup.detect.detector import Detector
+from dedup.embedding.articles import embed_articles
+from dedup.embedding.centring import LanguageCentring, centring_for
+from dedup.embedding.naming import vector_space
 from dedup.errors import ModelError, StoreMismatchError
-from dedup.store import Store
+from dedup.search.store import Store
 from dedup.types import Article
 
 from .conftest import HashEncoder

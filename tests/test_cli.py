@@ -73,7 +73,7 @@ def test_stdin_and_installed_entry_point(tmp_path: Path) -> None:
     seed = next((ROOT / "data").glob("004_*.txt")).read_text("utf-8")
     line = json.dumps({"id": "x", "title": seed.split("\n", 1)[0], "text": seed.split("\n", 1)[1], "date": "2025-01-12"})
     proc = subprocess.run(
-        [sys.executable, "-m", "dedup.cli", "cluster", "--json", "-q", "-", str(ROOT / "data")],
+        [sys.executable, "-m", "dedup", "cluster", "--json", "-q", "-", str(ROOT / "data")],
         input=line + "\n",
         capture_output=True,
         text=True,
@@ -86,7 +86,7 @@ def test_stdin_and_installed_entry_point(tmp_path: Path) -> None:
 
 
 def test_info_describes_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from dedup.store import Store
+    from dedup.search.store import Store
 
     Store.create(tmp_path / "s", "test/model", 8)
     assert main(["info", "--store", str(tmp_path / "s")]) == EXIT_OK
@@ -124,7 +124,7 @@ def test_serve_and_stream_are_listed_and_a_missing_fastapi_says_what_to_install(
     out = capsys.readouterr().out
     assert "serve" in out and "stream" in out
     monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi now raises ImportError
-    monkeypatch.delitem(sys.modules, "dedup.service", raising=False)
+    monkeypatch.delitem(sys.modules, "dedup.serve.http", raising=False)
     assert main(["serve", "--store", str(tmp_path / "s")]) == EXIT_MODEL
     err = capsys.readouterr().err
     assert "dedup serve needs the package 'fastapi'" in err and "pip install 'dedup[serve]'" in err
@@ -160,7 +160,7 @@ def hash_model(monkeypatch: pytest.MonkeyPatch) -> None:
     from .conftest import HashEncoder
 
     encoder = HashEncoder()
-    monkeypatch.setattr("dedup.detector.load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setattr("dedup.detect.detector.load_encoder", lambda model, **kwargs: encoder)
 
 
 def _feed(path: Path, *lines: str) -> Path:
@@ -179,7 +179,7 @@ def test_issue14_cli_add_keeps_raw_line_separators(tmp_path: Path, capsys: pytes
     assert "Traceback" not in capsys.readouterr().err
     assert main(["info", "--store", str(store)]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["articles"] == 1
-    from dedup.store import Store
+    from dedup.search.store import Store
 
     stored = Store.open(store).get("a")
     assert (stored.title, stored.text) == ("Floods\u2028in Porto", text)
@@ -218,19 +218,19 @@ def test_issue14_cli_huge_integer_exits_2_or_is_skipped(
 @pytest.fixture
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI in process with the instant fake encoder (as tests/fake_cli.py does); serve never binds or runs."""
-    import dedup.detector
-    import dedup.service
+    import dedup.detect.detector
+    import dedup.serve.http
 
     from .conftest import HashEncoder
 
     encoder = HashEncoder()
-    monkeypatch.setattr(dedup.detector, "load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setattr(dedup.detect.detector, "load_encoder", lambda model, **kwargs: encoder)
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the bad-input table must never reach listen() or serve()")
 
-    monkeypatch.setattr(dedup.service, "listen", refuse)
-    monkeypatch.setattr(dedup.service, "serve", refuse)
+    monkeypatch.setattr(dedup.serve.http, "listen", refuse)
+    monkeypatch.setattr(dedup.serve.http, "serve", refuse)
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str], stdin: bytes = b"") -> tuple[int, str, str]:
@@ -394,12 +394,12 @@ def test_text_output_escapes_ids_and_titles_so_no_line_can_be_forged(tmp_path: P
 def test_an_unexpected_error_is_one_line_naming_it_without_traceback_unless_debugging(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dedup.cli
+    import dedup.cli.commands
 
     def broken(args: object) -> int:
         raise RuntimeError("something\nunexpected")
 
-    monkeypatch.setattr(dedup.cli, "_run", broken)
+    monkeypatch.setattr(dedup.cli.commands, "run", broken)
     monkeypatch.delenv("DEDUP_DEBUG", raising=False)
     assert main(["info", "--store", "x"]) == EXIT_INTERNAL
     err = capsys.readouterr().err
@@ -424,3 +424,63 @@ def test_serve_on_a_public_address_needs_a_token_or_insecure(
     for extra in (["--host", "0.0.0.0", "--token", "t"], ["--host", "0.0.0.0", "--insecure"], ["--host", "127.0.0.1"]):
         code, _, err = run_cli(["serve", "--store", store, "--create", *extra], capsys)
         assert code == EXIT_INTERNAL and "must never reach listen()" in err, (extra, err)
+
+
+@pytest.fixture
+def bench_without_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dedup bench`` with the fake encoder, its cache in ``tmp_path``, run from the repository root."""
+    import dedup.evaluation.bench
+
+    from .conftest import HashEncoder
+
+    encoder = HashEncoder(dim=64)
+    monkeypatch.setattr(dedup.evaluation.bench, "load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setenv("DEDUP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(ROOT)
+
+
+SMALL_BENCH = ["bench", "-q", "--parts", "cluster", "--sizes", "100", "--cluster-sizes", "100"]
+
+
+@pytest.mark.usefixtures("bench_without_model")
+def test_bench_without_data_measures_the_demo_corpus_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli([*SMALL_BENCH, "--json"], capsys)
+    assert code == EXIT_OK, err
+    data = json.loads(out)["data"]
+    assert data["source"] == "demo corpus data (5 articles)"
+    assert data["real_vectors"] == 5 and data["synthetic_vectors"] > 0
+    code, out, err = run_cli(SMALL_BENCH, capsys)
+    assert code == EXIT_OK, err
+    assert "Vectors: 5 real article vectors from demo corpus data (5 articles), grown to 100 with synthetic vectors" in out
+
+
+@pytest.mark.usefixtures("bench_without_model")
+def test_bench_names_given_data_and_refuses_a_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli([*SMALL_BENCH, "--data", str(tmp_path / "none")], capsys)
+    assert code == EXIT_INPUT and "--data" in err and "not a folder" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli([*SMALL_BENCH, "--data", str(empty)], capsys)
+    assert code == EXIT_INPUT and "--data holds none of og2021_dev.jsonl, ntrex_dev.jsonl" in err
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    rows = [{"id": f"t{i}", "title": f"Storm number {i} closes the airport", "lang": "en"} for i in range(7)]
+    (dev / "og2021_dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    code, out, err = run_cli([*SMALL_BENCH, "--json", "--data", str(dev)], capsys)
+    assert code == EXIT_OK, err
+    data = json.loads(out)["data"]
+    assert data["source"] == f"{dev / 'og2021_dev.jsonl'} (7 titles); demo corpus data (5 articles)"
+    assert data["real_vectors"] == 12
+
+
+def test_eval_without_data_exits_2_naming_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["eval", "--out", "results"], capsys)
+    assert code == EXIT_INPUT
+    assert "the following arguments are required: DATA" in err
+
+
+def test_no_development_path_in_the_package() -> None:
+    """The product never reads our development data: no default, docstring or message names it."""
+    for path in (ROOT / "dedup").rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            assert b"shared/data" not in path.read_bytes(), path

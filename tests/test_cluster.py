@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup.cluster import average_linkage
+from dedup.clustering.linkage import average_linkage
 
 
 def _run(n: int, scores: dict[tuple[int, int], float], linkage: float = 0.5) -> list[int]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from dedup.config import Config
-from dedup.detector import Detector
-from dedup.errors import StoreMismatchError, StoreNotFoundError
+from dedup.detect.detector import Detector
+from dedup.errors import StoreCorruptError, StoreMismatchError, StoreNotFoundError
 from dedup.types import Article, PartialDate
 
 from .conftest import HashEncoder
@@ -82,9 +82,17 @@ def test_cluster_labels_every_article_and_is_order_independent(encoder: HashEnco
     assert {e[:2] for e in forward.edges} == {("a1", "a2"), ("b1", "b2")}
 
 
-def test_missing_store_is_reported_before_loading_a_model(tmp_path: Path) -> None:
+def test_missing_store_is_reported_before_loading_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_model(*args: object, **kwargs: object) -> HashEncoder:
+        raise AssertionError("the model was loaded before the store was checked")
+
+    monkeypatch.setattr("dedup.detect.detector.load_encoder", no_model)
     with pytest.raises(StoreNotFoundError, match="no store at"):
-        Detector.open(tmp_path / "missing")  # would take seconds if it loaded the model first
+        Detector.open(tmp_path / "missing")
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "manifest.json").write_text("{not json", "utf-8")
+    with pytest.raises(StoreCorruptError, match="not valid JSON"):
+        Detector.open(tmp_path / "damaged")
 
 
 def test_an_undated_report_does_not_bridge_stories_months_apart(encoder: HashEncoder) -> None:
@@ -116,16 +124,16 @@ def test_verdict_says_when_duplicates_may_lie_beyond_the_candidate_limit(encoder
 
 
 def test_a_model_that_lacks_a_language_says_so(caplog) -> None:
-    from dedup.embed import USE_MODEL
+    from dedup.embedding.embed import USE_MODEL
 
     det = Detector.in_memory(encoder=HashEncoder(name=USE_MODEL))
-    with caplog.at_level("WARNING", logger="dedup.detector"):
+    with caplog.at_level("WARNING", logger="dedup.embedding.languages"):
         det.embed([Article("v1", "Hà Nội đón khách", lang="vi"), Article("e1", "Hanoi welcomes guests", lang="en")])
     assert "does not cover vi: 1 article(s) (e.g. v1)" in caplog.text
 
 
 def test_the_default_model_names_articles_in_languages_outside_xlmr(caplog) -> None:
-    from dedup.detector import uncovered
+    from dedup.embedding.languages import uncovered
 
     articles = [
         Article("y1", "Ìròyìn láti Èkó", lang="yo"),  # Yoruba: not among XLM-R's 100 languages
@@ -139,7 +147,7 @@ def test_the_default_model_names_articles_in_languages_outside_xlmr(caplog) -> N
     assert [a.id for a in uncovered("intfloat/multilingual-e5-large#query", articles)] == ["y1"]
     assert uncovered("some/unknown-model", articles) == []  # unknown coverage: nothing claimed
     det = Detector.in_memory(encoder=HashEncoder(name=default))
-    with caplog.at_level("WARNING", logger="dedup.detector"):
+    with caplog.at_level("WARNING", logger="dedup.embedding.languages"):
         det.embed(articles)
     assert "does not cover yo: 1 article(s) (e.g. y1)" in caplog.text
     assert "only their shared names, numbers and dates keep their worth" in caplog.text

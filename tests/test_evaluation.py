@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dedup.evaluation import (
+from dedup.evaluation.metrics import (
     PRF,
     adjusted_rand,
     bcubed,

@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dedup import cli, harness
+from dedup import cli
 from dedup.errors import InputError
+from dedup.evaluation import harness
+from dedup.evaluation.baselines import cluster_by_matrix
+from dedup.evaluation.data import held_out_story, read_labelled, split_parts
+from dedup.evaluation.report import markdown_table, threshold_table, write_record
+from dedup.evaluation.results import SYSTEMS
 from dedup.types import Article, PartialDate
 
 STORIES = {
@@ -41,8 +46,8 @@ def _write(path: Path, copies: int = 3) -> Path:
 
 
 def test_split_by_date_for_dated_titles(tmp_path):
-    articles, stories = harness.read_labelled(_write(tmp_path / "feed.jsonl"))
-    split = harness.split_parts(articles, stories, held_days=1)
+    articles, stories = read_labelled(_write(tmp_path / "feed.jsonl"))
+    split = split_parts(articles, stories, held_days=1)
     # dates 07-10, 07-11, 07-12: the last day is held
     assert {str(articles[i].date) for i in split.held} == {"2021-07-12"}
     assert len(split.tune) + len(split.held) == len(articles)
@@ -52,16 +57,16 @@ def test_split_by_date_for_dated_titles(tmp_path):
 def test_split_by_story_hash_and_none():
     arts = [Article(id=str(i), title="t", text="body", date=PartialDate.parse("2021-07-01")) for i in range(12)]
     stories = [f"s{i}" for i in range(12)]
-    split = harness.split_parts(arts, stories)
+    split = split_parts(arts, stories)
     assert split.rule.startswith("by story")
-    assert all(harness.held_out_story(stories[i]) for i in split.held)
-    assert not any(harness.held_out_story(stories[i]) for i in split.tune)
-    assert harness.split_parts(arts[:3], stories[:3]).held == ()
+    assert all(held_out_story(stories[i]) for i in split.held)
+    assert not any(held_out_story(stories[i]) for i in split.tune)
+    assert split_parts(arts[:3], stories[:3]).held == ()
 
 
 def test_feed_shorter_than_held_days_splits_by_story(tmp_path):
-    articles, stories = harness.read_labelled(_write(tmp_path / "feed.jsonl"))
-    split = harness.split_parts(articles, stories, held_days=4)
+    articles, stories = read_labelled(_write(tmp_path / "feed.jsonl"))
+    split = split_parts(articles, stories, held_days=4)
     assert split.tune
     assert split.rule.startswith("by story")
 
@@ -70,15 +75,15 @@ def test_missing_story_is_an_input_error(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"id": "a", "title": "x", "lang": "en"}) + "\n", encoding="utf-8")
     with pytest.raises(InputError, match="no 'story'"):
-        harness.read_labelled(path)
+        read_labelled(path)
 
 
 def test_evaluate_caches_and_reports_every_system(tmp_path, encoder):
     data = _write(tmp_path / "feed.jsonl")
     record = harness.evaluate(data, encoder=encoder, cache=tmp_path / "cache", held_days=1)
     calls = encoder.calls
-    assert set(record["systems"]) == set(harness.SYSTEMS)
-    for system in harness.SYSTEMS:
+    assert set(record["systems"]) == set(SYSTEMS)
+    for system in SYSTEMS:
         for part in ("tune", "held"):
             rep = record["systems"][system][part]
             assert 0.0 <= rep["clustering"]["bcubed"]["f1"] <= 1.0
@@ -89,19 +94,19 @@ def test_evaluate_caches_and_reports_every_system(tmp_path, encoder):
     again = harness.evaluate(data, encoder=encoder, cache=tmp_path / "cache", held_days=1)
     assert encoder.calls == calls
     assert again["systems"]["dedup"]["held"] == record["systems"]["dedup"]["held"]
-    table = harness.markdown_table([record])
+    table = markdown_table([record])
     assert table.count("| feed |") == 6
-    thresholds = harness.threshold_table([record], thresholds=(0.5, 0.9))
+    thresholds = threshold_table([record], thresholds=(0.5, 0.9))
     assert thresholds.count("| feed |") == 2 and "t=0.9" in thresholds
     assert record["systems"]["dedup"]["held"]["calibration"]["brier"] >= 0.0
-    out = harness.write_record(record, tmp_path / "results")
+    out = write_record(record, tmp_path / "results")
     assert out.name == "eval_feed.json"
     assert (tmp_path / "results" / "eval_feed_pr.png").stat().st_size > 1000
 
 
 def test_cli_eval_prints_the_table(tmp_path, encoder, monkeypatch, capsys):
     data = _write(tmp_path / "feed.jsonl")
-    monkeypatch.setattr("dedup.embed.load_encoder", lambda model, cache_dir=None: encoder)
+    monkeypatch.setattr("dedup.embedding.embed.load_encoder", lambda model, cache_dir=None: encoder)
     code = cli.main(
         ["eval", str(data), "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "r"), "--no-plot", "-q", "--held-days", "1"]
     )
@@ -111,19 +116,50 @@ def test_cli_eval_prints_the_table(tmp_path, encoder, monkeypatch, capsys):
     assert not (tmp_path / "r" / "eval_feed_pr.png").exists()
 
 
-def test_matrix_average_linkage_equals_the_detectors():
-    from dedup.cluster import average_linkage
+def _matrix(n: int, scores: dict[tuple[int, int], float], rest: float) -> np.ndarray:
+    sims = np.full((n, n), rest, dtype=np.float32)
+    np.fill_diagonal(sims, 1.0)
+    for (i, j), v in scores.items():
+        sims[i, j] = sims[j, i] = v
+    return sims
+
+
+def test_matrix_linkage_merges_by_the_exact_mean_worked_by_hand():
+    # 0~1 (0.95) and 2~3 (0.90) merge first; then 1~2 (0.85) proposes {0,1}+{2,3}, whose
+    # mean over the four cross pairs is (0.3 + 0.3 + 0.85 + 0.3) / 4 = 0.4375.
+    sims = _matrix(4, {(0, 1): 0.95, (2, 3): 0.90, (1, 2): 0.85}, rest=0.3)
+    pairs = [(0, 1), (2, 3), (1, 2)]
+    assert cluster_by_matrix(4, pairs, sims, 0.5) == [0, 0, 1, 1]  # 0.4375 < 0.5: two stories
+    assert cluster_by_matrix(4, pairs, sims, 0.43) == [0, 0, 0, 0]  # 0.4375 >= 0.43: one
+    # A chain: 0~1 and 1~2 are candidates, 0~2 is not, yet its matrix score counts in the mean.
+    chain = _matrix(3, {(0, 1): 0.9, (1, 2): 0.9}, rest=0.0)
+    assert cluster_by_matrix(3, [(0, 1), (1, 2)], chain, 0.5) == [0, 0, 1]  # (0.9 + 0.0) / 2 = 0.45
+    chain[0, 2] = chain[2, 0] = 0.2
+    assert cluster_by_matrix(3, [(0, 1), (1, 2)], chain, 0.5) == [0, 0, 0]  # (0.9 + 0.2) / 2 = 0.55
+    # Below the threshold no pair starts a merge.
+    assert cluster_by_matrix(4, pairs, sims, 0.96) == [0, 1, 2, 3]
+
+
+def _partition(labels: list[int] | np.ndarray) -> set[frozenset[int]]:
+    groups: dict[int, set[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(int(label), set()).add(i)
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_matrix_linkage_agrees_with_scipy_average_linkage_on_separated_stories():
+    hierarchy = pytest.importorskip("scipy.cluster.hierarchy")
+    from scipy.spatial.distance import squareform
 
     rng = np.random.default_rng(0)
     for _ in range(20):
-        n = 12
-        x = rng.normal(size=(n, 4))
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        sims = ((1 + x @ x.T) / 2).astype(np.float32)  # scores in [0, 1], as the verifier's
-        pairs = [(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.5]
-        for t in (0.2, 0.5, 0.8):
-            table = {(i, j): float(sims[i, j]) for i in range(n) for j in range(n)}
-            expected = average_linkage(
-                n, [(i, j, table[i, j]) for i, j in pairs], lambda i, j, table=table: table[i, j], threshold=t, linkage=t
-            )
-            assert harness._cluster_by_matrix(n, pairs, sims, t) == expected
+        n = 14
+        truth = rng.integers(0, 4, n)
+        same = truth[:, None] == truth[None, :]
+        sims = np.where(same, rng.uniform(0.7, 1.0, (n, n)), rng.uniform(0.0, 0.35, (n, n))).astype(np.float32)
+        sims = np.triu(sims, 1) + np.triu(sims, 1).T + np.eye(n, dtype=np.float32)
+        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+        for t in (0.4, 0.5, 0.6):
+            tree = hierarchy.linkage(squareform(1.0 - sims, checks=False), method="average")
+            expected = hierarchy.fcluster(tree, t=1.0 - t, criterion="distance")
+            assert _partition(cluster_by_matrix(n, pairs, sims, t)) == _partition(expected) == _partition(truth)

@@ -24,13 +24,13 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import dedup.detector
+import dedup.detect.detector
 from dedup import Config, Detector
 from dedup.cli import main
 from dedup.errors import InputError
-from dedup.service import ServiceLimits, create_app
-from dedup.serving import SharedDetector
-from dedup.stream import run_stream
+from dedup.serve.http import ServiceLimits, create_app
+from dedup.serve.shared import SharedDetector
+from dedup.serve.stream import run_stream
 
 from . import hostile
 from .conftest import HashEncoder
@@ -70,7 +70,7 @@ def _grouped(failures: list[tuple[str, str]]) -> str:
 @pytest.fixture
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
     encoder = HashEncoder(dim=64)
-    monkeypatch.setattr(dedup.detector, "load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setattr(dedup.detect.detector, "load_encoder", lambda model, **kwargs: encoder)
 
 
 def _run_cli(argv: list[str], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> tuple[int, str, str]:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dedup.errors import StoreCorruptError
-from dedup.index import VectorIndex
+from dedup.search.index import VectorIndex
 
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -45,8 +45,7 @@ def test_small_index_and_roundtrip() -> None:
 
 # ---------------------------------------------------------------- approximate indexes
 def _embedded(article_id: str, vector: np.ndarray):  # type: ignore[no-untyped-def]
-    from dedup.embed import EmbeddedArticle
-    from dedup.types import Article
+    from dedup.types import Article, EmbeddedArticle
 
     v = np.asarray(vector, dtype=np.float32)
     return EmbeddedArticle(Article(id=article_id, title=f"t {article_id}"), (f"t {article_id}",), v[None, :], v)
@@ -62,7 +61,7 @@ def _clustered(seed: int, n: int, d: int = 32, centres: int = 200, spread: float
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 def test_each_index_meets_its_recall_floor_on_fresh_queries(kind: str) -> None:
-    from dedup.index import build_index, exact_neighbours, recall_at_k
+    from dedup.search.index import build_index, exact_neighbours, recall_at_k
 
     data = _clustered(0, 6000)
     base, queries = data[:5000], data[5000:5300]  # queries never enter the index
@@ -81,7 +80,7 @@ def test_each_index_meets_its_recall_floor_on_fresh_queries(kind: str) -> None:
 
 
 def test_recall_counts_ties_as_found() -> None:
-    from dedup.index import exact_neighbours, recall_at_k
+    from dedup.search.index import exact_neighbours, recall_at_k
 
     data = _clustered(3, 500)
     doubled = np.vstack([data, data])  # every vector twice: which copy comes back is arbitrary
@@ -91,7 +90,7 @@ def test_recall_counts_ties_as_found() -> None:
 
 
 def test_auto_choice_switches_at_the_documented_size() -> None:
-    from dedup.index import FLAT_MAX, IndexPlan, plan_index
+    from dedup.search.index import FLAT_MAX, IndexPlan, plan_index
 
     assert plan_index(FLAT_MAX - 1) == ("flat", True)
     assert plan_index(FLAT_MAX) == ("ivf", True)
@@ -104,8 +103,8 @@ def test_auto_choice_switches_at_the_documented_size() -> None:
 
 
 def test_store_moves_to_ivf_past_the_threshold_and_reopens(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import dedup.index as index_module
-    from dedup.store import Store
+    import dedup.search.index as index_module
+    from dedup.search.store import Store
 
     monkeypatch.setattr(index_module, "FLAT_MAX", 400)
     store = Store.create(tmp_path / "s", "m", 16)
@@ -132,7 +131,7 @@ def test_store_moves_to_ivf_past_the_threshold_and_reopens(tmp_path, monkeypatch
 
 
 def test_ivf_retrains_when_the_data_drifts() -> None:
-    from dedup.index import build_index, update_index
+    from dedup.search.index import build_index, update_index
 
     old = _clustered(7, 3000, d=16)
     index, plan = build_index(old, "ivf")

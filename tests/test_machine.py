@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dedup.benchmark import markdown
-from dedup.machine import machine_info
+from dedup.evaluation.bench_report import markdown
+from dedup.evaluation.machine import machine_info
 
 CPUINFO = """processor\t: 0
 model name\t: Example CPU @ 2.0GHz

@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 
 from dedup.config import Config
-from dedup.detector import Detector
-from dedup.grouping import ClusterResult
+from dedup.detect.detector import Detector
 from dedup.io import read_articles
-from dedup.types import Article
+from dedup.types import Article, ClusterResult
 
 from .raycluster import ROOT, LocalRayCluster, connected_cluster
 
@@ -121,7 +120,7 @@ def _date(text: str) -> Any:
 
 
 def test_ray_gives_the_local_stories_on_the_demo_corpus(cluster: LocalRayCluster) -> None:
-    from dedup.ray_engine import cluster_on_ray
+    from dedup.clustering.ray_engine import cluster_on_ray
 
     config = Config()
     run = cluster_on_ray([ROOT / "data"], config, address=cluster.address)
@@ -134,7 +133,7 @@ def test_ray_gives_the_local_stories_on_the_demo_corpus(cluster: LocalRayCluster
 
 
 def test_ray_reads_jsonl_shards_in_order_and_matches_across_windows(cluster: LocalRayCluster, tmp_path: Path) -> None:
-    from dedup.ray_engine import cluster_on_ray
+    from dedup.clustering.ray_engine import cluster_on_ray
 
     feed = generated_feed(stories=24, per_story=3)
     shards = [write_jsonl(tmp_path / f"part-{k}.jsonl", feed[k::3]) for k in range(3)]
@@ -158,7 +157,7 @@ def _dev(name: str) -> Path:
 
 def test_ray_gives_the_local_stories_on_og2021_dev(cluster: LocalRayCluster, tmp_path: Path) -> None:
     """All 4,250 OG2021 titles (24 days), in 4-day windows so that many windows are merged."""
-    from dedup.ray_engine import cluster_on_ray
+    from dedup.clustering.ray_engine import cluster_on_ray
 
     articles = list(read_articles([_dev("og2021_dev.jsonl")]).articles)
     shards = [write_jsonl(tmp_path / f"og-{k}.jsonl", articles[k::2]) for k in range(2)]  # the copy is deleted after the test
@@ -171,7 +170,7 @@ def test_ray_gives_the_local_stories_on_og2021_dev(cluster: LocalRayCluster, tmp
 
 def test_ray_gives_the_local_stories_on_ntrex_dev(cluster: LocalRayCluster, tmp_path: Path) -> None:
     """NTREX articles (undated: one partition), the first 12 documents in all their ~20 languages."""
-    from dedup.ray_engine import cluster_on_ray
+    from dedup.clustering.ray_engine import cluster_on_ray
 
     rows = [json.loads(line) for line in _dev("ntrex_dev.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     keep = sorted({r["story"] for r in rows})[:12]

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.model, pytest.mark.slow]
 
 
 def test_a_worker_node_killed_mid_job_and_the_job_still_gives_the_same_stories(tmp_path: Path) -> None:
-    from dedup.ray_engine import RayRun, cluster_on_ray
+    from dedup.clustering.ray_engine import RayRun, cluster_on_ray
 
     feed = generated_feed(stories=300, per_story=4, seed=11)  # about a minute of embedding on two one-CPU nodes
     shards = [write_jsonl(tmp_path / f"feed-{k}.jsonl", feed[k::4]) for k in range(4)]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import dedup.detector
+import dedup.detect.detector
+from dedup.browse.report import SIZE_BINS, lang_chart, size_chart
 from dedup.cli import EXIT_INPUT, EXIT_OK, main
-from dedup.report import SIZE_BINS, lang_chart, size_chart
 from dedup.types import Story
 
 from .conftest import HashEncoder
@@ -26,7 +26,7 @@ HANOI = "Ministers of Vietnam and Laos met in Hanoi on Sunday and signed three c
 
 @pytest.fixture
 def feed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(dedup.detector, "load_encoder", lambda model, **kwargs: HashEncoder())
+    monkeypatch.setattr(dedup.detect.detector, "load_encoder", lambda model, **kwargs: HashEncoder())
     rows = [
         {"id": "h1", "title": "Hanoi talks", "text": HANOI, "date": "2025-01-12", "lang": "en"},
         {"id": "h2", "title": "Hanoi talks", "text": HANOI + " They met again.", "date": "2025-01-12", "lang": "fr"},

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from dedup.config import Config
-from dedup.detector import Detector
-from dedup.embed import Encoder, embed_articles, load_encoder
+from dedup.detect.detector import Detector
+from dedup.embedding.embed import Encoder, embed_articles, load_encoder
 from dedup.io import read_articles
 from dedup.types import Article
 

@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from starlette.routing import Route
 
 from dedup import Detector
-from dedup.service import ServiceLimits, create_app, is_open
-from dedup.serving import SharedDetector
-from dedup.store import Store
+from dedup.search.store import Store
+from dedup.serve.http import ServiceLimits, create_app, is_open
+from dedup.serve.shared import SharedDetector
 
 from .conftest import ROOT, HashEncoder
 

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dedup import Config, Detector
-from dedup.service import ServiceLimits, create_app
-from dedup.serving import SharedDetector
+from dedup.serve.http import ServiceLimits, create_app
+from dedup.serve.shared import SharedDetector
 
 from .conftest import HashEncoder
 

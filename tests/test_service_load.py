@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dedup.store import Store
+from dedup.search.store import Store
 
 from .conftest import ROOT
 

@@ -13,8 +13,8 @@ import pytest
 
 from dedup import Detector
 from dedup.errors import IdConflictError
-from dedup.serving import Metrics, ReadWriteLock, SharedDetector
-from dedup.store import Store
+from dedup.search.store import Store
+from dedup.serve.shared import Metrics, ReadWriteLock, SharedDetector
 from dedup.types import Article
 
 from .conftest import ROOT, HashEncoder
@@ -128,14 +128,18 @@ WORKER = r"""
 import json, sys, time
 from pathlib import Path
 from dedup import Detector
-from dedup.serving import SharedDetector
+from dedup.serve.shared import SharedDetector
 from dedup.types import Article
 from tests.conftest import HashEncoder
 
 path, name, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 service = SharedDetector(Detector.open(path, encoder=HashEncoder()))
 story = sys.argv[4]
-while not go.exists():
+(go.parent / f"ready-{name}").touch()  # imported and opened: the test starts both at once
+deadline = time.monotonic() + 120
+while not go.exists():  # polling with a deadline
+    if time.monotonic() > deadline:
+        sys.exit("the test never said go")
     time.sleep(0.001)
 out = []
 for round in range(15):
@@ -158,8 +162,12 @@ def test_two_processes_adding_the_same_articles_leave_one_copy_each(tmp_path: Pa
         )
         for name in ("p1", "p2")
     ]
-    time.sleep(3)  # both have imported and opened the store
-    go.touch()
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready-{name}").exists() for name in ("p1", "p2")):  # polling with a deadline
+        assert all(proc.poll() is None for proc in procs), "a worker died before opening the store"
+        assert time.monotonic() < deadline, "the workers did not open the store in time"
+        time.sleep(0.01)
+    go.touch()  # both have imported and opened the store: they add at the same moment
     outputs = []
     for proc in procs:
         out, _ = proc.communicate(timeout=180)

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dedup.embed import EmbeddedArticle, embed_articles
+from dedup.embedding.embed import embed_articles
 from dedup.errors import DuplicateIdError, StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
 from dedup.io import read_articles
-from dedup.store import Store
-from dedup.types import Article, PartialDate
+from dedup.search.store import Store
+from dedup.types import Article, EmbeddedArticle, PartialDate
 
 from .conftest import HashEncoder
 
@@ -197,22 +197,57 @@ def test_damaged_metadata_is_detected_on_open_with_what_to_do(tmp_path: Path, en
     assert str(root) in str(exc.value)
 
 
-def test_writing_holds_the_lock_across_steps_and_is_reentrant(tmp_path: Path, encoder: HashEncoder) -> None:
+def test_article_records_keep_format_version_1(tmp_path: Path, encoder: HashEncoder) -> None:
+    """A segment's article record is byte for byte what format version 1 wrote, so existing stores still open."""
+    article = Article(id="é1", title="Titre", text="Corps.", date=PartialDate.parse("2025-01"), lang="fr", extra={"story": 7})
+    store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
+    (item,) = _items(encoder, article)
+    store.add([item])
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text("utf-8"))
+    assert manifest["format_version"] == 1
+    written = (tmp_path / "s" / manifest["segments"][0]["name"] / "articles.jsonl").read_text("utf-8")
+    core = {"id": "é1", "title": "Titre", "text": "Corps.", "date": "2025-01", "lang": "fr", "source": None, "url": None}
+    record = {
+        "id": "é1",
+        "content_hash": article.content_hash,
+        "article": {**core, "extra": {"story": 7}},
+        "passages": list(item.passages),
+        "passage_offset": 0,
+    }
+    assert written == json.dumps(record, ensure_ascii=False) + "\n"
+    assert Store.open(tmp_path / "s").get("é1").to_dict() == {**core, "story": 7}
+
+
+def test_writing_holds_the_lock_across_steps_and_is_reentrant(
+    tmp_path: Path, encoder: HashEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dedup import _fs
+
     first = Store.create(tmp_path / "s", encoder.name, encoder.dim)
     second = Store.open(tmp_path / "s")
     order: list[str] = []
+    other_at_lock = threading.Event()
+    real_hold_lock = _fs.hold_lock
+
+    def watched_hold_lock(lock_file: Path, **kwargs: Any) -> Any:
+        if threading.current_thread().name == "other-writer":
+            other_at_lock.set()
+        return real_hold_lock(lock_file, **kwargs)
+
+    monkeypatch.setattr(_fs, "hold_lock", watched_hold_lock)
 
     def other_writer() -> None:
         second.add(_items(encoder, *_arts(1, "other")))  # waits for the lock, then sees first's commit
         order.append("other committed")
 
     with first.writing():
-        thread = threading.Thread(target=other_writer)
+        thread = threading.Thread(target=other_writer, name="other-writer")
         thread.start()
-        time.sleep(0.3)
+        assert other_at_lock.wait(timeout=30), "the other writer never reached the lock"
         first.add(_items(encoder, *_arts(2)))  # re-enters the lock held by writing()
         order.append("first committed")
     thread.join(timeout=30)
+    assert not thread.is_alive(), "the other writer did not commit within 30 s of the lock's release"
     assert order == ["first committed", "other committed"]
     assert Store.open(tmp_path / "s").ids == ["a0", "a1", "other0"]
     assert first.refresh() and first.ids == ["a0", "a1", "other0"] and not first.refresh()
@@ -422,13 +457,13 @@ def test_open_rereads_the_manifest_when_a_commit_removed_a_file_it_was_loading(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 14 (1b): a file gone because writers committed meanwhile means 'load the newer generation', not 'damaged'."""
-    import dedup.store as store_mod
+    import dedup.search.segments as segments_mod
 
     path = tmp_path / "s"
     writer = Store.create(path, "m", DIM)
     rng = np.random.default_rng(4)
     writer.add(_random_items(rng, "a", 3))
-    real_open = store_mod._open
+    real_open = segments_mod._open
     calls = 0
 
     def racing(file: Path) -> Any:
@@ -440,11 +475,11 @@ def test_open_rereads_the_manifest_when_a_commit_removed_a_file_it_was_loading(
             writer.add(_random_items(rng, "c", 1))
         return real_open(file)
 
-    monkeypatch.setattr(store_mod, "_open", racing)
+    monkeypatch.setattr(segments_mod, "_open", racing)
     reader = Store.open(path, verify=True)
     assert reader.generation == writer.generation and sorted(reader.ids) == ["a0", "a1", "a2", "b0", "c0"]
     # The same file missing while the manifest still names it: the store is damaged.
-    monkeypatch.setattr(store_mod, "_open", real_open)
+    monkeypatch.setattr(segments_mod, "_open", real_open)
     manifest = json.loads((path / "manifest.json").read_text())
     (path / manifest["segments"][0]["name"] / "vectors.npy").unlink()
     with pytest.raises(StoreCorruptError, match=r"vectors\.npy is missing; the store is damaged"):
@@ -461,8 +496,8 @@ def _first_add(kind: str, path: str, feed: str, barrier: Any, loading: Any, resu
     import traceback
     from contextlib import redirect_stderr, redirect_stdout
 
-    import dedup.archive
-    import dedup.detector
+    import dedup.detect.archive
+    import dedup.detect.detector
     from dedup.cli import main
 
     fake = HashEncoder()
@@ -471,8 +506,8 @@ def _first_add(kind: str, path: str, feed: str, barrier: Any, loading: Any, resu
         loading.wait(timeout=60)
         return fake
 
-    dedup.detector.load_encoder = load  # type: ignore[assignment]
-    dedup.archive.load_encoder = load  # type: ignore[assignment]
+    dedup.detect.detector.load_encoder = load  # type: ignore[assignment]
+    dedup.detect.archive.load_encoder = load  # type: ignore[assignment]
     err = io.StringIO()
     barrier.wait(timeout=60)
     try:
@@ -513,7 +548,7 @@ def run_first_adds(tmp_path: Path, kind: str, trials: int = 4, processes: int = 
             if kind == "store":
                 held = len(Store.open(path, verify=True))
             else:
-                from dedup.archive import Archive
+                from dedup.search.archive import Archive
 
                 held = Archive.open(path).count()
             if held != 6 * processes:
@@ -632,11 +667,11 @@ def test_a_lock_that_is_a_folder_is_a_clear_store_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Issue 14 (5): ``.lock`` a folder -> StoreError naming it (CLI exit 3), never IsADirectoryError."""
-    import dedup.detector
+    import dedup.detect.detector
     from dedup.cli import EXIT_STORE, main
 
     encoder = HashEncoder()
-    monkeypatch.setattr(dedup.detector, "load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setattr(dedup.detect.detector, "load_encoder", lambda model, **kwargs: encoder)
     path = tmp_path / "s"
     Store.create(path, encoder.name, encoder.dim)
     (path / ".lock").unlink()

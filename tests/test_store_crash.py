@@ -24,17 +24,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dedup.embed import EmbeddedArticle
-from dedup.store import Store
-from dedup.types import Article
+from dedup.search.store import Store
+from dedup.types import Article, EmbeddedArticle
 
 from .conftest import ROOT
 
 WRITER = r"""
 import sys
 import numpy as np
-from dedup.embed import EmbeddedArticle
-from dedup.store import Store
+from dedup.types import EmbeddedArticle
+from dedup.search.store import Store
 from dedup.types import Article
 
 store = Store.open(sys.argv[1])
@@ -110,8 +109,9 @@ def _embedded(prefix: str, n: int, dim: int, seed: int) -> list[EmbeddedArticle]
 def _die_at(path: Path, items: list[EmbeddedArticle], replace: bool, kill_at: int, phase: str) -> None:
     """In a forked child: add ``items`` and SIGKILL this process at call ``kill_at`` (never returns)."""
     import shutil as shutil_mod
+    import tempfile
 
-    import dedup.store as store_mod
+    from dedup import _fs
 
     calls = 0
 
@@ -123,7 +123,7 @@ def _die_at(path: Path, items: list[EmbeddedArticle], replace: bool, kill_at: in
 
         def wrapped(*args: object, **kwargs: object) -> object:
             nonlocal calls
-            if phase == "partial" and name != "_write_file":
+            if phase == "partial" and name != "write_synced":
                 return real(*args, **kwargs)
             calls += 1
             if calls == kill_at:
@@ -141,14 +141,14 @@ def _die_at(path: Path, items: list[EmbeddedArticle], replace: bool, kill_at: in
 
     try:
         for owner, name in [
-            (store_mod, "_write_file"),
-            (store_mod, "_fsync_dir"),
+            (_fs, "write_synced"),
+            (_fs, "fsync_dir"),
             (os, "fsync"),
             (os, "rename"),
             (os, "replace"),
             (shutil_mod, "rmtree"),
             (Path, "unlink"),
-            (store_mod.tempfile, "mkdtemp"),
+            (tempfile, "mkdtemp"),
         ]:
             wrap(owner, name)
         Store.open(path).add(items, replace=replace)

@@ -6,10 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dedup.detector import ClusterResult
+from dedup.browse.stories import StoryBook, StoryFilter, newest_first, story_links
 from dedup.errors import ConfigError
-from dedup.stories import StoryBook, StoryFilter, newest_first, story_links
-from dedup.types import Article, PartialDate, Story
+from dedup.types import Article, ClusterResult, PartialDate, Story
 
 
 def story(

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from dedup import Config, Detector, read_articles
 from dedup.errors import InputError
-from dedup.serving import SharedDetector
-from dedup.store import Store
-from dedup.stream import run_stream
+from dedup.search.store import Store
+from dedup.serve.shared import SharedDetector
+from dedup.serve.stream import run_stream
 
 from .conftest import ROOT, SEEDS, TRUE_PAIR, HashEncoder
 

@@ -110,3 +110,20 @@ def test_issue14_date_arithmetic_is_total(a: PartialDate, b: PartialDate) -> Non
     assert first <= last and a.gap_days(b) == b.gap_days(a) >= 0
     assert (a < b) or (b < a) or a.bounds() == b.bounds()
     assert PartialDate.parse(str(a)) == a  # what a store writes, it reads back, in the input range or not
+
+
+def test_article_record_round_trips_and_keeps_an_out_of_range_date() -> None:
+    import pickle
+
+    article = Article(
+        id="a1", title="T", text="x", date=PartialDate.parse("9999-12"), lang="en", source="s", url="u", extra={"n": 1}
+    )
+    record = article.to_record()
+    assert list(record) == ["id", "title", "text", "date", "lang", "source", "url", "extra"]  # the store's format
+    assert record["date"] == "9999-12" and record["extra"] == {"n": 1}
+    back = Article.from_record(record)  # a stored date outside the input range still reads back
+    assert back == article and dict(back.extra) == {"n": 1}
+    assert Article.from_record({"id": "b", "title": None, "text": None, "date": None}) == Article(id="b")
+    assert article.to_dict() == {**{k: v for k, v in record.items() if k != "extra"}, "n": 1}
+    copy = pickle.loads(pickle.dumps(article))
+    assert copy == article and dict(copy.extra) == {"n": 1}

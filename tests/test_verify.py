@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 import numpy as np
 import pytest
 
 from dedup.config import Config
-from dedup.embed import EmbeddedArticle, pool
+from dedup.embedding.articles import pool
 from dedup.errors import ConfigError
-from dedup.types import Article, PartialDate
+from dedup.types import Article, EmbeddedArticle, PartialDate
 from dedup.verify import FEATURES, TITLE_FEATURES, Verifier, align, both_titles, compare, features, title_features, title_words
 
 
@@ -65,7 +68,18 @@ def test_verifier_parameters_are_validated() -> None:
         Verifier((1.0,), 0.0)
     with pytest.raises(ConfigError, match="features"):
         Verifier.from_dict({"features": ["x"], "coef": [1.0], "intercept": 0.0})
-    assert 0.0 < Verifier.default().score(np.zeros(len(FEATURES))) < 1.0
+    # score is the logistic of coef . x + intercept, with each coefficient on its own feature
+    verifier = Verifier(tuple(float(i) for i in range(len(FEATURES))), -2.0)
+    for i in range(len(FEATURES)):
+        x = np.zeros(len(FEATURES))
+        x[i] = 1.0
+        assert verifier.score(x) == pytest.approx(1.0 / (1.0 + np.exp(2.0 - i)))
+    # the shipped parameters are those of dedup/verifier.json, in its feature order
+    shipped = json.loads(resources.files("dedup").joinpath("verifier.json").read_text("utf-8"))
+    default = Verifier.default()
+    assert default.coef == tuple(shipped["coef"]) and default.intercept == shipped["intercept"]
+    assert default.title_coef == tuple(shipped["title_only"]["coef"])
+    assert default.score(np.zeros(len(FEATURES))) == pytest.approx(1.0 / (1.0 + np.exp(-shipped["intercept"])))
 
 
 def _title_item(article: Article, vector: np.ndarray) -> EmbeddedArticle:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dedup.embed import EmbeddedArticle
-from dedup.types import Article, Evidence, Match, PassagePair, Verdict
-from dedup.views import pair_view, verdict_view
+from dedup.browse.views import pair_view, verdict_view
+from dedup.types import Article, EmbeddedArticle, Evidence, Match, PassagePair, Verdict
 
 
 def item(id_: str, passages: tuple[str, ...]) -> EmbeddedArticle:

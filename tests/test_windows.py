@@ -8,10 +8,10 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dedup.clustering.windows import UNDATED, WindowPlan, merge_windows, partition
 from dedup.config import Config
-from dedup.detector import Detector
+from dedup.detect.detector import Detector
 from dedup.types import Article, PartialDate
-from dedup.windows import UNDATED, WindowPlan, merge_windows, partition
 
 from .conftest import HashEncoder
 

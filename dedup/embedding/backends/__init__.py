@@ -1,0 +1,1 @@
+"""Fast CPU runtimes for the default model: ONNX Runtime int8 and OpenVINO."""

@@ -1,0 +1,122 @@
+"""Reporting an evaluation: markdown tables, the precision-recall plot, the record on disk.
+
+Separate from running (:mod:`dedup.evaluation.harness`): these read the JSON-ready
+records a run returns, so a report can be redrawn from saved results.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dedup.errors import OptionalDependencyError
+from dedup.evaluation.results import SYSTEMS
+
+__all__ = ["markdown_table", "plot_pr_curves", "threshold_table", "write_record"]
+
+
+def markdown_table(records: Sequence[dict[str, Any]]) -> str:
+    """One markdown table row per data set, part and system."""
+    head = (
+        "| data | part | system | B³ P | B³ R | B³ F1 | ARI | pair P | pair R | pair F1 | R@1 | R@10 | worst pair R@1 |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    rows = [head]
+    for rec in records:
+        for part in ("tune", "held"):
+            for system in SYSTEMS:
+                sysrec = rec["systems"][system]
+                if part not in sysrec:
+                    continue
+                r = sysrec[part]
+                c, p, ret = r["clustering"], r["pairs"]["at_threshold"], r["retrieval"]
+                worst = min(ret["by_pair"].items(), key=lambda kv: kv[1]["recall@1"], default=None)
+                worst_text = f"{worst[0]} {worst[1]['recall@1']:.3f}" if worst else "–"
+                bc = c["bcubed"]
+                rows.append(
+                    f"| {rec['dataset']} | {part} ({rec['split'][part]['articles']}) | {system} "
+                    f"| {bc['precision']:.3f} | {bc['recall']:.3f} | **{bc['f1']:.3f}** | **{c['ari']:.3f}** "
+                    f"| {p['precision']:.3f} | {p['recall']:.3f} | {p['f1']:.3f} "
+                    f"| {_fmt(ret.get('recall@1'))} | {_fmt(ret.get('recall@10'))} "
+                    f"| {worst_text} |"
+                )
+    return "\n".join(rows)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) and value == value else "–"
+
+
+def threshold_table(records: Sequence[dict[str, Any]], thresholds: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9)) -> str:
+    """Precision and recall of the detector's pair decisions at several thresholds, per data set and part.
+
+    Read from each record's precision-recall curve (the point at the lowest curve threshold
+    at or above each value), so users can pick ``--threshold`` by the trade-off they want.
+    """
+    head = "| data | part | " + " | ".join(f"t={t:g}: P / R" for t in thresholds) + " |"
+    rows = [head, "|---|---|" + "---|" * len(thresholds)]
+    for rec in records:
+        for part in ("tune", "held"):
+            rep = rec["systems"]["dedup"].get(part)
+            if rep is None:
+                continue
+            curve = rep["pairs"]["pr_curve"]
+            cells = []
+            for t in thresholds:
+                above = [k for k, x in enumerate(curve["threshold"]) if x >= t]
+                if above:
+                    k = above[-1]
+                    cells.append(f"{curve['precision'][k]:.2f} / {curve['recall'][k]:.2f}")
+                else:
+                    cells.append("– / 0.00")
+            rows.append(f"| {rec['dataset']} | {part} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def plot_pr_curves(record: dict[str, Any], path: Path) -> None:
+    """Write the precision-recall curves of every system and part as a PNG.
+
+    Raises:
+        OptionalDependencyError: When matplotlib is not installed.
+
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise OptionalDependencyError("matplotlib", "the precision-recall plot (pip install 'dedup[bench]')") from exc
+    parts = [p for p in ("tune", "held") if p in record["systems"]["dedup"]]
+    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4.5), squeeze=False)
+    for ax, part in zip(axes[0], parts, strict=True):
+        for system in SYSTEMS:
+            rep = record["systems"][system][part]["pairs"]
+            curve = rep["pr_curve"]
+            ax.plot(curve["recall"], curve["precision"], label=f"{system} (best F1 {rep['best']['f1']:.2f})")
+            at = rep["at_threshold"]
+            ax.scatter([at["recall"]], [at["precision"]], marker="o", s=25)
+        ax.set_title(f"{record['dataset']}: {part} part ({record['split'][part]['articles']} articles)")
+        ax.set_xlabel("recall (of true candidate pairs)")
+        ax.set_ylabel("precision")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left", fontsize=8)
+    fig.suptitle(f"pair decisions, model {record['model']}; dots: chosen thresholds", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_record(record: dict[str, Any], out_dir: Path, *, plot: bool = True) -> Path:
+    """Write ``eval_<dataset>.json`` (and the PR plot ``eval_<dataset>_pr.png``) into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"eval_{record['dataset']}.json"
+    path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    if plot:
+        plot_pr_curves(record, out_dir / f"eval_{record['dataset']}_pr.png")
+    return path

@@ -1,0 +1,553 @@
+"""The persistent store: article metadata, passage vectors, the vector index, a manifest.
+
+Layout of a store directory::
+
+    manifest.json          format/version, model, dimension, cleaning version, segments, index
+    seg-000001/            one immutable segment per add: articles.jsonl, vectors.npy, passages.npy
+    index-000003.faiss     the vector index over all article vectors, rewritten per add
+    .lock                  held by a writer while it adds
+
+Writes are atomic: an add writes a new segment and a new index under temporary names,
+flushes them to disk, renames them into place and only then replaces ``manifest.json``
+(``os.replace``). A crash or Ctrl-C at any point leaves the previous manifest, which
+names only complete files, so the previous store opens intact. Files that no manifest
+names are removed by the next writer. Every file's size and SHA-256 are recorded in the
+manifest and checked on open, so a truncated or altered file is reported, never served.
+
+One writer at a time (a lock file); readers open a consistent snapshot (the manifest
+they read) without locking, and :meth:`Store.refresh` moves them to the latest commit.
+A commit does not remove the files it retires (the previous generation's index, the
+segments a replace rewrote): the manifest lists them under ``retired`` and the *next*
+commit removes them, so a reader that read the previous manifest an instant before the
+commit still finds its files. A reader also opens a generation's files before it
+reads any (an open file outlives its name), and when a file is gone all the same it
+rereads the manifest and loads the newer generation, for up to ``RETRY_SECONDS``: it
+reports a store as damaged only when a file its *current* manifest names is missing or
+fails its size, checksum or format check.
+
+The manifest's shape is checked before anything is read (see :mod:`dedup.search.manifest`);
+segments are written and read by :mod:`dedup.search.segments`.
+:meth:`Store.writing` holds the writer lock around several steps (check, then add), so a
+check-and-add is serialised with every other writer, in this process or another.
+
+A ``Store`` object is not safe to mutate from several threads at once: a caller that
+shares one between threads (the HTTP service) serialises its adds and refreshes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dedup import _fs
+from dedup.embedding.naming import mismatch_hint
+from dedup.errors import DuplicateIdError, IdConflictError, StoreCorruptError, StoreError, StoreMismatchError
+from dedup.search.index import IndexPlan, SearchResult, VectorIndex, build_index, check_kind, plan_reason, update_index
+from dedup.search.manifest import (
+    FORMAT_VERSION,
+    LOCK,
+    MANIFEST,
+    SEGMENT_FILES,
+    Segment,
+    check_manifest,
+    new_manifest,
+    read_manifest,
+)
+from dedup.search.segments import Rows, SegmentData, Unreadable, article_record, read_generation, write_segment
+from dedup.types import AddReport, Article, EmbeddedArticle
+
+__all__ = ["FORMAT_VERSION", "LOCK", "MANIFEST", "RETRY_SECONDS", "SEGMENT_FILES", "Store", "check_manifest"]
+
+logger = logging.getLogger(__name__)
+
+# How long a reader keeps rereading the manifest while commits remove the files it was loading.
+RETRY_SECONDS = 30.0
+# Per thread: the store folders whose writer lock this thread holds (the lock is re-entrant).
+_held = threading.local()
+
+
+class Store:
+    """Articles with their passages and vectors, searchable by article vector.
+
+    Build one with :meth:`create`, :meth:`open` or :meth:`in_memory`.
+    """
+
+    def __init__(self, path: Path | None, model: str, dim: int, *, index: str = "auto", recall_floor: float = 0.99) -> None:
+        self._path = path
+        self._model = model
+        self._dim = dim
+        self._segments: list[Segment] = []
+        self._records: list[dict[str, Any]] = []
+        self._positions: dict[str, int] = {}
+        self._vectors = Rows(dim)
+        self._passage_vectors = Rows(dim)
+        self._passage_start: list[int] = []
+        self._index = VectorIndex(dim)
+        self._plan = IndexPlan("flat", plan_reason(index, "flat", 0), check_kind(index))
+        self._recall_floor = recall_floor
+        self._generation = 0
+        self._index_file: str | None = None  # the index file of this generation
+        self._retired: list[str] = []  # the files this generation's commit retired (removed at the next)
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def in_memory(cls, model: str, dim: int, *, index: str = "auto", recall_floor: float = 0.99) -> Store:
+        """A store that lives only in memory (nothing is written).
+
+        ``index`` and ``recall_floor`` choose the vector index, as for :meth:`create`.
+        """
+        return cls(None, model, dim, index=index, recall_floor=recall_floor)
+
+    @classmethod
+    def create(cls, path: str | Path, model: str, dim: int, *, index: str = "auto", recall_floor: float = 0.99) -> Store:
+        """Create an empty store at ``path`` (a new or empty directory).
+
+        Raises:
+            StoreError: When ``path`` already holds files.
+
+        """
+        root = Path(path)
+        if root.exists() and any(root.iterdir()):
+            if (root / MANIFEST).exists():
+                raise StoreError(f"a store already exists at {root}; open it instead")
+            raise StoreError(f"cannot create a store in {root}: the folder is not empty")
+        _fs.make_folder(root, "a store")
+        store = cls(root, model, dim, index=index, recall_floor=recall_floor)
+        with store._locked():
+            store._commit([], store._index)
+        return store
+
+    @classmethod
+    def open_or_create(
+        cls, path: str | Path, model: str, dim: int, *, index: str = "auto", recall_floor: float = 0.99, verify: bool = True
+    ) -> Store:
+        """Open the store at ``path``, or create it there, under its writer lock.
+
+        Safe when several processes do this at once (the first creates, the others open),
+        and after a creation that crashed before its first commit: what it left (the lock
+        file, temporary files) is cleared.
+
+        Raises:
+            StoreError: When ``path`` holds other files but no store.
+            StoreMismatchError: The existing store was built with another model or dimension.
+
+        """
+        root = Path(path)
+        _fs.make_folder(root, "a store")
+        store = cls(root, model, dim, index=index, recall_floor=recall_floor)
+        with store._locked():
+            if (root / MANIFEST).exists():
+                return cls.open(root, model=model, dim=dim, verify=verify, recall_floor=recall_floor)
+            foreign = [e.name for e in root.iterdir() if e.name != LOCK and not e.name.startswith((".tmp-", "seg-", "index-"))]
+            if foreign:
+                raise StoreError(f"cannot create a store in {root}: the folder holds other files ({', '.join(sorted(foreign))})")
+            store._commit([], store._index)  # its clean-up removes what a crashed creation left
+        return store
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        model: str | None = None,
+        dim: int | None = None,
+        verify: bool = True,
+        index: str | None = None,
+        recall_floor: float = 0.99,
+    ) -> Store:
+        """Open an existing store, refusing one built with another model or dimension.
+
+        A writer in another process may commit while the store loads: when a file the
+        manifest names is gone or fails its checks, the manifest is read again and, if a
+        commit happened meanwhile, the newer generation is loaded instead (for up to
+        ``RETRY_SECONDS``).
+
+        Args:
+            path: The store directory.
+            model: The model the caller embeds with; None skips the check.
+            dim: The caller's vector dimension; None skips the check.
+            verify: Check every file's SHA-256 against the manifest (sizes are always checked).
+            index: Change the index choice (``auto``, ``flat``, ``hnsw``, ``ivf``); it takes
+                effect at the next add. None keeps the stored choice.
+            recall_floor: Recall@10 against exact search that an approximate index must meet.
+
+        Raises:
+            StoreNotFoundError: No store at ``path``.
+            StoreMismatchError: Built with another model, dimension, cleaning or format version.
+            StoreCorruptError: The manifest is damaged, or a file it names is missing, truncated or altered.
+            StoreError: A file cannot be read (permissions), or commits came so fast for
+                ``RETRY_SECONDS`` that no generation could be loaded whole.
+
+        """
+        root = Path(path)
+        deadline = time.monotonic() + RETRY_SECONDS
+        changes = 0
+        while True:
+            manifest = read_manifest(root)
+            store = cls(root, manifest["model"], manifest["dim"], recall_floor=recall_floor)
+            advice = " or build a new store with this one" + (mismatch_hint(store._model, model) if model else "")
+            _fs.check_vectors("store", root, (store._model, store._dim), model, dim, advice=advice)
+            try:
+                store._load(manifest, verify=verify)
+            except (StoreCorruptError, Unreadable) as exc:
+                # Writers in another process may have committed twice, and removed files this
+                # manifest named, while it was being read: then read the new manifest and load that.
+                if read_manifest(root)["generation"] == manifest["generation"]:
+                    raise (exc.reported() if isinstance(exc, Unreadable) else exc) from None
+                changes += 1
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"store {root} changed {changes} times while it was being read (writers commit faster "
+                        f"than it loads) and could not be loaded whole within {RETRY_SECONDS:.0f} s; try again"
+                    ) from None
+                logger.debug("store %s: generation %s changed while loading; reading it again", root, manifest["generation"])
+                continue
+            if index is not None and check_kind(index) != store._plan.requested:
+                store._plan = replace(store._plan, requested=check_kind(index), calibrated_n=0)
+            return store
+
+    def _load(self, manifest: dict[str, Any], *, verify: bool) -> None:
+        """Load the generation ``manifest`` names (its shape already checked by :func:`check_manifest`)."""
+        assert self._path is not None
+        self._generation = manifest["generation"]
+        meta = manifest["index"]
+        data = read_generation(self._path, manifest, verify=verify, take=self._take_segment)
+        index_path = self._path / meta["file"]
+        self._plan = IndexPlan.from_dict(meta.get("plan", {"kind": meta.get("kind", "flat")}))
+        self._index = VectorIndex.from_bytes(data, self._dim, param=self._plan.param)
+        self._index_file = meta["file"]
+        self._retired = list(manifest.get("retired", []))
+        if self._index.kind != self._plan.kind:
+            raise StoreCorruptError(
+                f"index {index_path} is {self._index.kind}, the manifest says {self._plan.kind}; restore the store from a backup"
+            )
+        if len(self._index) != len(self._records):
+            raise StoreCorruptError(
+                f"index {index_path} holds {len(self._index)} vectors for {len(self._records)} articles; "
+                "restore the store from a backup"
+            )
+
+    def _take_segment(self, data: SegmentData) -> None:
+        self._append_memory(data.records, data.vectors, data.passages)
+        self._segments.append(data.segment)
+
+    def _append_memory(
+        self, records: Sequence[dict[str, Any]], vectors: NDArray[np.float32], passages: NDArray[np.float32]
+    ) -> None:
+        offset = len(self._passage_vectors)
+        for record in records:
+            if record["id"] in self._positions:
+                raise StoreCorruptError(f"id {record['id']!r} is stored twice")
+            self._positions[record["id"]] = len(self._records)
+            self._passage_start.append(offset + int(record["passage_offset"]))
+            self._records.append(record)
+        self._vectors.append(vectors)
+        self._passage_vectors.append(passages)
+
+    # ------------------------------------------------------------------- properties
+    @property
+    def path(self) -> Path | None:
+        """The store directory, or None for an in-memory store."""
+        return self._path
+
+    @property
+    def model(self) -> str:
+        """The model every stored vector was made with."""
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return self._dim
+
+    @property
+    def generation(self) -> int:
+        """Number of the commit this object holds (it grows by one per add)."""
+        return self._generation
+
+    @property
+    def index_kind(self) -> str:
+        """The vector index type in use."""
+        return self._index.kind
+
+    @property
+    def index_plan(self) -> IndexPlan:
+        """Which index is in use, its search parameter, measured recall, and why."""
+        return self._plan
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, article_id: object) -> bool:
+        return article_id in self._positions
+
+    @property
+    def ids(self) -> list[str]:
+        """Stored ids, in insertion order."""
+        return [r["id"] for r in self._records]
+
+    # ---------------------------------------------------------------------- reading
+    def get(self, article_id: str) -> Article:
+        """The stored article with this id.
+
+        Raises:
+            KeyError: When no article has this id.
+
+        """
+        return Article.from_record(self._records[self._positions[article_id]]["article"])
+
+    def embedded(self, position: int) -> EmbeddedArticle:
+        """The stored article at ``position`` with its passages and vectors."""
+        record = self._records[position]
+        start = self._passage_start[position]
+        count = len(record["passages"])
+        passages = self._passage_vectors.rows[start : start + count]
+        return EmbeddedArticle(
+            Article.from_record(record["article"]),
+            tuple(record["passages"]),
+            np.asarray(passages),
+            self._vectors.rows[position],
+        )
+
+    def position(self, article_id: str) -> int:
+        """Insertion position of an id (raises KeyError)."""
+        return self._positions[article_id]
+
+    def search(self, queries: NDArray[np.float32], k: int) -> SearchResult:
+        """The ``k`` stored articles most similar to each query vector."""
+        return self._index.search(queries, k)
+
+    # ---------------------------------------------------------------------- writing
+    def add(self, items: Sequence[EmbeddedArticle], *, replace: bool = False) -> AddReport:
+        """Store embedded articles atomically: all of them or, on any failure, none.
+
+        Re-adding an id with the same content is a no-op. The same id with other content
+        raises :class:`DuplicateIdError` unless ``replace`` is True. An article with no
+        passage (empty after cleaning) is not stored: it is listed in ``AddReport.skipped``.
+
+        Raises:
+            DuplicateIdError: An id is already stored with other content (and not ``replace``).
+            StoreMismatchError: A vector has the wrong dimension.
+
+        """
+        with self._locked():
+            self._refresh()
+            added, unchanged, replaced = self._sort_batch(items, replace=replace)
+            if added:
+                self._write(added, set(replaced))
+            empty = tuple(item.id for item in items if not item.passages)
+            return AddReport(tuple(a.id for a in added if a.id not in replaced), tuple(unchanged), tuple(replaced), empty)
+
+    def _sort_batch(
+        self, items: Sequence[EmbeddedArticle], *, replace: bool
+    ) -> tuple[list[EmbeddedArticle], list[str], list[str]]:
+        """What an add of ``items`` does: the items to write, the ids unchanged, the ids replaced."""
+        added: list[EmbeddedArticle] = []
+        unchanged: list[str] = []
+        replaced: list[str] = []
+        batch_ids: set[str] = set()
+        for item in items:
+            if not item.passages:  # empty after cleaning: never stored, never matched
+                continue
+            if item.vector.shape != (self._dim,):
+                raise StoreMismatchError(
+                    f"article {item.id!r} has a vector of shape {item.vector.shape}, store dim is {self._dim}"
+                )
+            if item.id in batch_ids:
+                raise DuplicateIdError(f"id {item.id!r} appears twice in one add")
+            batch_ids.add(item.id)
+            position = self._positions.get(item.id)
+            if position is None:
+                added.append(item)
+            elif self._records[position]["content_hash"] == item.article.content_hash:
+                unchanged.append(item.id)
+            elif replace:
+                replaced.append(item.id)
+                added.append(item)
+            else:
+                raise IdConflictError(
+                    f"id {item.id!r} is already stored with different content; use replace=True (--replace) to overwrite"
+                )
+        return added, unchanged, replaced
+
+    def _write(self, added: Sequence[EmbeddedArticle], replaced: set[str]) -> None:
+        records = [article_record(item) for item in added]
+        if replaced:  # rewrite everything as one segment without the replaced articles
+            self._rewrite(added, records, replaced)
+            return
+        vectors = np.vstack([item.vector[None, :] for item in added]).astype(np.float32)
+        passages = np.vstack([item.passage_vectors for item in added]).astype(np.float32)
+        self._assign_offsets(records)
+        # A persistent store adds to a copy, so a failed commit leaves the live index untouched.
+        base = self._index if self._path is None else self._index.copy()
+        index, plan = update_index(
+            base, self._plan, vectors, lambda: np.vstack([self._vectors.rows, vectors]), floor=self._recall_floor
+        )
+        if plan != self._plan:
+            logger.info("vector index: %s", plan.describe())
+        self._commit([(records, vectors, passages)], index, plan)
+
+    def _rewrite(self, added: Sequence[EmbeddedArticle], records: list[dict[str, Any]], replaced: set[str]) -> None:
+        """Commit the stored articles but ``replaced``, then ``added``, as one new segment and a new index."""
+        keep = [i for i, r in enumerate(self._records) if r["id"] not in replaced]
+        all_items = [self.embedded(i) for i in keep] + list(added)
+        fresh = Store(self._path, self._model, self._dim)
+        fresh._generation = self._generation
+        fresh._segments, fresh._index_file = self._segments, self._index_file  # what this commit retires
+        all_records = [{**self._records[i], "passage_offset": 0} for i in keep] + records
+        fresh._assign_offsets(all_records)
+        all_vectors = np.vstack([e.vector[None, :] for e in all_items]).astype(np.float32)
+        all_passages = np.vstack([e.passage_vectors for e in all_items]).astype(np.float32)
+        fresh._recall_floor = self._recall_floor
+        index, fresh._plan = build_index(all_vectors, self._plan.requested, floor=self._recall_floor)
+        fresh._commit([(all_records, all_vectors, all_passages)], index, keep_segments=False)
+        self.__dict__.update(fresh.__dict__)
+
+    @staticmethod
+    def _assign_offsets(records: list[dict[str, Any]]) -> None:
+        offset = 0
+        for record in records:
+            record["passage_offset"] = offset
+            offset += len(record["passages"])
+
+    def _commit(
+        self,
+        new: Sequence[tuple[list[dict[str, Any]], NDArray[np.float32], NDArray[np.float32]]],
+        index: VectorIndex,
+        plan: IndexPlan | None = None,
+        *,
+        keep_segments: bool = True,
+    ) -> None:
+        plan = plan or self._plan
+        generation = self._generation + 1
+        segments = list(self._segments) if keep_segments else []
+        index_name = f"index-{generation:06d}.faiss"
+        retired: list[str] = []
+        if self._path is not None:
+            previous = {s.name for s in self._segments} | ({self._index_file} if self._index_file else set())
+            segments += [write_segment(self._path, f"seg-{generation:06d}", *part) for part in new]
+            retired = sorted(previous - {s.name for s in segments} - {index_name})
+            self._write_generation(generation, segments, index_name, index, plan, retired)
+        if not keep_segments:
+            self._records, self._positions, self._passage_start = [], {}, []
+            self._vectors, self._passage_vectors = Rows(self._dim), Rows(self._dim)
+        for records, vectors, passages in new:
+            self._append_memory(records, vectors, passages)
+        if self._path is not None:
+            self._segments = segments
+            self._index_file, self._retired = index_name, retired
+        self._index = index
+        self._plan = plan
+        self._generation = generation
+        if self._path is not None:
+            self._collect_garbage()
+
+    def _write_generation(
+        self, generation: int, segments: list[Segment], index_name: str, index: VectorIndex, plan: IndexPlan, retired: list[str]
+    ) -> None:
+        """Write the index file, then the manifest naming it and ``segments`` (the commit point)."""
+        assert self._path is not None
+        tmp = self._path / f".tmp-{index_name}"
+        meta = _fs.write_synced(tmp, index.to_bytes())
+        os.replace(tmp, self._path / index_name)
+        entry = {"file": index_name, "kind": index.kind, "plan": plan.to_dict(), **meta}
+        manifest = new_manifest(self._model, self._dim, generation, segments, entry, retired)
+        # Compact, so the C encoder writes it: an indented manifest is encoded in pure Python,
+        # which made every commit slower as segments accumulate.
+        _fs.write_atomic(self._path / MANIFEST, json.dumps(manifest, separators=(",", ":")).encode("utf-8"))
+
+    def _collect_garbage(self) -> None:
+        """Remove what neither this generation nor the previous one names (crashed writers' files too).
+
+        The files this commit retired stay until the next commit: a reader that read the
+        previous manifest just before this commit may still be loading them.
+        """
+        assert self._path is not None
+        keep = {s.name for s in self._segments} | {MANIFEST, LOCK, *self._retired}
+        if self._index_file:
+            keep.add(self._index_file)
+        for entry in self._path.iterdir():
+            if entry.name in keep:
+                continue
+            if entry.name.startswith((".tmp-", "seg-", "index-")):
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+
+    def refresh(self) -> bool:
+        """Move to the latest commit if another writer committed since; True if it did.
+
+        Raises:
+            StoreError: When the store on disk can no longer be read (see :meth:`open`).
+
+        """
+        return self._refresh()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the writer lock (re-entrant within a thread; a no-op in memory).
+
+        Raises:
+            StoreError: When another writer holds the lock for more than 600 s, or the lock
+                file cannot be taken (it is a folder, or not writable).
+
+        """
+        with self._locked():
+            yield
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the writer lock, on the latest commit, for several steps (check, then add).
+
+        Adds inside the block take the same lock again (it is re-entrant), so what was
+        checked inside the block is what the add commits onto: no other writer, in this
+        process or another, commits in between.
+
+        Raises:
+            StoreError: When another writer holds the lock for more than 600 s.
+
+        """
+        with self._locked():
+            self._refresh()
+            yield
+
+    def _refresh(self) -> bool:
+        """Reload if another process committed since this store was opened."""
+        if self._path is None:
+            return False
+        manifest = read_manifest(self._path)
+        if manifest["generation"] == self._generation:
+            return False
+        fresh = Store.open(self._path, verify=False, index=self._plan.requested, recall_floor=self._recall_floor)
+        self.__dict__.update(fresh.__dict__)
+        return True
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._path is None:
+            yield
+            return
+        held: set[str] = _held.__dict__.setdefault("paths", set())
+        key = str(self._path.resolve())
+        if key in held:  # this thread already holds it (inside :meth:`writing`)
+            yield
+            return
+        with _fs.hold_lock(self._path / LOCK, timeout=600):
+            held.add(key)
+            try:
+                yield
+            finally:
+                held.discard(key)
