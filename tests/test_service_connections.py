@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from .conftest import ROOT
+from .servers import served_url, wait_for_health
 
 DEADLINE_S = 30
 
@@ -44,18 +44,7 @@ def server(store: Path, *flags: str, max_files: int | None = None) -> Iterator[t
         preexec_fn=limit_files,  # only setrlimit, before exec
     )
     try:
-        assert proc.stderr is not None
-        deadline = time.monotonic() + 60
-        url = None
-        while url is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line and proc.poll() is not None:
-                raise AssertionError(f"the server exited with {proc.returncode}")
-            if " serving " in f" {line}":
-                url = line.split(" on ", 1)[1].split(";", 1)[0]
-        assert url is not None and url.startswith("http://127.0.0.1:"), url
-        threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep draining its log
-        wait_for_health(url, deadline)
+        url = served_url(proc, time.monotonic() + 60)
         yield url, int(url.rsplit(":", 1)[1])
     finally:
         proc.send_signal(signal.SIGINT)
@@ -64,17 +53,6 @@ def server(store: Path, *flags: str, max_files: int | None = None) -> Iterator[t
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def wait_for_health(url: str, deadline: float) -> None:
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the server does not answer /health"
-        time.sleep(0.1)  # polling with a deadline
 
 
 def connect(port: int) -> socket.socket:

@@ -22,6 +22,7 @@ import pytest
 from dedup.search.store import Store
 
 from .conftest import ROOT
+from .servers import served_url
 
 CLIENTS, REQUESTS = 8, 40  # N clients, M requests each
 DEADLINE_S = 180
@@ -48,24 +49,7 @@ def start_server(store: Path) -> tuple[subprocess.Popen[str], str]:
         cwd=ROOT,
         env={**os.environ, "DEDUP_TOKEN": TOKEN},
     )
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 60
-    url = None
-    while url is None and time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line and proc.poll() is not None:
-            raise AssertionError(f"the server exited with {proc.returncode}")
-        if " serving " in f" {line}":
-            url = line.split(" on ", 1)[1].split(";", 1)[0]
-    assert url is not None and url.startswith("http://127.0.0.1:"), url  # loopback only
-    threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep draining its log
-    while True:
-        try:
-            httpx.get(f"{url}/health", timeout=5).raise_for_status()
-            return proc, url
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, "the server did not answer"
-            time.sleep(0.1)
+    return proc, served_url(proc, time.monotonic() + 60)
 
 
 def article(id_: str, n: int) -> dict[str, object]:
