@@ -1,245 +1,346 @@
-"""Refit the verifier's logistic model on the development data and write ``dedup/verifier.json``.
+r"""Fit the verifier (monotone boosted trees + calibration) on every kind of duplicate and write ``dedup/verifier.json``.
 
-Data (read from ``--data``, default ``../shared/data``; never copied into the repo):
+Every data file is given on the command line (nothing defaults to a data folder):
 
-* ``ntrex_dev.jsonl``: NTREX-128 articles, each in ~20 languages (CC BY-SA 4.0). Same
-  ``story`` = same article in another language. A fixed subset of documents and
-  languages is used for fitting; documents whose id hashes into the held-out half are
-  never used here (they are kept for reporting).
-* ``og2021_dev.jsonl``: OG2021 titles with story labels (CC BY-NC-ND 4.0, internal
-  evaluation only). Titles dated up to ``--og-fit-until`` are used for fitting.
-* ``seeds.jsonl``: the five seed articles.
+    python -m benchmarks.fit_verifier --semeval DATA/semeval_dev.jsonl --ntrex DATA/ntrex_dev.jsonl \
+        --og2021 DATA/og2021_dev.jsonl --seeds DATA/seeds.jsonl [--out dedup/verifier.json] [--rows rows.npz]
 
-For every article, retrieval proposes its ``k`` nearest articles in the same data set
-(exactly as the detector does); each (article, candidate) pair becomes one training row
-with the verifier's features and the label "same story". Pairs outside the date window
-are left out (the detector vetoes them before the model is consulted).
+Rows come from :mod:`benchmarks.verifier_rows`. The model is scikit-learn's
+``HistGradientBoostingClassifier`` with monotone constraints
+(:data:`dedup.verify_features.MONOTONE`: the article cosine and every similarity may only
+raise the score, conflicts only lower it); each source weighs the same in the fit, however
+many rows it has. A Platt calibration of the trees' output is fitted on out-of-fold scores
+and kept when it lowers the expected calibration error. The trees are written as JSON and
+evaluated with numpy by :class:`dedup.verify.Trees` (checked here against scikit-learn).
 
-Two logistic models are fitted: the article model over ``FEATURES`` on every row, and
-the title-only model over ``TITLE_FEATURES`` on the rows where both sides are titles only
-(in this data: the OG2021 titles). The title-only model is fitted on standardised
-features (so that its regularisation treats them alike) and written in raw units.
-
-Run: ``python -m benchmarks.fit_verifier [--data DIR] [--out dedup/verifier.json]``
+Printed, all out of fold (folds by story, or by component of the SemEval article graph;
+the SemEval held part, the seeds and the template pairs are scored by the final model,
+never trained on): per source, the verifier's and the centred cosine's ROC-AUC and
+|Pearson|, the SemEval hard-negative AUC, NTREX recall@1, the expected calibration error,
+and, with NTREX languages left out of the fit four groups at a time, the share of
+translations in an unseen language called duplicates.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from benchmarks.verifier_rows import Rows, ntrex_rows, og2021_rows, seeds_rows, semeval_rows, template_rows
 from dedup.config import Config
 from dedup.embedding.embed import load_encoder
 from dedup.evaluation.data import default_cache_dir, embed_cached
-from dedup.io import read_articles
-from dedup.search.index import VectorIndex
 from dedup.types import Article, EmbeddedArticle
-from dedup.verify import FEATURES, TITLE_FEATURES, both_titles, compare, features, title_features
+from dedup.verify import FORMAT, Trees, Verifier
+from dedup.verify_features import FEATURES, MONOTONE
 
 logger = logging.getLogger("benchmarks.fit_verifier")
 
-NTREX_LANGS = ("src", "fra", "deu", "spa", "rus", "CN", "vie", "arb")
+FOLDS = 5
+TRAINED = ("semeval", "ntrex", "og2021")
+PARAMS = {"max_depth": 3, "learning_rate": 0.05, "max_iter": 200, "min_samples_leaf": 20, "l2_regularization": 1.0}
 
 
-def held_out(story: str) -> bool:
-    """Stories whose id hashes odd are held out from every fit (kept for reporting).
+def _fold(source: str, group: str) -> int:
+    import hashlib
 
-    The same rule as :func:`dedup.evaluation.data.held_out_story`, which ``dedup eval`` uses.
-    """
-    return int(hashlib.sha256(story.encode()).hexdigest(), 16) % 2 == 1
+    return int(hashlib.sha256(f"{source}:{group}".encode()).hexdigest(), 16) % FOLDS
 
 
-def load_sets(data: Path, ntrex_docs: int, og_until: str) -> dict[str, tuple[list[Article], list[str]]]:
-    """The fitting subsets, each as (articles, story labels)."""
-    sets: dict[str, tuple[list[Article], list[str]]] = {}
-    arts = read_articles([data / "ntrex_dev.jsonl"], detect_lang=False).articles
-    stories = [str(a.extra["story"]) for a in arts]
-    docs = sorted({s for s in stories if not held_out(s)})[:ntrex_docs]
-    keep = [i for i, a in enumerate(arts) if stories[i] in docs and a.id.rsplit("-", 1)[-1] in NTREX_LANGS]
-    sets["ntrex"] = ([arts[i] for i in keep], [stories[i] for i in keep])
-    arts = read_articles([data / "og2021_dev.jsonl"], detect_lang=False).articles
-    keep = [i for i, a in enumerate(arts) if a.date is not None and str(a.date) <= og_until]
-    sets["og2021"] = ([arts[i] for i in keep], [str(arts[i].extra["story"]) for i in keep])
-    arts = read_articles([data / "seeds.jsonl"], detect_lang=False).articles
-    sets["seeds"] = (list(arts), [str(a.extra["story"]) for a in arts])
-    return sets
+def make_model(weights: dict[str, float] | None = None) -> object:
+    """The untrained model (monotone constraints from :data:`MONOTONE`)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    cst = [MONOTONE.get(name, 0) for name in FEATURES]
+    return HistGradientBoostingClassifier(monotonic_cst=cst, random_state=0, **PARAMS)  # type: ignore[arg-type]
 
 
-def pair_rows(
-    items: list[EmbeddedArticle], labels: list[str], config: Config, k: int
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
-    """Feature rows (``FEATURES``, ``TITLE_FEATURES``) and labels of every (article, retrieved candidate) pair, each once.
-
-    Rows of pairs that are not two titles (see :func:`dedup.verify.both_titles`) have NaN title features.
-    """
-    index = VectorIndex(items[0].vector.shape[0])
-    index.add(np.vstack([e.vector for e in items]))
-    found = index.search(np.vstack([e.vector for e in items]), min(k + 1, len(items)))
-    seen: set[tuple[int, int]] = set()
-    xs: list[NDArray[np.float64]] = []
-    xts: list[NDArray[np.float64]] = []
-    ys: list[int] = []
-    for i in range(len(items)):
-        for j in found.positions[i]:
-            key = (min(i, int(j)), max(i, int(j)))
-            if j < 0 or key[0] == key[1] or key in seen:
-                continue
-            seen.add(key)
-            ev = compare(items[key[0]], items[key[1]], config)
-            if ev.date_gap_days is not None and ev.date_gap_days > config.max_date_gap_days:
-                continue
-            a, b = items[key[0]], items[key[1]]
-            xs.append(features(ev, a, b, max_date_gap_days=config.max_date_gap_days))
-            xts.append(
-                title_features(ev, a, b, max_date_gap_days=config.max_date_gap_days)
-                if both_titles(a, b)
-                else np.full(len(TITLE_FEATURES), np.nan)
-            )
-            ys.append(int(labels[key[0]] == labels[key[1]]))
-    return np.vstack(xs), np.vstack(xts), np.asarray(ys, dtype=np.int64)
+def training_set(
+    rows: dict[str, Rows], masks: dict[str, NDArray[np.bool_]], weights: dict[str, float]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Stacked rows, labels and weights: each source's rows weigh ``weights[source]`` in total."""
+    xs, ys, ws = [], [], []
+    for name, mask in masks.items():
+        r = rows[name]
+        keep = mask & r.trainable & ~r.identical
+        if not keep.any():
+            continue
+        y = r.y[keep]
+        # Within a source, positives and negatives weigh the same (NTREX neighbours are nearly all positives).
+        w = np.where(y == 1, 0.5 / max((y == 1).sum(), 1), 0.5 / max((y == 0).sum(), 1)) * weights.get(name, 1.0)
+        xs.append(r.x[keep])
+        ys.append(y)
+        ws.append(w)
+    w_all = np.concatenate(ws)
+    return np.vstack(xs), np.concatenate(ys), w_all * len(w_all) / w_all.sum()
 
 
-def _ece(y: NDArray[np.int64], p: NDArray[np.float64], bins: int = 10) -> float:
-    """Expected calibration error: mean |observed rate - mean probability| over equal-width bins, weighted by size."""
-    edges = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = edges == b
-        if mask.any():
-            total += mask.sum() * abs(float(y[mask].mean()) - float(p[mask].mean()))
-    return total / len(y)
+def fit(rows: dict[str, Rows], masks: dict[str, NDArray[np.bool_]], weights: dict[str, float]) -> object:
+    """A model fitted on the masked trainable rows."""
+    x, y, w = training_set(rows, masks, weights)
+    model = make_model()
+    model.fit(x, y, sample_weight=w)  # type: ignore[attr-defined]
+    return model
 
 
-def fit_title_model(
-    x_title: NDArray[np.float64], y_all: NDArray[np.int64], groups: NDArray[np.str_], c: float
-) -> dict[str, object]:
-    """The title-only model's parameters (raw units) and its out-of-fold report, fitted on the rows of two titles."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import brier_score_loss, f1_score, precision_recall_fscore_support
-    from sklearn.model_selection import StratifiedKFold
-
-    rows = ~np.isnan(x_title[:, 0])
-    x, y = x_title[rows], y_all[rows]
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale == 0] = 1.0
-    z = (x - mean) / scale
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
-    oof = np.zeros(len(y))
-    for train, test in folds.split(z, y):
-        oof[test] = LogisticRegression(C=c, max_iter=5000).fit(z[train], y[train]).predict_proba(z[test])[:, 1]
-    model = LogisticRegression(C=c, max_iter=5000).fit(z, y)
-    thresholds = np.round(np.linspace(0.05, 0.95, 19), 2)
-    best_t = float(thresholds[int(np.argmax([f1_score(y, oof >= t) for t in thresholds]))])
-    p, r, f, _ = precision_recall_fscore_support(y, oof >= best_t, average="binary", zero_division=0)
-    coef = model.coef_[0] / scale
-    intercept = float(model.intercept_[0]) - float(np.dot(coef, mean))
-    logger.info("title-only model: %d rows (%s)", len(y), ", ".join(sorted(set(groups[rows].tolist()))))
-    return {
-        "features": list(TITLE_FEATURES),
-        "coef": [round(float(v), 6) for v in coef],
-        "intercept": round(intercept, 6),
-        "fitted_on": {name: int((groups[rows] == name).sum()) for name in sorted(set(groups[rows].tolist()))},
-        "out_of_fold_report_at_best_threshold": {
-            "pairs": len(y),
-            "positives": int(y.sum()),
-            "precision": round(float(p), 4),
-            "recall": round(float(r), 4),
-            "f1": round(float(f), 4),
-            "brier": round(float(brier_score_loss(y, oof)), 4),
-            "ece": round(_ece(y, oof), 4),
-        },
-        "best_f1_threshold": round(best_t, 2),
+def out_of_fold(rows: dict[str, Rows], weights: dict[str, float]) -> dict[str, NDArray[np.float64]]:
+    """Raw (log-odds) scores of every row by a model that did not see its story/component; the rest by the full model."""
+    out = {name: np.full(len(r.y), np.nan) for name, r in rows.items()}
+    folds = {
+        name: (np.array([_fold(name, g) for g in r.group1]), np.array([_fold(name, g) for g in r.group2]))
+        for name, r in rows.items()
     }
+    for k in range(FOLDS):
+        masks = {n: (folds[n][0] != k) & (folds[n][1] != k) for n in TRAINED if n in rows}
+        model = fit(rows, masks, weights)
+        for name in TRAINED:
+            if name not in rows:
+                continue
+            r = rows[name]
+            test = ((folds[name][0] == k) | (folds[name][1] == k)) & r.trainable & np.isnan(out[name])
+            if test.any():
+                out[name][test] = model.decision_function(r.x[test])  # type: ignore[attr-defined]
+    full = fit(rows, {n: np.ones(len(rows[n].y), dtype=bool) for n in TRAINED if n in rows}, weights)
+    for name, r in rows.items():
+        rest = np.isnan(out[name])
+        if rest.any():
+            out[name][rest] = full.decision_function(r.x[rest])  # type: ignore[attr-defined]
+    return out
+
+
+def unseen_languages(rows: dict[str, Rows], weights: dict[str, float], groups: int = 4) -> dict[str, NDArray[np.float64]]:
+    """NTREX raw scores with the row's non-English language left out of the fit (languages in ``groups`` groups)."""
+    r = rows["ntrex"]
+    langs = sorted(set(r.lang.tolist()) - {"src"})
+    out = np.full(len(r.y), np.nan)
+    for g in range(groups):
+        left_out = set(langs[g::groups])
+        masks = {n: np.ones(len(rows[n].y), dtype=bool) for n in TRAINED if n in rows}
+        masks["ntrex"] = ~np.isin(r.lang, list(left_out))
+        model = fit(rows, masks, weights)
+        test = ~masks["ntrex"]
+        out[test] = model.decision_function(r.x[test])  # type: ignore[attr-defined]
+    return {"ntrex": out}
+
+
+def export_trees(model: object) -> dict[str, object]:
+    """The fitted trees as JSON-ready lists (the format :meth:`dedup.verify.Trees.from_dict` reads)."""
+    trees = []
+    for (predictor,) in model._predictors:  # type: ignore[attr-defined]
+        nodes = predictor.nodes
+        trees.append(
+            {
+                "feature": [int(v) for v in nodes["feature_idx"]],
+                "threshold": [float(v) for v in nodes["num_threshold"]],
+                "missing_left": [bool(v) for v in nodes["missing_go_to_left"]],
+                "left": [int(v) for v in nodes["left"]],
+                "right": [int(v) for v in nodes["right"]],
+                "value": [float(v) if leaf else 0.0 for v, leaf in zip(nodes["value"], nodes["is_leaf"], strict=True)],
+                "leaf": [bool(v) for v in nodes["is_leaf"]],
+            }
+        )
+    baseline = float(np.ravel(model._baseline_prediction)[0])  # type: ignore[attr-defined]
+    return {"kind": "monotone gradient-boosted trees (log-odds)", "baseline": baseline, "trees": trees}
+
+
+def ece(y: NDArray[np.float64], p: NDArray[np.float64], bins: int = 10) -> float:
+    """Expected calibration error: mean |observed rate - mean score| over equal-width bins, weighted by size."""
+    edges = np.minimum((p * bins).astype(int), bins - 1)
+    total = sum(
+        abs(float(y[edges == b].mean()) - float(p[edges == b].mean())) * (edges == b).sum()
+        for b in range(bins)
+        if (edges == b).any()
+    )
+    return float(total / max(len(y), 1))
+
+
+def platt(raw: dict[str, NDArray[np.float64]], rows: dict[str, Rows], weights: dict[str, float]) -> tuple[float, float]:
+    """Slope and intercept of a logistic map of the out-of-fold raw scores (each trained source weighing the same)."""
+    from sklearn.linear_model import LogisticRegression
+
+    zs, ys, ws = [], [], []
+    for name in TRAINED:
+        r = rows[name]
+        keep = r.trainable & ~r.identical
+        zs.append(raw[name][keep])
+        ys.append(r.y[keep])
+        ws.append(np.full(keep.sum(), weights.get(name, 1.0) / max(keep.sum(), 1)))
+    w = np.concatenate(ws)
+    lr = LogisticRegression(C=100.0).fit(np.concatenate(zs)[:, None], np.concatenate(ys), sample_weight=w * len(w) / w.sum())
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def _auc(y: NDArray[np.float64], s: NDArray[np.float64]) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    ok = ~np.isnan(y)
+    return float(roc_auc_score(y[ok], s[ok])) if 0 < np.nansum(y) < ok.sum() else float("nan")
+
+
+def _pearson(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
+    ok = ~np.isnan(a) & ~np.isnan(b)
+    return float(abs(np.corrcoef(a[ok], b[ok])[0, 1])) if ok.sum() > 2 else float("nan")
+
+
+def recall_rows(r: Rows, score: NDArray[np.float64], threshold: float) -> tuple[float, float, dict[str, float]]:
+    """NTREX recall@1, the share of true translations scored >= ``threshold``, and that share per language."""
+    r1 = np.char.startswith(r.kind.astype(str), "r1:")
+    hits, called, per_lang = [], [], {}
+    for q in np.unique(r.kind[r1]):
+        m = r.kind == q
+        hits.append(r.y[m][np.argmax(score[m])])
+        true = m & (r.y == 1)
+        if true.any():
+            called.append((float(score[true].max() >= threshold), str(r.lang[m][0])))
+    for lang in sorted({lang for _, lang in called}):
+        per_lang[lang] = float(np.mean([c for c, la in called if la == lang]))
+    return float(np.mean(hits)), float(np.mean([c for c, _ in called])), per_lang
+
+
+def report(rows: dict[str, Rows], scores: dict[str, NDArray[np.float64]], threshold: float) -> dict[str, dict[str, object]]:
+    """Per source: the verifier against the centred cosine, out of fold (see the module docstring)."""
+    out: dict[str, dict[str, object]] = {}
+    cos_ix = FEATURES.index("article_similarity")
+    for name, r in rows.items():
+        s = np.where(r.identical, 1.0, scores[name])
+        cos = r.x[:, cos_ix]
+        parts = {"held": r.kind == "held"} if name == "semeval" else {}
+        parts["all" if name != "semeval" else "tune"] = r.kind != "held" if name == "semeval" else np.ones(len(r.y), dtype=bool)
+        if name == "ntrex":
+            parts = {"knn": r.kind == "knn", "r1": np.char.startswith(r.kind.astype(str), "r1:")}
+        if name == "og2021":
+            parts["late (eval)"] = r.kind == "eval"
+        for part, m in parts.items():
+            lab = m & ~np.isnan(r.y)
+            entry: dict[str, object] = {"pairs": int(m.sum()), "positives": int(np.nansum(r.y[m]))}
+            if lab.any() and 0 < r.y[lab].sum() < lab.sum():
+                entry.update(auc=_auc(r.y[lab], s[lab]), auc_cosine=_auc(r.y[lab], cos[lab]))
+                entry.update(pearson=_pearson(r.y[lab], s[lab]), pearson_cosine=_pearson(r.y[lab], cos[lab]))
+                entry["ece"] = ece(r.y[lab], s[lab])
+            if name == "semeval":
+                hard = m & ((r.y == 1) | r.hard)
+                entry.update(hard_auc=_auc(r.y[hard], s[hard]), hard_auc_cosine=_auc(r.y[hard], cos[hard]))
+                entry.update(
+                    overall_pearson=_pearson(r.overall[lab], s[lab]), overall_pearson_cosine=_pearson(r.overall[lab], cos[lab])
+                )
+            if name == "seeds" or name == "template":
+                entry["scores"] = [round(float(v), 3) for v in s[m]]
+                entry["labels"] = [None if np.isnan(v) else int(v) for v in r.y[m]]
+            out[f"{name} {part}"] = entry
+        if name == "ntrex":
+            r1, called, _ = recall_rows(r, s, threshold)
+            out["ntrex r1"].update(recall_at_1=r1, called_duplicate=called)
+    return {k: {kk: round(v, 4) if isinstance(v, float) else v for kk, v in e.items()} for k, e in out.items()}
+
+
+def build_rows(args: argparse.Namespace, config: Config) -> dict[str, Rows]:
+    """Every source's rows (from ``--rows`` when that file exists; written there otherwise)."""
+    if args.rows is not None and args.rows.exists():
+        data = np.load(args.rows, allow_pickle=False)
+        names = sorted({k.split("/")[0] for k in data.files})
+        return {
+            n: Rows(
+                n, *(data[f"{n}/{f}"] for f in ("x", "y", "group1", "group2", "kind", "lang", "overall", "hard", "identical"))
+            )
+            for n in names
+        }
+    encoder = load_encoder(config.model)
+
+    def embed(arts: Sequence[Article], label: str) -> list[EmbeddedArticle]:
+        return embed_cached(arts, encoder, cache=args.cache, label=label, max_passage_chars=config.max_passage_chars)
+
+    makers = {
+        "semeval": lambda: semeval_rows(args.semeval, embed, config),
+        "ntrex": lambda: ntrex_rows(args.ntrex, embed, config, args.k),
+        "og2021": lambda: og2021_rows(args.og2021, embed, config, args.k, args.og_fit_until),
+        "seeds": lambda: seeds_rows(args.seeds, embed, config),
+        "template": lambda: template_rows(embed, config),
+    }
+    rows = {}
+    for name, make in makers.items():
+        started = time.perf_counter()
+        rows[name] = make()
+        logger.info(
+            "%s: %d rows (%d positive) in %.0f s", name, len(rows[name].y), np.nansum(rows[name].y), time.perf_counter() - started
+        )
+    if args.rows is not None:
+        fields = ("x", "y", "group1", "group2", "kind", "lang", "overall", "hard", "identical")
+        np.savez(args.rows, **{f"{n}/{f}": getattr(r, f) for n, r in rows.items() for f in fields})
+    return rows
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line (every data path is required)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in ("semeval", "ntrex", "og2021", "seeds"):
+        parser.add_argument(f"--{name}", type=Path, required=True, help=f"the {name} dev file (JSONL)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "dedup" / "verifier.json")
+    parser.add_argument(
+        "--rows", type=Path, default=None, help="feature rows cache (.npz; derived data, keep it out of the repo)"
+    )
+    parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="embedding cache (shared with dedup eval)")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1, help="threads of the tree fitting")
+    parser.add_argument("--og-fit-until", default="2021-07-20")
+    parser.add_argument("--weights", default="semeval=2,ntrex=1,og2021=1", help="total weight of each source")
+    return parser.parse_args()
 
 
 def main() -> None:
-    """Fit and write the verifier parameters."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import brier_score_loss, f1_score, precision_recall_fscore_support
-    from sklearn.model_selection import StratifiedKFold
+    """Fit, check the numpy trees against scikit-learn, report out of fold, write the parameters."""
+    from threadpoolctl import threadpool_limits
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "dedup" / "verifier.json")
-    parser.add_argument("--model", default=Config().model)
-    parser.add_argument("--ntrex-docs", type=int, default=40)
-    parser.add_argument("--og-fit-until", default="2021-07-20")
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="embedding cache (shared with dedup eval)")
-    parser.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength of the logistic model")
-    args = parser.parse_args()
+    args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    config = Config(model=args.model)
-    encoder = load_encoder(config.model)
-    sets = load_sets(args.data, args.ntrex_docs, args.og_fit_until)
-    xs, xts, ys, groups = [], [], [], []
-    for name, (arts, labels) in sets.items():
-        started = time.perf_counter()
-        label = {"ntrex": "ntrex_dev", "og2021": "og2021_dev"}.get(name, name)
-        items = embed_cached(
-            arts, encoder, cache=args.cache, label=label, max_passage_chars=config.max_passage_chars, batch_size=config.batch_size
-        )
-        x, xt, y = pair_rows(items, labels, config, args.k)
-        logger.info(
-            "%s: %d articles, %d pairs (%d positive), %.0f s", name, len(arts), len(y), y.sum(), time.perf_counter() - started
-        )
-        xs.append(x)
-        xts.append(xt)
-        ys.append(y)
-        groups += [name] * len(y)
-    x_all, y_all = np.vstack(xs), np.concatenate(ys)
-    # Each data set weighs the same in the fit, whatever its number of pairs.
-    group_arr = np.asarray(groups)
-    weights = np.ones(len(y_all))
-    for name in sets:
-        mask = group_arr == name
-        weights[mask] = len(y_all) / (len(sets) * mask.sum())
-    model = LogisticRegression(C=args.C, max_iter=5000)
-    # Out-of-fold probabilities (5 folds, stratified): the threshold and the calibration
-    # report are judged on pairs the model did not see.
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
-    oof = np.zeros(len(y_all))
-    for train, test in folds.split(x_all, y_all * 10 + np.unique(group_arr, return_inverse=True)[1]):
-        fold = LogisticRegression(C=args.C, max_iter=5000).fit(x_all[train], y_all[train], sample_weight=weights[train])
-        oof[test] = fold.predict_proba(x_all[test])[:, 1]
-    model.fit(x_all, y_all, sample_weight=weights)
-    thresholds = np.round(np.linspace(0.05, 0.95, 19), 2)
-    f1s = [f1_score(y_all, oof >= t, sample_weight=weights) for t in thresholds]
-    best_t = float(thresholds[int(np.argmax(f1s))])
-    report = {}
-    for name in sets:
-        mask = group_arr == name
-        p, r, f, _ = precision_recall_fscore_support(y_all[mask], oof[mask] >= best_t, average="binary", zero_division=0)
-        report[name] = {
-            "pairs": int(mask.sum()),
-            "positives": int(y_all[mask].sum()),
-            "precision": round(float(p), 4),
-            "recall": round(float(r), 4),
-            "f1": round(float(f), 4),
-            "brier": round(float(brier_score_loss(y_all[mask], oof[mask])), 4),
-            "ece": round(_ece(y_all[mask], oof[mask]), 4),
-        }
-    title = fit_title_model(np.vstack(xts), y_all, group_arr, args.C)
+    threadpool_limits(args.threads)  # OpenMP threads fight over shared cores; one is often faster
+    config = Config()
+    rows = build_rows(args, config)
+    weights = {k: float(v) for k, v in (item.split("=") for item in args.weights.split(","))}
+    raw = out_of_fold(rows, weights)
+    cal = platt(raw, rows, weights)
+    model = fit(rows, {n: np.ones(len(rows[n].y), dtype=bool) for n in TRAINED}, weights)
+    trees = export_trees(model)
+    mine = Trees.from_dict(trees, len(FEATURES)).raw(rows["semeval"].x)
+    gap = float(np.abs(mine - model.decision_function(rows["semeval"].x)).max())  # type: ignore[attr-defined]
+    if gap > 1e-6:
+        raise SystemExit(f"numpy trees disagree with scikit-learn by {gap}")
+    reports = {}
+    for label, (a, b) in (("trees", (1.0, 0.0)), ("platt", cal)):
+        scores = {n: 1.0 / (1.0 + np.exp(-(a * z + b))) for n, z in raw.items()}
+        reports[label] = report(rows, scores, config.threshold)
+    eces = {k: float(np.mean([e.get("ece", 0.0) for n, e in reports[k].items() if n.split()[0] in TRAINED])) for k in reports}  # type: ignore[misc]
+    chosen = "platt" if eces["platt"] < eces["trees"] else "trees"
+    a, b = cal if chosen == "platt" else (1.0, 0.0)
+    unseen = unseen_languages(rows, weights)["ntrex"]
+    _, called, per_lang = recall_rows(rows["ntrex"], 1.0 / (1.0 + np.exp(-(a * unseen + b))), config.threshold)
     out = {
+        "format": FORMAT,
         "features": list(FEATURES),
-        "coef": [round(float(c), 6) for c in model.coef_[0]],
-        "intercept": round(float(model.intercept_[0]), 6),
-        "source": f"benchmarks/fit_verifier.py, model {config.model}, k={args.k}, C={args.C}, "
-        f"ntrex {args.ntrex_docs} docs x {len(NTREX_LANGS)} langs, og2021 <= {args.og_fit_until}, seeds",
-        "out_of_fold_report_at_best_threshold": report,
-        "best_f1_threshold": round(best_t, 2),
-        "title_only": title,
+        "source": f"benchmarks/fit_verifier.py, model {config.model}, k={args.k}, weights {weights}, "
+        f"{PARAMS}, calibration {chosen}",
+        "calibration": {"a": round(a, 6), "b": round(b, 6)},
+        "out_of_fold": reports[chosen],
+        "unseen_languages_called_duplicate": {"all": round(called, 4), **{k: round(v, 4) for k, v in per_lang.items()}},
+        "model": trees,
     }
-    args.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    logger.info("%s", json.dumps(out, indent=2))
+    Verifier.from_dict(out)  # refuses what it cannot read
+    args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    for label in reports:
+        logger.info("-- %s (mean ECE of trained sources %.4f)%s", label, eces[label], "  <- shipped" if label == chosen else "")
+        for name, entry in reports[label].items():
+            logger.info("  %-18s %s", name, json.dumps({k: v for k, v in entry.items() if k not in ("scores", "labels")}))
+            if "scores" in entry:
+                logger.info("  %-18s scores %s labels %s", "", entry["scores"], entry["labels"])
+    logger.info(
+        "unseen NTREX languages, translations called duplicates: %s", json.dumps(out["unseen_languages_called_duplicate"])
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ The package, one subpackage per stage::
       types, errors, config, text, io, _fs   records, errors, settings, cleaning, readers, files
       embedding/    encoders, article vectors, default model, ONNX int8 / OpenVINO backends, centring, cache
       search/       vector index, the store, the time-sharded archive
-      verify        the verifier: evidence and score of a pair (verifier.json)
+      verify        the verifier: evidence and score of a pair (verifier.json;
+                    its features in verify_features)
       clustering/   average linkage, calendar windows, batch clustering, the Ray engine
       detect/       Detector: check / add / cluster over a store
       serve/        shared by threads (one writer), HTTP service, JSONL stream

@@ -18,6 +18,7 @@ __all__ = [
     "clean_text",
     "extract_names",
     "extract_numbers",
+    "name_key",
     "split_passages",
 ]
 
@@ -144,26 +145,44 @@ def _pack(pieces: Iterable[str], max_chars: int) -> list[str]:
     return out
 
 
-_NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*(?![\w])")
+#: Letters that may not touch a number (so "A320" and "3rd" are not numbers); CJK and kana may ("832人", "2020年").
+_LETTER = r"[^\W\d_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]"
+_NUMBER = re.compile(rf"(?<!{_LETTER})(?<![\d.,])\d+(?:[.,]\d+)*(?!\d|{_LETTER}|[.,]\d)")
+#: Thousands grouped by spaces ("1 234 567", also no-break and thin spaces).
+_SPACED = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?![\d]|[.,]\d)")
 _ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th|e|er|ère|eme|ème|º|ª|\.)(?=\s|$)", re.IGNORECASE)
+
+
+def _ascii_digits(text: str) -> str:
+    """Every decimal digit (Arabic-Indic, Devanagari, full-width...) as its ASCII digit."""
+    return "".join(
+        str(unicodedata.digit(c)) if c.isdigit() and not c.isascii() and unicodedata.digit(c, -1) >= 0 else c for c in text
+    )
 
 
 def extract_numbers(text: str) -> frozenset[str]:
     """Numbers that survive translation: digits, normalised (no separators), ordinals kept.
 
-    Single-digit numbers are dropped: they are too common to be evidence.
+    Thousands separators of every format ("1,500", "1.500", "1 500") are removed, a
+    decimal comma becomes a point, digits of any script are read as ASCII digits, and a
+    number may touch CJK characters ("832人"). Single-digit numbers are dropped: they are
+    too common to be evidence.
 
     Examples:
         >>> sorted(extract_numbers("On 12 January 2025, 1,500 people; the 11th Congress."))
         ['11', '12', '1500', '2025']
+        >>> sorted(extract_numbers("1 234 Menschen, 1.234 personas, 1234人, ١٢٣٤ شخص"))
+        ['1234']
 
     """
+    text = _ascii_digits(text)
+    text = _SPACED.sub(lambda m: re.sub(r"\D", "", m.group(0)), text)
     found: set[str] = set()
     for m in _ORDINAL.finditer(text):
         found.add(m.group(1))
     for m in _NUMBER.finditer(text):
         token = m.group(0)
-        # 1,500 / 1.500 / 1 500 as thousands -> 1500; 3.5 stays a decimal.
+        # 1,500 / 1.500 as thousands -> 1500; 3.5 and 3,5 stay a decimal (3.5).
         parts = re.split(r"[.,]", token)
         thousands = len(parts) > 1 and all(len(p) == 3 for p in parts[1:])
         token = "".join(parts) if thousands else token.replace(",", ".")
@@ -177,6 +196,59 @@ _NAME = re.compile(r"\b[^\W\d_][^\W_]*(?:[-'’][^\W\d_][^\W_]*)*", re.UNICODE)
 def _fold(word: str) -> str:
     decomposed = unicodedata.normalize("NFKD", word.replace("đ", "d").replace("Đ", "D"))
     return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+_TRANSLIT = str.maketrans(
+    {
+        **dict(zip("абвгдезийклмнопрстуфхцыэ", "abvgdeziiklmnoprstufhcye", strict=True)),
+        **{"ё": "e", "ж": "zh", "ч": "ch", "ш": "sh", "щ": "shch", "ъ": "", "ь": "", "ю": "yu", "я": "ya"},
+        **{"є": "ye", "і": "i", "ї": "yi", "ґ": "g", "ў": "u", "ј": "j", "љ": "lj", "њ": "nj", "ћ": "c", "ђ": "dj", "џ": "dz"},
+        **dict(
+            zip(
+                "αβγδεζηθικλμνξοπρστυφχψω",
+                [
+                    "a",
+                    "v",
+                    "g",
+                    "d",
+                    "e",
+                    "z",
+                    "i",
+                    "th",
+                    "i",
+                    "k",
+                    "l",
+                    "m",
+                    "n",
+                    "x",
+                    "o",
+                    "p",
+                    "r",
+                    "s",
+                    "t",
+                    "y",
+                    "f",
+                    "ch",
+                    "ps",
+                    "o",
+                ],
+                strict=True,
+            )
+        ),
+        **{"ς": "s", "ı": "i", "ł": "l", "ß": "ss", "ø": "o", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d"},
+    }
+)
+
+
+def name_key(name: str) -> str:
+    """A name folded for matching across scripts: accents removed, Cyrillic and Greek transliterated.
+
+    Examples:
+        >>> name_key("Путин"), name_key("Zełenski"), name_key("Αθήνα")
+        ('putin', 'zelenski', 'athina')
+
+    """
+    return _fold(name).translate(_TRANSLIT)
 
 
 def extract_names(text: str, min_len: int = 3) -> frozenset[str]:

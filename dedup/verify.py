@@ -1,31 +1,26 @@
 """The pairwise decision: is a candidate the same story as the query article.
 
 Retrieval proposes candidates by article-vector similarity, which cannot tell "same
-event, other language" from "same actors, other event". The verifier looks at evidence
-that survives translation:
+event, other language" from "same actors, other event". The verifier weighs evidence
+that survives both translation and independent writing
+(:mod:`dedup.verify_features`): passage alignment, soft passage matching, the lead and
+the title, names across scripts and inflections, numbers in every format, dates, and
+conflicting names and numbers in the passages that match best; reports further apart
+than ``max_date_gap_days`` are never one story.
 
-* passage alignment: passages that are each other's best match (mutual best) and beat
-  their runner-ups by a margin. A translation or rewrite aligns passage by passage;
-  another report about the same actors shares vocabulary but not passages. The margin
-  makes this work for models whose cosines sit in a narrow band (mE5);
-* the date gap: reports further apart than ``max_date_gap_days`` are never one story;
-* shared numbers and names (acronyms included), title similarity (embedding cosine, and
-  character 3-gram overlap, which speaks within a language);
-* article similarity and the length ratio.
-
-The features are combined by a logistic model whose parameters ship in
-``verifier.json`` beside this module (refit by ``benchmarks/fit_verifier.py``). Pairs of
-two titles only have their own logistic model over :data:`TITLE_FEATURES`: a title
-carries no passages to align, and its evidence reads differently within one language
-(shared characters) than across two (the embedding alone).
+The features are combined by gradient-boosted trees with monotone constraints (the
+article cosine, and every similarity, can only raise the score; conflicts only lower
+it), fitted on translations (NTREX), independent reports (SemEval 2022 task 8), titles
+(OG2021) and the seeds by ``benchmarks/fit_verifier.py``. The trees ship as JSON in
+``verifier.json`` beside this module and are evaluated with numpy here: no pickle, no
+scikit-learn at prediction time.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -36,45 +31,24 @@ from numpy.typing import NDArray
 from dedup.config import Config
 from dedup.errors import ConfigError
 from dedup.types import EmbeddedArticle, Evidence, Match, PassagePair
+from dedup.verify_features import FEATURES, MONOTONE, char_overlap, pair_features, title_words
 
 __all__ = [
     "FEATURES",
-    "TITLE_FEATURES",
+    "MONOTONE",
+    "Trees",
     "Verifier",
     "align",
     "both_titles",
+    "char_overlap",
     "compare",
-    "features",
     "identical",
-    "title_features",
+    "pair_features",
     "title_words",
 ]
 
-#: Feature names, in the order of the logistic model's coefficients.
-FEATURES = (
-    "aligned_fraction",
-    "aligned_similarity",
-    "aligned_margin",
-    "article_similarity",
-    "title_similarity",
-    "title_char_overlap",
-    "number_overlap",
-    "name_overlap",
-    "length_ratio",
-    "date_known",
-    "date_gap",
-    "title_only",
-)
-
-#: Features of the title-only model: :data:`FEATURES`, then evidence that depends on
-#: whether the two titles share a language, and on how much a title says.
-TITLE_FEATURES = (
-    *FEATURES,
-    "same_language",
-    "title_words",
-    "same_language_char_overlap",
-    "cross_language_title_similarity",
-)
+#: The format version of ``verifier.json`` that this module reads.
+FORMAT = 6
 
 
 def align(
@@ -160,218 +134,174 @@ def identical(a: EmbeddedArticle, b: EmbeddedArticle) -> bool:
     return bool(a.passages) and a.passages == b.passages
 
 
-def _title_similarity(a: EmbeddedArticle, b: EmbeddedArticle) -> float:
-    """Cosine of the two titles (the first passages), or of the articles when one has no title."""
-    if a.article.title.strip() and b.article.title.strip() and len(a.passage_vectors) and len(b.passage_vectors):
-        return float(a.passage_vectors[0] @ b.passage_vectors[0])
-    return float(a.vector @ b.vector)
-
-
-@functools.lru_cache(maxsize=65536)
-def _grams(text: str, n: int) -> frozenset[str]:
-    low = text.lower()
-    return frozenset(low[i : i + n] for i in range(len(low) - n + 1))
-
-
-def char_overlap(a: str, b: str, n: int = 3) -> float:
-    """Jaccard overlap of the character ``n``-grams of two lowercased texts (0 when either is empty).
-
-    Surface evidence for two reports in one language; near 0 across scripts, where the
-    passage alignment speaks instead.
-
-    Examples:
-        >>> round(char_overlap("Osaka wins", "Osaka loses"), 2)
-        0.27
-
-    """
-    grams_a, grams_b = _grams(a, n), _grams(b, n)
-    if not grams_a or not grams_b:
-        return 0.0
-    return len(grams_a & grams_b) / len(grams_a | grams_b)
-
-
-def _title(item: EmbeddedArticle) -> str:
-    return item.article.title or (item.passages[0] if item.passages else "")
-
-
 def both_titles(a: EmbeddedArticle, b: EmbeddedArticle) -> bool:
-    """Whether both sides of the pair have at most one passage (a title, or a one-line text).
-
-    Such pairs are scored by the title-only model; a title against a full article is
-    scored by the article model, which knows the case by its ``title_only`` feature.
-    """
+    """Whether both sides of the pair have at most one passage (a title, or a one-line text)."""
     return max(len(a.passages), len(b.passages)) <= 1
 
 
-def features(evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_date_gap_days: int = 7) -> NDArray[np.float64]:
-    """The feature vector of a pair, in the order of :data:`FEATURES`.
+@dataclass(frozen=True, eq=False)
+class Trees:
+    """Boosted regression trees over :data:`FEATURES`, padded into arrays and evaluated with numpy.
 
-    ``date_gap`` is the gap in days over ``max_date_gap_days`` (0 when a date is unknown;
-    ``date_known`` tells the two cases apart).
-    """
-    aligned_similarity = float(np.mean([p.similarity for p in evidence.aligned])) if evidence.aligned else 0.0
-    aligned_margin = float(np.mean([p.margin for p in evidence.aligned])) if evidence.aligned else 0.0
-    gap = evidence.date_gap_days
-    title_a, title_b = _title(a), _title(b)
-    return np.array(
-        [
-            evidence.aligned_fraction,
-            aligned_similarity,
-            aligned_margin,
-            evidence.article_similarity,
-            _title_similarity(a, b),
-            char_overlap(title_a, title_b),
-            _overlap(a.numbers, b.numbers)[0],
-            _overlap(a.names, b.names)[0],
-            evidence.length_ratio,
-            float(gap is not None),
-            min(gap, max_date_gap_days) / max(max_date_gap_days, 1) if gap is not None else 0.0,
-            float(min(len(a.passages), len(b.passages)) <= 1),
-        ],
-        dtype=np.float64,
-    )
+    Node ``k`` of tree ``t`` sends a row left when ``x[feature] <= threshold`` (a NaN goes
+    left when ``missing_left``); a leaf holds its (already shrunk) value. The raw score is
+    ``baseline`` plus the sum of the leaves reached; the probability is its logistic.
 
-
-_WORD = re.compile(r"\w+")
-
-
-def title_words(text: str) -> int:
-    """Number of words (runs of letters and digits) in a title.
-
-    Examples:
-        >>> title_words("Osaka wins, 6-3 | Sports")
-        5
+    Attributes:
+        baseline: The initial raw score.
+        feature: Split feature per node, shape ``(trees, nodes)``.
+        threshold: Split threshold per node.
+        missing_left: Whether NaN goes left, per node.
+        left: Left child per node.
+        right: Right child per node.
+        value: Leaf value per node (0 for inner nodes).
+        leaf: Whether the node is a leaf (padding nodes are leaves of value 0).
 
     """
-    return len(_WORD.findall(text))
+
+    baseline: float
+    feature: NDArray[np.int64]
+    threshold: NDArray[np.float64]
+    missing_left: NDArray[np.bool_]
+    left: NDArray[np.int64]
+    right: NDArray[np.int64]
+    value: NDArray[np.float64]
+    leaf: NDArray[np.bool_]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], n_features: int) -> Trees:
+        """Build from ``{"baseline": x, "trees": [{"feature": [...], "threshold": [...], ...}, ...]}``.
+
+        Raises:
+            ConfigError: When a tree is malformed (unequal lengths, a child or feature out of range).
+
+        """
+        trees = list(data["trees"])
+        if not trees:
+            raise ConfigError("the verifier has no trees")
+        width = max(len(t["value"]) for t in trees)
+        keys = ("feature", "threshold", "missing_left", "left", "right", "value", "leaf")
+        pad = {"feature": 0, "threshold": 0.0, "missing_left": False, "left": 0, "right": 0, "value": 0.0, "leaf": True}
+        cols: dict[str, list[list[Any]]] = {k: [] for k in keys}
+        for n, tree in enumerate(trees):
+            size = len(tree["value"])
+            if any(len(tree[k]) != size for k in keys):
+                raise ConfigError(f"verifier tree {n}: fields of unequal length")
+            for k in keys:
+                cols[k].append(list(tree[k]) + [pad[k]] * (width - size))
+        out = cls(
+            float(data["baseline"]),
+            np.asarray(cols["feature"], dtype=np.int64),
+            np.asarray(cols["threshold"], dtype=np.float64),
+            np.asarray(cols["missing_left"], dtype=bool),
+            np.asarray(cols["left"], dtype=np.int64),
+            np.asarray(cols["right"], dtype=np.int64),
+            np.asarray(cols["value"], dtype=np.float64),
+            np.asarray(cols["leaf"], dtype=bool),
+        )
+        inner = ~out.leaf
+        if inner.any() and (
+            out.feature[inner].min() < 0
+            or out.feature[inner].max() >= n_features
+            or min(out.left[inner].min(), out.right[inner].min()) < 0
+            or max(out.left[inner].max(), out.right[inner].max()) >= width
+        ):
+            raise ConfigError("verifier trees refer to a feature or node out of range")
+        return out
+
+    def raw(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The raw (log-odds) scores of rows ``x`` (shape ``(n, features)``)."""
+        rows = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        n_trees = self.feature.shape[0]
+        tree_ix = np.arange(n_trees)[None, :]
+        node = np.zeros((len(rows), n_trees), dtype=np.int64)
+        for _ in range(self.feature.shape[1]):
+            leaf = self.leaf[tree_ix, node]
+            if leaf.all():
+                break
+            vals = np.take_along_axis(rows, self.feature[tree_ix, node], axis=1)
+            go_left = np.where(np.isnan(vals), self.missing_left[tree_ix, node], vals <= self.threshold[tree_ix, node])
+            step = np.where(go_left, self.left[tree_ix, node], self.right[tree_ix, node])
+            node = np.where(leaf, node, step)
+        out: NDArray[np.float64] = self.baseline + self.value[tree_ix, node].sum(axis=1)
+        return out
 
 
-def title_features(
-    evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_date_gap_days: int = 7
-) -> NDArray[np.float64]:
-    """The feature vector of a title-only pair, in the order of :data:`TITLE_FEATURES`.
-
-    :func:`features`, then: whether both languages are known and equal; the shorter
-    title's word count over 10 (capped at 3: a short title says less); the title character
-    overlap for a same-language pair (0 across languages, where it measures the script,
-    not the story); the title cosine for a cross-language pair (0 within one language).
-    """
-    base = features(evidence, a, b, max_date_gap_days=max_date_gap_days)
-    lang_a, lang_b = a.article.lang, b.article.lang
-    same = float(lang_a is not None and lang_a == lang_b)
-    words = min(title_words(_title(a)), title_words(_title(b)))
-    extra = [
-        same,
-        min(words, 30) / 10.0,
-        same * base[FEATURES.index("title_char_overlap")],
-        (1.0 - same) * base[FEATURES.index("title_similarity")],
-    ]
-    return np.concatenate([base, np.asarray(extra, dtype=np.float64)])
-
-
-def _logistic(coef: tuple[float, ...], intercept: float, x: NDArray[np.float64]) -> float:
-    z = float(np.dot(np.asarray(coef), x)) + intercept
+def _logistic(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
 
 @dataclass(frozen=True)
 class Verifier:
-    """A logistic model over :data:`FEATURES`, one over :data:`TITLE_FEATURES` for pairs of two titles, and the date-gap veto.
+    """Monotone boosted trees over :data:`FEATURES`, a calibration of their output, and the date-gap veto.
 
     Attributes:
-        coef: One weight per feature.
-        intercept: The bias.
+        trees: The model.
+        calibration: ``(a, b)``: the score is ``logistic(a * raw + b)`` (``(1, 0)``: the trees' own probability).
         source: Where the parameters came from (for reports).
-        title_coef: One weight per title feature; None scores pairs of two titles with
-            ``coef`` too.
-        title_intercept: The title-only model's bias.
 
     """
 
-    coef: tuple[float, ...]
-    intercept: float
+    trees: Trees
+    calibration: tuple[float, float] = (1.0, 0.0)
     source: str = "built-in"
-    title_coef: tuple[float, ...] | None = None
-    title_intercept: float = 0.0
 
     def __post_init__(self) -> None:
-        if len(self.coef) != len(FEATURES):
-            raise ConfigError(f"verifier needs {len(FEATURES)} coefficients ({FEATURES}), got {len(self.coef)}")
-        if self.title_coef is not None and len(self.title_coef) != len(TITLE_FEATURES):
-            raise ConfigError(
-                f"the title-only model needs {len(TITLE_FEATURES)} coefficients ({TITLE_FEATURES}), got {len(self.title_coef)}"
-            )
+        if not self.calibration[0] > 0:
+            raise ConfigError(f"the verifier's calibration slope must be positive (monotone), got {self.calibration[0]}")
 
     @classmethod
     def default(cls) -> Verifier:
         """The parameters shipped with the package (``dedup/verifier.json``)."""
-        data = json.loads(resources.files("dedup").joinpath("verifier.json").read_text("utf-8"))
-        return cls.from_dict(data)
+        return _default()
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Verifier:
-        """Build from ``{"features": [...], "coef": [...], "intercept": x}``.
-
-        An optional ``"title_only": {"features": [...], "coef": [...], "intercept": x}``
-        holds the title-only model.
+    def from_dict(cls, data: Mapping[str, Any]) -> Verifier:
+        """Build from the format of ``verifier.json`` (``format``, ``features``, ``model``, ``calibration``).
 
         Raises:
-            ConfigError: When a feature list does not match this version's.
+            ConfigError: When the format or the feature list does not match this version's, or a tree is malformed.
 
         """
+        if data.get("format") != FORMAT:
+            raise ConfigError(f"verifier parameters are format {data.get('format')!r}, this version reads {FORMAT}")
         names = tuple(data.get("features", ()))
         if names != FEATURES:
             raise ConfigError(f"verifier parameters are for features {names}, this version uses {FEATURES}")
-        title = data.get("title_only")
-        title_coef, title_intercept = None, 0.0
-        if title is not None:
-            title_names = tuple(title.get("features", ()))
-            if title_names != TITLE_FEATURES:
-                raise ConfigError(
-                    f"title-only verifier parameters are for features {title_names}, this version uses {TITLE_FEATURES}"
-                )
-            title_coef, title_intercept = tuple(float(c) for c in title["coef"]), float(title["intercept"])
-        return cls(
-            tuple(float(c) for c in data["coef"]),
-            float(data["intercept"]),
-            str(data.get("source", "file")),
-            title_coef,
-            title_intercept,
-        )
+        try:
+            trees = Trees.from_dict(data["model"], len(FEATURES))
+            cal = data.get("calibration", {"a": 1.0, "b": 0.0})
+            return cls(trees, (float(cal["a"]), float(cal["b"])), str(data.get("source", "file")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"verifier parameters are malformed: {exc!r}") from None
 
-    def score(self, x: NDArray[np.float64]) -> float:
-        """Probability-like score in [0, 1] of "same story" for a feature vector (:data:`FEATURES`)."""
-        return _logistic(self.coef, self.intercept, x)
+    def scores(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Calibrated scores in [0, 1] of rows of :data:`FEATURES`."""
+        z = self.calibration[0] * self.trees.raw(x) + self.calibration[1]
+        out: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+        return out
 
-    def score_title(self, x: NDArray[np.float64]) -> float:
-        """The score of a title-only pair from its :data:`TITLE_FEATURES` vector.
-
-        Raises:
-            ConfigError: When this verifier has no title-only model.
-
-        """
-        if self.title_coef is None:
-            raise ConfigError("this verifier has no title-only model")
-        return _logistic(self.title_coef, self.title_intercept, x)
+    def score(self, x: NDArray[np.float64] | Sequence[float]) -> float:
+        """The calibrated score in [0, 1] of "same story" for one feature vector (:data:`FEATURES`)."""
+        z = self.calibration[0] * float(self.trees.raw(np.asarray(x, dtype=np.float64))[0]) + self.calibration[1]
+        return _logistic(z)
 
     def pair_score(self, evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_date_gap_days: int = 7) -> float:
-        """The model's score of a pair (no date veto): the title-only model for two titles, else the article model."""
-        if self.title_coef is not None and both_titles(a, b):
-            return self.score_title(title_features(evidence, a, b, max_date_gap_days=max_date_gap_days))
-        return self.score(features(evidence, a, b, max_date_gap_days=max_date_gap_days))
+        """The model's score of a pair (no date veto)."""
+        return self.score(pair_features(evidence, a, b, max_date_gap_days=max_date_gap_days))
 
     def decide(self, a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> Match:
         """Compare ``a`` (query) with ``b`` (candidate) and decide.
 
         Reports further apart than ``config.max_date_gap_days`` score 0. Otherwise an
         exact repeat (same cleaned title and text, :func:`identical`) scores 1.0, an
-        article empty after cleaning 0, and every other pair the logistic model's score.
+        article empty after cleaning 0, and every other pair the model's score.
         """
         evidence = compare(a, b, config)
         too_far = evidence.date_gap_days is not None and evidence.date_gap_days > config.max_date_gap_days
         if too_far or not a.passages or not b.passages:  # an article empty after cleaning is never matched
             score = 0.0
-        elif evidence.identical:  # an exact repeat, however short (its passages cannot align by margin)
+        elif evidence.identical:  # an exact repeat, however short
             score = 1.0
         else:
             score = self.pair_score(evidence, a, b, max_date_gap_days=config.max_date_gap_days)
@@ -382,3 +312,14 @@ class Verifier:
             evidence=evidence,
             title=b.article.title,
         )
+
+
+def _default() -> Verifier:
+    global _DEFAULT
+    if _DEFAULT is None:
+        data = json.loads(resources.files("dedup").joinpath("verifier.json").read_text("utf-8"))
+        _DEFAULT = Verifier.from_dict(data)
+    return _DEFAULT
+
+
+_DEFAULT: Verifier | None = None

@@ -103,3 +103,35 @@ def test_an_exact_repeat_whose_text_is_its_title_is_a_duplicate_with_the_real_mo
     det.add([Article(id="first", **record)])
     verdict = det.check(Article(id="again", **record))
     assert verdict.is_duplicate and verdict.matches[0].score == 1.0 and verdict.matches[0].evidence.identical
+
+
+def test_the_seed_true_pair_scores_far_above_every_hard_negative(real_encoder: Encoder, seeds: dict[str, Article]) -> None:
+    det = Detector.in_memory(encoder=real_encoder)
+    items = {k: e for k, e in zip(seeds, det.embed(list(seeds.values())), strict=True)}
+    true_pair = det.compare(items["000"], items["004"]).score
+    for query in ("000", "004"):
+        hardest = max(det.compare(items[query], items[k]).score for k in ("001", "002", "003"))
+        assert true_pair >= hardest + 0.5, (query, true_pair, hardest)
+
+
+TEMPLATE_PAIR = (
+    "Gdansk opened a desalination plant on Monday. Mayor Anna Nowak said the plant would supply 40,000 homes. "
+    "The project cost 120 million zloty and was financed by the European Union. Work began in 2021 in the port district.",
+    "Valparaiso signed a fishing accord on Monday. Mayor Jorge Sharp said the accord would protect 3,000 jobs. "
+    "The agreement covers 80 vessels and was negotiated with Peru. Talks began in 2019 in the harbour office.",
+)
+
+
+def test_a_template_pair_with_other_names_and_places_is_new(real_encoder: Encoder) -> None:
+    """Two stories from one template (same sentence frames): shapes align, names and numbers conflict."""
+    det = Detector.in_memory(encoder=real_encoder)
+    a, b = det.embed([Article(id=f"t{n}", text=text, lang="en") for n, text in enumerate(TEMPLATE_PAIR)])
+    match = det.compare(a, b)
+    assert not match.is_duplicate, match.score
+    # The same report, reworded, with its names and numbers kept, is a duplicate.
+    reworded = (
+        "On Monday Gdansk opened a desalination plant that, according to Mayor Anna Nowak, will supply 40,000 homes. "
+        "The 120 million zloty project was financed by the European Union; work began in 2021 in the port district."
+    )
+    (c,) = det.embed([Article(id="t2", text=reworded, lang="en")])
+    assert det.compare(a, c).is_duplicate

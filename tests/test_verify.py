@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from dedup.config import Config
 from dedup.embedding.articles import pool
 from dedup.errors import ConfigError
 from dedup.types import Article, EmbeddedArticle, PartialDate
-from dedup.verify import FEATURES, TITLE_FEATURES, Verifier, align, both_titles, compare, features, title_features, title_words
+from dedup.verify import FEATURES, FORMAT, MONOTONE, Verifier, align, compare, pair_features
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -57,99 +58,98 @@ def test_features_follow_the_declared_order() -> None:
     rng = np.random.default_rng(2)
     vecs = _unit(rng.standard_normal((3, 16)))
     a = _embedded(Article("a", "Hanoi talks"), vecs)
-    ev = compare(a, a, Config())
-    x = features(ev, a, a)
+    x = pair_features(compare(a, a, Config()), a, a)
     assert x.shape == (len(FEATURES),)
-    assert x[FEATURES.index("aligned_fraction")] == 1.0 and x[FEATURES.index("date_known")] == 0.0
+    get = FEATURES.index
+    assert x[get("aligned_fraction")] == 1.0 and x[get("soft_match")] == pytest.approx(1.0, abs=1e-5)
+    assert np.isnan(x[get("date_gap")])  # no dates: nothing to measure, not "no gap"
+    assert x[get("number_match")] == 1.0 and x[get("date_match")] == 1.0  # "2025" on both sides
+
+
+def _stump(feature: int, threshold: float, low: float, high: float, missing_left: bool = True) -> dict[str, list[Any]]:
+    return {
+        "feature": [feature, 0, 0],
+        "threshold": [threshold, 0.0, 0.0],
+        "missing_left": [missing_left, False, False],
+        "left": [1, 0, 0],
+        "right": [2, 0, 0],
+        "value": [0.0, low, high],
+        "leaf": [False, True, True],
+    }
+
+
+def _params(trees: list[dict[str, list[Any]]], baseline: float = 0.0, **extra: Any) -> dict[str, Any]:
+    return {"format": FORMAT, "features": list(FEATURES), "model": {"baseline": baseline, "trees": trees}, **extra}
+
+
+def test_trees_are_evaluated_from_json() -> None:
+    cos, names = FEATURES.index("article_similarity"), FEATURES.index("name_match")
+    deep = {  # a tree of depth 2 with an unequal number of nodes, padded by Trees
+        "feature": [names, 0, 0, cos, 0],
+        "threshold": [0.5, 0.0, 0.0, 0.8, 0.0],
+        "missing_left": [False, False, False, True, False],
+        "left": [1, 0, 0, 4, 0],
+        "right": [3, 0, 0, 2, 0],
+        "value": [0.0, -1.0, 2.0, 0.0, 0.5],
+        "leaf": [False, True, True, False, True],
+    }
+    verifier = Verifier.from_dict(_params([_stump(cos, 0.6, -2.0, 2.0), deep], baseline=0.25))
+    x = np.zeros((4, len(FEATURES)))
+    x[:, cos] = [0.5, 0.7, 0.9, 0.9]
+    x[:, names] = [0.1, 0.9, 0.9, np.nan]  # NaN goes right at the root of the second tree (missing_left False)
+    expected = 0.25 + np.array([-2.0 - 1.0, 2.0 + 0.5, 2.0 + 2.0, 2.0 + 2.0])
+    assert np.allclose(verifier.trees.raw(x), expected)
+    assert np.allclose(verifier.scores(x), 1 / (1 + np.exp(-expected)))
+    assert verifier.score(x[1]) == pytest.approx(1 / (1 + np.exp(-expected[1])))
+    calibrated = Verifier.from_dict(_params([_stump(cos, 0.6, -2.0, 2.0)], calibration={"a": 0.5, "b": -1.0}))
+    assert calibrated.score(x[0]) == pytest.approx(1 / (1 + np.exp(-(0.5 * -2.0 - 1.0))))
 
 
 def test_verifier_parameters_are_validated() -> None:
-    with pytest.raises(ConfigError, match="coefficients"):
-        Verifier((1.0,), 0.0)
+    good = _params([_stump(0, 0.5, -1.0, 1.0)])
+    with pytest.raises(ConfigError, match="format"):
+        Verifier.from_dict({**good, "format": 5})
     with pytest.raises(ConfigError, match="features"):
-        Verifier.from_dict({"features": ["x"], "coef": [1.0], "intercept": 0.0})
-    # score is the logistic of coef . x + intercept, with each coefficient on its own feature
-    verifier = Verifier(tuple(float(i) for i in range(len(FEATURES))), -2.0)
-    for i in range(len(FEATURES)):
-        x = np.zeros(len(FEATURES))
-        x[i] = 1.0
-        assert verifier.score(x) == pytest.approx(1.0 / (1.0 + np.exp(2.0 - i)))
-    # the shipped parameters are those of dedup/verifier.json, in its feature order
+        Verifier.from_dict({**good, "features": ["x"]})
+    with pytest.raises(ConfigError, match="out of range"):
+        Verifier.from_dict(_params([_stump(len(FEATURES), 0.5, -1.0, 1.0)]))
+    broken = _stump(0, 0.5, -1.0, 1.0)
+    broken["left"] = [1, 0]
+    with pytest.raises(ConfigError, match="unequal"):
+        Verifier.from_dict(_params([broken]))
+    with pytest.raises(ConfigError, match="no trees"):
+        Verifier.from_dict(_params([]))
+    with pytest.raises(ConfigError, match="malformed"):
+        Verifier.from_dict({"format": FORMAT, "features": list(FEATURES)})
+    with pytest.raises(ConfigError, match="monotone"):
+        Verifier.from_dict({**good, "calibration": {"a": -1.0, "b": 0.0}})
+
+
+def test_the_shipped_parameters_are_read_and_versioned() -> None:
     shipped = json.loads(resources.files("dedup").joinpath("verifier.json").read_text("utf-8"))
+    assert shipped["format"] == FORMAT and tuple(shipped["features"]) == FEATURES
     default = Verifier.default()
-    assert default.coef == tuple(shipped["coef"]) and default.intercept == shipped["intercept"]
-    assert default.title_coef == tuple(shipped["title_only"]["coef"])
-    assert default.score(np.zeros(len(FEATURES))) == pytest.approx(1.0 / (1.0 + np.exp(-shipped["intercept"])))
+    assert default.trees.feature.shape[0] == len(shipped["model"]["trees"])
+    assert default.calibration == (shipped["calibration"]["a"], shipped["calibration"]["b"])
 
 
-def _title_item(article: Article, vector: np.ndarray) -> EmbeddedArticle:
-    vectors = _unit(vector[None, :])
-    return EmbeddedArticle(article, (article.title,), vectors, vectors[0])
-
-
-def test_title_words_counts_runs_of_letters_and_digits() -> None:
-    assert title_words("Osaka wins, 6-3 | Sports") == 5
-    assert title_words("Сборная Самоа будет представлена") == 4
-    assert title_words(" -- | ") == 0
-
-
-def test_title_features_split_evidence_by_language() -> None:
-    e1, e2 = np.eye(8)[0], np.eye(8)[1]
-    # cosine of the two titles: 0.6 (3-4-5 triangle), the same for both pairs
-    en = _title_item(Article("en", "Osaka wins the final in Tokyo", lang="en"), 0.6 * e1 + 0.8 * e2)
-    en2 = _title_item(Article("en2", "Osaka wins", lang="en"), e1)
-    fr = _title_item(Article("fr", "Osaka gagne", lang="fr"), e1)
-    assert both_titles(en, en2)
-    same = title_features(compare(en, en2, Config()), en, en2)
-    cross = title_features(compare(en, fr, Config()), en, fr)
-    assert same.shape == (len(TITLE_FEATURES),)
-    assert np.array_equal(same[: len(FEATURES)], features(compare(en, en2, Config()), en, en2))
-    get = TITLE_FEATURES.index
-    # same language: the character overlap counts, the title cosine goes to the base feature only
-    assert same[get("same_language")] == 1.0
-    assert same[get("title_words")] == pytest.approx(0.2)  # the shorter title has 2 words
-    assert same[get("same_language_char_overlap")] == pytest.approx(same[get("title_char_overlap")])
-    assert same[get("same_language_char_overlap")] > 0.0
-    assert same[get("cross_language_title_similarity")] == 0.0
-    # across languages: the other way round
-    assert cross[get("same_language")] == 0.0
-    assert cross[get("same_language_char_overlap")] == 0.0
-    assert cross[get("cross_language_title_similarity")] == pytest.approx(0.6)
-    # an unknown language is never "the same"
-    unknown = _title_item(Article("u", "Osaka wins"), e1)
-    assert title_features(compare(unknown, unknown, Config()), unknown, unknown)[get("same_language")] == 0.0
-
-
-def test_title_only_pairs_use_the_title_model() -> None:
-    rng = np.random.default_rng(3)
-    a = _title_item(Article("a", "Osaka wins", lang="en"), rng.standard_normal(8))
-    b = _title_item(Article("b", "Osaka wins again", lang="en"), rng.standard_normal(8))
-    long = _embedded(Article("c", "Osaka wins", lang="en"), _unit(rng.standard_normal((3, 8))))
-    other_long = _embedded(Article("d", "Osaka loses", lang="en"), _unit(rng.standard_normal((3, 8))))
-    zeros = (0.0,) * len(FEATURES)
-    # the article model says 0.5 whatever the evidence; the title model says more than 0.5 for a same-language pair
-    title_coef = (0.0,) * (len(TITLE_FEATURES) - 4) + (3.0, 0.0, 0.0, 0.0)
-    verifier = Verifier(zeros, 0.0, title_coef=title_coef, title_intercept=0.0)
-    assert verifier.decide(a, b, Config()).score == pytest.approx(1 / (1 + np.exp(-3.0)))
-    assert verifier.decide(long, other_long, Config()).score == pytest.approx(0.5)
-    assert verifier.decide(long, long, Config()).score == 1.0  # an exact repeat, whatever the model says
-    # a title against a full article is the article model's
-    assert not both_titles(a, long)
-    assert verifier.decide(a, long, Config()).score == pytest.approx(0.5)
-    # without a title model, title-only pairs are scored by the article model
-    assert Verifier(zeros, 0.0).decide(a, b, Config()).score == pytest.approx(0.5)
-    with pytest.raises(ConfigError, match="no title-only model"):
-        Verifier(zeros, 0.0).score_title(np.zeros(len(TITLE_FEATURES)))
-
-
-def test_title_model_parameters_are_validated() -> None:
-    with pytest.raises(ConfigError, match="title-only model needs"):
-        Verifier((0.0,) * len(FEATURES), 0.0, title_coef=(1.0,))
-    data = {"features": list(FEATURES), "coef": [0.0] * len(FEATURES), "intercept": 0.0}
-    with pytest.raises(ConfigError, match="title-only verifier parameters"):
-        Verifier.from_dict({**data, "title_only": {"features": ["x"], "coef": [1.0], "intercept": 0.0}})
-    loaded = Verifier.from_dict(
-        {**data, "title_only": {"features": list(TITLE_FEATURES), "coef": [0.5] * len(TITLE_FEATURES), "intercept": -1.0}}
-    )
-    assert loaded.title_coef == (0.5,) * len(TITLE_FEATURES) and loaded.title_intercept == -1.0
-    assert Verifier.default().title_coef is not None
+def test_raising_the_cosine_never_lowers_the_score() -> None:
+    """The monotone rule, on the shipped model: every feature marked +1 (the cosine first) only raises the score."""
+    verifier = Verifier.default()
+    rng = np.random.default_rng(5)
+    base = rng.uniform(0.0, 1.0, (300, len(FEATURES)))
+    base[rng.uniform(size=base.shape) < 0.1] = np.nan  # missing evidence too
+    grid = np.linspace(-0.2, 1.0, 25)
+    for name, direction in MONOTONE.items():
+        col = FEATURES.index(name)
+        scores = []
+        for value in grid:
+            x = base.copy()
+            x[:, col] = value
+            scores.append(verifier.scores(x))
+        steps = np.diff(np.vstack(scores), axis=0) * direction
+        assert steps.min() >= -1e-12, name
+    cos = FEATURES.index("article_similarity")
+    low, high = base.copy(), base.copy()
+    low[:, cos], high[:, cos] = 0.2, 0.9
+    assert (verifier.scores(high) > verifier.scores(low)).mean() > 0.5  # and the cosine matters
