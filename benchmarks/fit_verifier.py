@@ -44,7 +44,9 @@ from dedup.verify_features import FEATURES, MONOTONE
 logger = logging.getLogger("benchmarks.fit_verifier")
 
 FOLDS = 5
-TRAINED = ("semeval", "ntrex", "og2021")
+#: The sources the model may be fitted on (those named in ``--weights`` are).
+TRAINABLE = ("semeval", "ntrex", "og2021", "seeds")
+TRAINED: tuple[str, ...] = ("semeval", "ntrex", "og2021")
 PARAMS = {"max_depth": 3, "learning_rate": 0.05, "max_iter": 200, "min_samples_leaf": 20, "l2_regularization": 1.0}
 
 
@@ -289,7 +291,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1, help="threads of the tree fitting")
     parser.add_argument("--og-fit-until", default="2021-07-20")
-    parser.add_argument("--weights", default="semeval=2,ntrex=1,og2021=1", help="total weight of each source")
+    parser.add_argument(
+        "--weights",
+        default="semeval=2,ntrex=1,og2021=1,seeds=2",
+        help="total weight of each trained source (others: evaluation only)",
+    )
     return parser.parse_args()
 
 
@@ -303,6 +309,10 @@ def main() -> None:
     config = Config()
     rows = build_rows(args, config)
     weights = {k: float(v) for k, v in (item.split("=") for item in args.weights.split(","))}
+    global TRAINED
+    TRAINED = tuple(n for n in TRAINABLE if weights.get(n, 0.0) > 0)
+    if "seeds" in TRAINED:  # the seed pairs are a source like the others (their folds: by article)
+        rows["seeds"].kind = np.where(rows["seeds"].kind == "eval", "pair", rows["seeds"].kind)
     raw = out_of_fold(rows, weights)
     cal = platt(raw, rows, weights)
     model = fit(rows, {n: np.ones(len(rows[n].y), dtype=bool) for n in TRAINED}, weights)
