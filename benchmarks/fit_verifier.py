@@ -293,7 +293,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--og-fit-until", default="2021-07-20")
     parser.add_argument(
         "--weights",
-        default="semeval=2,ntrex=1,og2021=1,seeds=2",
+        default="semeval=2,ntrex=1,og2021=2,seeds=2",
         help="total weight of each trained source (others: evaluation only)",
     )
     return parser.parse_args()
