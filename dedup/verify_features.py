@@ -143,8 +143,8 @@ class Profile:
 
     Attributes:
         names: Name keys of the whole article (:func:`dedup.text.name_key`).
-        stems: Their 5-letter prefixes (names of 5 letters or more): inflected forms
-            ("Putina", "Putin") share one.
+        stems: Their 5-letter prefixes (names of 5 letters or more, letters only): inflected
+            forms ("Putina", "Putin") share one; "Town12" and "Town15" do not.
         passage_names: Name keys per passage.
         numbers: Numbers of the whole article.
         passage_numbers: Numbers per passage.
@@ -169,7 +169,7 @@ def profile(passages: tuple[str, ...]) -> Profile:
     text = "\n".join(passages)
     return Profile(
         names=names,
-        stems=frozenset(n[:5] for n in names if len(n) >= 5),
+        stems=frozenset(n[:5] for n in names if len(n) >= 5 and n.isalpha()),
         passage_names=per_names,
         numbers=frozenset().union(*per_numbers) if per_numbers else frozenset(),
         passage_numbers=per_numbers,
@@ -178,7 +178,7 @@ def profile(passages: tuple[str, ...]) -> Profile:
 
 
 def _found(name: str, other: Profile) -> bool:
-    return name in other.names or (len(name) >= 5 and name[:5] in other.stems)
+    return name in other.names or (len(name) >= 5 and name.isalpha() and name[:5] in other.stems)
 
 
 def name_cover(names: frozenset[str], other: Profile) -> float:
