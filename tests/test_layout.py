@@ -34,6 +34,7 @@ MAX_FUNCTION_LINES = 100
 FOUNDATION: dict[str, int] = {
     "dedup.errors": 0,
     "dedup.text": 0,
+    "dedup.progress": 0,  # progress bars and lines; imports no dedup module
     "dedup.types": 1,  # records; cleaning version and passage splitting from text
     "dedup.config": 1,  # validated settings; raises ConfigError
     "dedup._fs": 1,  # atomic writes, fsync, cache folder; raises errors

@@ -23,9 +23,11 @@ from dedup.cli.output import cluster_rows, one_line, print_clustering, print_sum
 from dedup.cli.parser import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
 from dedup.config import Config
 from dedup.detect.detector import Detector
-from dedup.errors import ConfigError, InputError, OptionalDependencyError
+from dedup.errors import ConfigError, InputError, OptionalDependencyError, StoreNotFoundError
 from dedup.io import read_articles
-from dedup.serve.shared import ServiceLimits
+from dedup.progress import configure as configure_progress
+from dedup.progress import stage
+from dedup.serve.shared import ServiceLimits, SharedDetector
 from dedup.types import Article, ClusterResult, EmbeddedArticle
 
 __all__ = ["COMMANDS", "config_of", "progress", "run"]
@@ -36,23 +38,28 @@ logger = logging.getLogger(__name__)
 # ------------------------------------------------------------------------ helpers
 def config_of(args: argparse.Namespace) -> Config:
     """The :class:`Config` the flags ask for (defaults where a flag is not given)."""
-    changes = {
-        "model": args.model,
-        "threshold": args.threshold,
-        "max_date_gap_days": args.max_date_gap,
-        "candidates": args.candidates,
-        "max_article_chars": args.max_chars,
-        "backend": getattr(args, "backend", None),
-        "index": getattr(args, "index", None),
-        "recall_floor": getattr(args, "recall_floor", None),
-        "window_days": getattr(args, "window_days", None),
+    flags = {
+        "model": "model",
+        "threshold": "threshold",
+        "max_date_gap_days": "max_date_gap",
+        "candidates": "candidates",
+        "max_article_chars": "max_chars",
+        "backend": "backend",
+        "index": "index",
+        "recall_floor": "recall_floor",
+        "window_days": "window_days",
     }
+    changes = {field: getattr(args, flag, None) for field, flag in flags.items()}  # a subcommand has only its flags
     return Config().with_(**{k: v for k, v in changes.items() if v is not None})
 
 
 def progress(args: argparse.Namespace) -> bool:
-    """Whether to show progress bars: not with ``--quiet``, and only on a terminal."""
-    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+    """Whether to report progress (bars on a terminal, lines elsewhere): not with ``--quiet``."""
+    return not getattr(args, "quiet", False)
+
+
+def _no_cache(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "no_cache", False))
 
 
 def _read(args: argparse.Namespace, config: Config) -> list[Article]:
@@ -99,7 +106,7 @@ def _add(args: argparse.Namespace, config: Config, articles: list[Article]) -> N
     if args.archive is not None:
         _add_to_archive(args, config, articles)
         return
-    det = Detector.open(args.store, config, create=True, cache=not args.no_cache)
+    det = Detector.open(args.store, config, create=True, cache=not _no_cache(args))
     report = det.add(articles, replace=args.replace, show_progress=progress(args))
     summary = {
         "store": str(args.store),
@@ -118,7 +125,7 @@ def _add(args: argparse.Namespace, config: Config, articles: list[Article]) -> N
 def _add_to_archive(args: argparse.Namespace, config: Config, articles: list[Article]) -> None:
     from dedup.detect.archive import ArchiveDetector
 
-    det = ArchiveDetector.open(args.archive, config, create=True, cache=not args.no_cache)
+    det = ArchiveDetector.open(args.archive, config, create=True, cache=not _no_cache(args))
     report = det.add(articles, replace=args.replace, show_progress=progress(args))
     summary = {
         "archive": str(args.archive),
@@ -139,7 +146,7 @@ def _check(args: argparse.Namespace, config: Config, articles: list[Article]) ->
     if args.archive is not None:
         _check_in_archive(args, config, articles)
         return
-    det = Detector.open(args.store, config, cache=not args.no_cache)
+    det = Detector.open(args.store, config, cache=not _no_cache(args))
     verdicts = det.check_many(articles, top=args.top, add=args.add, show_progress=progress(args))
     print_verdicts(verdicts, articles, as_json=args.json, out=sys.stdout)
 
@@ -151,7 +158,7 @@ def _check_in_archive(args: argparse.Namespace, config: Config, articles: list[A
         raise ConfigError("check --add is not available with --archive: check, then `dedup add --archive`")
     if args.search_days is not None and args.search_days < 0:
         raise ConfigError(f"--search-days must be >= 0, got {args.search_days}")
-    det = ArchiveDetector.open(args.archive, config, read_only=True, cache=not args.no_cache, search_days=args.search_days)
+    det = ArchiveDetector.open(args.archive, config, read_only=True, cache=not _no_cache(args), search_days=args.search_days)
     verdicts = det.check_many(articles, top=args.top, show_progress=progress(args))
     print_verdicts(verdicts, articles, as_json=args.json, out=sys.stdout, shards=True)
 
@@ -166,7 +173,7 @@ def _cluster_command(args: argparse.Namespace) -> int:
 
 
 def _cluster(args: argparse.Namespace, config: Config, articles: list[Article]) -> None:
-    cache = not args.no_cache
+    cache = not _no_cache(args)
     det = Detector.open(args.store, config, cache=cache) if args.store else Detector.in_memory(config, cache=cache)
     items = det.embed(articles, show_progress=progress(args))
     result = det.cluster_embedded(items, with_store=args.store is not None)
@@ -222,7 +229,7 @@ def _cluster_on_ray(args: argparse.Namespace, config: Config) -> int:
         config,
         address=args.ray_address,
         workers=args.workers,
-        cache=not args.no_cache,
+        cache=not _no_cache(args),
         skip_invalid=args.skip_invalid,
     )
     rows = cluster_rows(run.result, {a.id: a for a in run.articles})
@@ -242,7 +249,6 @@ def _serve(args: argparse.Namespace) -> int:
         from dedup.serve.http import create_app, is_loopback, listen, serve
     except ImportError as exc:
         raise OptionalDependencyError(exc.name or "fastapi", "dedup serve", "serve") from None
-    from dedup.serve.shared import SharedDetector
 
     config = config_of(args)
     token = args.token or os.environ.get("DEDUP_TOKEN") or None
@@ -260,7 +266,7 @@ def _serve(args: argparse.Namespace) -> int:
         read_timeout_s=args.read_timeout,
     )
     sock = listen(args.host, args.port)  # fail fast on a busy port, before loading the model
-    service = SharedDetector.open(args.store, config, create=args.create)
+    service = _open_service(args, config, "serve")
     app = create_app(service, token=token, limits=limits)
     host, port = sock.getsockname()[:2]
     if token is None and not is_loopback(args.host):
@@ -275,11 +281,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _stream(args: argparse.Namespace) -> int:
-    from dedup.serve.shared import SharedDetector
     from dedup.serve.stream import run_stream
 
     config = config_of(args)
-    service = SharedDetector.open(args.store, config, create=args.create)
+    service = _open_service(args, config, "stream")
 
     def report(exc: InputError) -> None:
         print(f"dedup: {one_line(str(exc))}; line skipped", file=sys.stderr, flush=True)
@@ -298,6 +303,20 @@ def _stream(args: argparse.Namespace) -> int:
         *(result.lines, result.checked, result.duplicates, result.added, result.rejected, len(service)),
     )
     return EXIT_INPUT if result.rejected else EXIT_OK
+
+
+def _open_service(args: argparse.Namespace, config: Config, command: str) -> SharedDetector:
+    """The store of ``serve`` or ``stream``; a missing one names the command's own ``--create``."""
+    try:
+        service = SharedDetector.open(args.store, config, create=args.create)
+    except StoreNotFoundError:
+        raise StoreNotFoundError(
+            f"no store at {shown(str(args.store))} (create it with `dedup {command} --store {shown(str(args.store))} "
+            "--create`, or fill one first with `dedup add`)"
+        ) from None
+    # Loading is reported; the requests that follow are each short and would only add noise.
+    configure_progress(enabled=False)
+    return service
 
 
 # ------------------------------------------------------- bench, eval, info, model
@@ -324,8 +343,8 @@ def _bench(args: argparse.Namespace) -> int:
     if min(options.sizes + options.cluster_sizes) < 100:
         raise ConfigError("benchmark sizes must be at least 100")
     report = run(options, config_of(args), parts=parts)
-    if args.out:
-        write(report, args.out, "bench")
+    if args.out_dir:
+        write(report, args.out_dir, "bench")
     print(json.dumps(report, indent=1) if args.json else markdown(report), file=sys.stdout)
     return EXIT_OK
 
@@ -336,15 +355,15 @@ def _eval(args: argparse.Namespace) -> int:
     from dedup.evaluation.report import markdown_table, write_record
 
     config = config_of(args)
-    cache = None if args.no_cache else (args.cache or default_cache_dir())
+    cache = None if _no_cache(args) else (args.cache or default_cache_dir())
     langs = args.langs.split(",") if args.langs else None
     records = []
     for path in args.inputs:
         started = time.perf_counter()
         record = evaluate(Path(path), config=config, cache=cache, held_days=args.held_days, langs=langs)
         records.append(record)
-        if args.out:
-            logger.info("wrote %s", write_record(record, args.out, plot=not args.no_plot))
+        if args.out_dir:
+            logger.info("wrote %s", write_record(record, args.out_dir, plot=not args.no_plot))
         logger.info("eval %s took %.1f s", path, time.perf_counter() - started)
     if args.json:
         for record in records:
@@ -355,6 +374,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    if args.archive is not None:
+        return _info_archive(args)
     from dedup.search.store import Store
 
     store = Store.open(args.store)
@@ -367,15 +388,42 @@ def _info(args: argparse.Namespace) -> int:
         "index_reason": store.index_plan.describe(),
         "index_plan": store.index_plan.to_dict(),
     }
-    print(json.dumps(about, indent=1), file=sys.stdout)
+    text = (
+        f"store {shown(str(args.store))}: {len(store)} articles, model {shown(store.model)} ({store.dim} dimensions)\n"
+        f"index: {store.index_plan.describe()}"
+    )
+    print_summary(about, text, as_json=args.json, out=sys.stdout)
+    return EXIT_OK
+
+
+def _info_archive(args: argparse.Namespace) -> int:
+    from dedup.search.archive import Archive
+    from dedup.search.manifest import read_manifest
+
+    archive = Archive.open(args.archive, read_only=True, verify=False)
+    shards = {key: int(read_manifest(args.archive / key)["count"]) for key in archive.keys}
+    about = {
+        "archive": str(args.archive),
+        "articles": sum(shards.values()),
+        "model": archive.model,
+        "dim": archive.dim,
+        "shards": shards,
+    }
+    lines = [
+        f"archive {shown(str(args.archive))}: {about['articles']} articles in {len(shards)} shard(s), "
+        f"model {shown(archive.model)} ({archive.dim} dimensions)",
+        *(f"  {key}: {count} articles" for key, count in shards.items()),
+    ]
+    print_summary(about, "\n".join(lines), as_json=args.json, out=sys.stdout)
     return EXIT_OK
 
 
 def _model(args: argparse.Namespace) -> int:
     from dedup.embedding.default_model import materialize_default_model
 
-    path = materialize_default_model(force=args.force)
-    print(f"default model ready at {path}", file=sys.stdout)
+    with stage("building the default model"):
+        path = materialize_default_model(force=args.force)
+    print_summary({"model": str(path)}, f"default model ready at {path}", as_json=args.json, out=sys.stdout)
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ from dedup.embedding.cache import EmbeddingCache
 from dedup.embedding.centring import centring_for
 from dedup.embedding.encoders import Encoder, load_encoder
 from dedup.errors import StoreNotFoundError
+from dedup.progress import track
 from dedup.search.manifest import MANIFEST, read_manifest
 from dedup.search.store import Store
 from dedup.types import AddReport, Article, ClusterResult, EmbeddedArticle, Match, Story, Verdict
@@ -155,6 +156,7 @@ class Detector:
             raise ValueError(f"top must be >= 0, got {top}")
         pending = self._scratch_store(self.store.model, self.store.dim, self.config) if add else None
         verdicts: list[Verdict] = []
+        bar = track("checking", len(items), "article")  # retrieval and verification
         for item in items:
             matches, truncated = self._candidates(item, self.store)
             if pending is not None and len(pending):
@@ -164,6 +166,8 @@ class Detector:
             verdicts.append(verdict(item.id, matches, truncated, top=top))
             if pending is not None and item.id not in pending and item.id not in self.store:
                 pending.add([item])
+            bar.update()
+        bar.close()
         if add:
             self.store.add(list(items))
         return verdicts

@@ -21,6 +21,7 @@ from dedup.config import BACKENDS, DEFAULT_MODEL
 from dedup.embedding.backends.base import choose_prompt
 from dedup.embedding.naming import encoder_name
 from dedup.errors import ModelError, OptionalDependencyError
+from dedup.progress import stage
 
 __all__ = [
     "USE_MODEL",
@@ -170,7 +171,10 @@ def load_encoder(model: str, *, cache_dir: Path | None = None, backend: str = "a
     """
     if backend not in BACKENDS:
         raise ModelError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
-    return _load_encoder(model, cache_dir, backend)
+    # Shown only when it lasts (a second on a terminal, an interval elsewhere): the first load
+    # builds the default model (minutes); later ones come from the in-process cache at once.
+    with stage(f"loading model {model}"):
+        return _load_encoder(model, cache_dir, backend)
 
 
 @functools.lru_cache(maxsize=4)
