@@ -32,7 +32,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, Any
@@ -117,15 +117,26 @@ class Tracker:
         unit: The unit, singular (``"passage"``); an ``s`` is added for counts.
         weight: The total weight (e.g. characters), for the time left; None: the count.
         show: Report at all (a silent tracker only counts).
+        clock: Seconds, monotonic (tests give their own).
 
     """
 
-    def __init__(self, desc: str, total: int | None, unit: str, *, weight: float | None = None, show: bool = True) -> None:
+    def __init__(
+        self,
+        desc: str,
+        total: int | None,
+        unit: str,
+        *,
+        weight: float | None = None,
+        show: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.desc, self.total, self.unit = desc, total, unit
+        self._clock = clock
         self.done = 0
         self._weight_total = float(weight) if weight is not None else (float(total) if total is not None else None)
         self._weight_done = 0.0
-        self._started = time.monotonic()
+        self._started = clock()
         self._stream = _stream()
         self._interval = interval()
         self._last_line = self._started
@@ -142,9 +153,9 @@ class Tracker:
                 file=self._stream,
                 delay=BAR_DELAY,
                 smoothing=0,  # the rate over the whole run; the time left is ours (see eta)
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]"
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_noinv_fmt}{postfix}]"
                 if total
-                else "{desc}: {n_fmt}{unit} [{elapsed}, {rate_fmt}]",
+                else "{desc}: {n_fmt}{unit} [{elapsed}, {rate_noinv_fmt}]",
                 dynamic_ncols=True,
             )
 
@@ -158,7 +169,7 @@ class Tracker:
         """Seconds left: time so far times the weight still to do over the weight done (None when unknown)."""
         if not self._weight_total or self._weight_done <= 0:
             return None
-        elapsed = time.monotonic() - self._started
+        elapsed = self._clock() - self._started
         left = max(0.0, self._weight_total - self._weight_done)
         return elapsed * left / self._weight_done
 
@@ -170,11 +181,11 @@ class Tracker:
             return
         if self._bar is not None:
             eta = self.eta()
-            if eta is not None and self.total and self.done < self.total:
-                self._bar.set_postfix_str(f"eta {duration(eta)}", refresh=False)
+            running = eta is not None and self.total and self.done < self.total
+            self._bar.set_postfix_str(f"eta {duration(eta)}" if running and eta is not None else "", refresh=False)
             self._bar.update(n)
             return
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last_line >= self._interval and (self.total is None or self.done < self.total):
             self._last_line = now
             self._lines += 1
@@ -182,7 +193,7 @@ class Tracker:
 
     def line(self) -> str:
         """The progress line: ``embedding 1200/5000 passages, 85/s, eta 45s``."""
-        elapsed = time.monotonic() - self._started
+        elapsed = self._clock() - self._started
         count = f"{self.done}/{self.total}" if self.total is not None else f"{self.done}"
         eta = self.eta()
         left = f", eta {duration(eta)}" if eta is not None and self.total is not None and self.done < self.total else ""
@@ -195,7 +206,7 @@ class Tracker:
             self._bar = None
         elif self._show and self._lines:
             self._lines = 0
-            elapsed = time.monotonic() - self._started
+            elapsed = self._clock() - self._started
             self._print(f"{self.desc} {self.done} {self.unit}s in {duration(elapsed)}, {_rate(self.done, elapsed)}")
 
     def _print(self, text: str) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
+import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -130,7 +132,18 @@ class Parser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> argparse.Namespace:
         """Parse ``args``; unknown arguments are reported by the subcommand's parser."""
-        parsed, extras = self.parse_known_args(args, namespace)
+        argv = list(sys.argv[1:] if args is None else args)
+        name = next((a for a in argv if not a.startswith("-")), None)
+        command = self.subcommand(name)
+        if command is not None:
+            # Before parsing: else the value of an unknown flag is taken for an input
+            # (`add --threshold 0.5 f.jsonl` would complain about a file named 0.5).
+            for token in argv[argv.index(str(name)) + 1 :]:
+                if token == "--":
+                    break
+                if _unknown_option(command, token):
+                    command.error(f"unrecognized arguments: {token} (see `dedup {name} --help` for its flags)")
+        parsed, extras = self.parse_known_args(argv, namespace)
         if extras:
             command = self.subcommand(getattr(parsed, "command", None))
             (command or self).error(f"unrecognized arguments: {' '.join(extras)}")
@@ -143,6 +156,20 @@ class Parser(argparse.ArgumentParser):
                 found: argparse.ArgumentParser = action.choices[name]
                 return found
         return None
+
+
+def _unknown_option(parser: argparse.ArgumentParser, token: str) -> bool:
+    """Whether ``token`` looks like a flag that ``parser`` does not know (abbreviations count as known)."""
+    if not token.startswith("-") or token == "-" or _NEGATIVE.match(token):
+        return False
+    known = parser._option_string_actions
+    if token.startswith("--"):
+        flag = token.split("=", 1)[0]
+        return not any(option.startswith(flag) for option in known if option.startswith("--"))
+    return token[:2] not in known
+
+
+_NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):

@@ -27,9 +27,11 @@ __all__ = ["article_passages", "assemble", "embed_articles", "embed_feed", "pool
 
 logger = logging.getLogger(__name__)
 
-#: Passages per encoder call: progress is reported between calls. A multiple of every usual
-#: batch size; the int8 default model embeds each passage alone, so its vectors do not depend on it.
+#: Passages per encoder call, at most and at least: progress is reported between calls, about
+#: every 1% of the work. Multiples of the usual batch sizes; the int8 default model embeds each
+#: passage alone, so its vectors do not depend on them.
 ENCODE_CHUNK = 256
+MIN_ENCODE_CHUNK = 32
 
 
 def article_passages(article: Article, max_chars: int = 500) -> list[str]:
@@ -160,16 +162,17 @@ def _encode_unique(
 
 
 def _encode_in_chunks(texts: Sequence[str], encoder: Encoder, *, batch_size: int | None, show_progress: bool) -> Vectors:
-    """Encode ``texts`` (sorted by length) in chunks of :data:`ENCODE_CHUNK`, reporting progress between them.
+    """Encode ``texts`` (sorted by length) in chunks (:data:`ENCODE_CHUNK`), reporting progress between them.
 
     The time left is weighed by characters: the passages come shortest first, so a rate in
     passages per second would promise far too early an end.
     """
     out = np.empty((len(texts), encoder.dim), dtype=np.float32)
     weights = [len(t) + 1 for t in texts]
+    step = min(ENCODE_CHUNK, max(MIN_ENCODE_CHUNK, len(texts) // 100 // MIN_ENCODE_CHUNK * MIN_ENCODE_CHUNK))
     with track("embedding", len(texts), "passage", weight=sum(weights), show=show_progress or None) as bar:
-        for start in range(0, len(texts), ENCODE_CHUNK):
-            chunk = texts[start : start + ENCODE_CHUNK]
+        for start in range(0, len(texts), step):
+            chunk = texts[start : start + step]
             encoded = (
                 encoder.encode(chunk)  # the backend's own batch size
                 if batch_size is None
