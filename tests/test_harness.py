@@ -108,7 +108,10 @@ def test_cli_eval_prints_the_table(tmp_path, encoder, monkeypatch, capsys):
     data = _write(tmp_path / "feed.jsonl")
     monkeypatch.setattr("dedup.embedding.embed.load_encoder", lambda model, cache_dir=None: encoder)
     code = cli.main(
-        ["eval", str(data), "--cache", str(tmp_path / "c"), "--out-dir", str(tmp_path / "r"), "--no-plot", "-q", "--held-days", "1"]
+        [
+            *("eval", str(data), "--cache", str(tmp_path / "c"), "--out-dir", str(tmp_path / "r")),
+            *("--no-plot", "-q", "--held-days", "1"),
+        ]
     )
     assert code == 0
     assert "| feed | held" in capsys.readouterr().out

@@ -18,6 +18,7 @@ from dedup.detect.detector import Detector
 from dedup.embedding.cache import EmbeddingCache
 from dedup.embedding.embed import Encoder, load_encoder
 from dedup.errors import ConfigError, StoreMismatchError
+from dedup.progress import track
 from dedup.search.archive import ARCHIVE_MANIFEST, Archive
 from dedup.search.store import Store
 from dedup.types import AddReport, Article, EmbeddedArticle, Verdict
@@ -148,12 +149,15 @@ class ArchiveDetector:
             raise ValueError(f"top must be >= 0, got {top}")
         config = self.config
         verdicts: list[Verdict] = []
+        bar = track("checking", len(items), "article")  # retrieval and verification
         for item in items:
             found = self.archive.search(
                 item, config.candidates, search_days=self.search_days, min_similarity=config.min_candidate_similarity
             )
             matches, truncated = self._detector.verify_candidates(item, found.candidates, cut=found.cut)
             verdicts.append(verdict(item.id, matches, truncated, top=top, shards=found.shards))
+            bar.update()
+        bar.close()
         return verdicts
 
     def add(self, articles: Sequence[Article], *, replace: bool = False, show_progress: bool = False) -> AddReport:
