@@ -74,6 +74,8 @@ def embed_articles(
     (by any run) are not encoded again. Passages are encoded sorted by length, so batches
     pad little. Article vectors are language-centred (:mod:`dedup.embedding.centring`) with
     ``centring``; ``"auto"`` takes the one shipped for the encoder's model, if any.
+    Progress is reported as :mod:`dedup.progress` is configured (the ``dedup`` command: on,
+    unless ``-q``); ``show_progress`` reports it in any case.
     """
     per_article = [article_passages(a, max_passage_chars) for a in articles]
     flat = [p for passages in per_article for p in passages]
