@@ -76,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:  # a bug: one line naming it, the traceback only on request
         return _internal(exc)
+    finally:
+        configure_progress(enabled=False)  # the library is silent again (main may run in a process that goes on)
 
 
 def _internal(exc: Exception) -> int:
