@@ -65,6 +65,19 @@ def test_the_time_left_is_weighed_not_counted() -> None:
     assert bar.eta() == pytest.approx(90.0)  # counted, it would say 30 s
 
 
+def test_the_time_left_fits_a_cost_per_unit_and_per_character() -> None:
+    """Three steps of 10 passages each: 0.1 s a passage plus 0.01 s a character; the rest costs the same."""
+    clock = Clock()
+    bar = Tracker("embedding", 50, "passage", weight=2000.0, show=False, clock=clock)
+    for seconds, chars in ((2.0, 100), (4.0, 300), (6.0, 500)):
+        clock.now += seconds
+        bar.update(10, weight=chars)
+    assert bar.eta() == pytest.approx(20 * 0.1 + 1100 * 0.01)  # 13 s; by characters alone: 14.7 s
+    clock.now += 30.0  # a slow step (a busy machine) counts too, as one step among four
+    bar.update(10, weight=500)
+    assert bar.eta() is not None and bar.eta() > 10 * 0.1 + 600 * 0.01
+
+
 def test_silent_unless_enabled_or_asked() -> None:
     out = io.StringIO()
     progress.configure(enabled=False, stream=out)
