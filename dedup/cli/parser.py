@@ -369,8 +369,7 @@ def _add_info(sub: Subparsers) -> None:
         "info",
         help_text="describe a store or an archive: model, size, index",
         description="Describe a store (model, articles, vector dimension, which vector index is in use and why) "
-        "or an archive (model, articles, its shards and their sizes). Reads the manifests only: fast, and "
-        "it never writes.",
+        "or an archive (model, articles, its shards and their sizes, read from their manifests). It never writes.",
         exits={0: "", 1: "", 2: "", 3: ""},
     )
     store_or_archive(p)
