@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dedup import Config, Detector
+from dedup.detect.archive import ArchiveDetector
 from dedup.serve.http import ServiceLimits, create_app
 from dedup.serve.shared import SharedDetector
 
@@ -31,11 +32,15 @@ LIMITS = ServiceLimits(max_body_bytes=64 * 1024, max_batch=5, max_top=5)
 CASES = {"requests": 400, "articles": 200}
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+@pytest.fixture(scope="module", params=["store", "archive"])
+def client(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> TestClient:
     path = tmp_path_factory.mktemp("fuzz") / "s"
-    detector = Detector.open(path, Config(max_article_chars=20_000), encoder=HashEncoder(dim=64), create=True)
-    app = create_app(SharedDetector(detector), token=TOKEN, limits=LIMITS)
+    config, encoder = Config(max_article_chars=20_000), HashEncoder(dim=64)
+    if request.param == "archive":  # the same requests against a time-sharded archive: far dates route to shards
+        service = SharedDetector(ArchiveDetector.open(path, config, encoder=encoder, create=True))
+    else:
+        service = SharedDetector(Detector.open(path, config, encoder=encoder, create=True))
+    app = create_app(service, token=TOKEN, limits=LIMITS)
     c = TestClient(app, raise_server_exceptions=False)
     c.post("/add", headers=AUTH, json={"articles": [{"id": "seed", "title": "Hanoi talks", "text": "Ministers met in Hanoi."}]})
     return c

@@ -25,7 +25,7 @@ from dedup.config import Config
 from dedup.detect.detector import Detector
 from dedup.errors import ConfigError, InputError, OptionalDependencyError
 from dedup.io import read_articles
-from dedup.serve.shared import ServiceLimits
+from dedup.serve.shared import ServiceLimits, SharedDetector
 from dedup.types import Article, ClusterResult, EmbeddedArticle
 
 __all__ = ["COMMANDS", "config_of", "progress", "run"]
@@ -147,12 +147,12 @@ def _check(args: argparse.Namespace, config: Config, articles: list[Article]) ->
 def _check_in_archive(args: argparse.Namespace, config: Config, articles: list[Article]) -> None:
     from dedup.detect.archive import ArchiveDetector
 
-    if args.add:
-        raise ConfigError("check --add is not available with --archive: check, then `dedup add --archive`")
     if args.search_days is not None and args.search_days < 0:
         raise ConfigError(f"--search-days must be >= 0, got {args.search_days}")
-    det = ArchiveDetector.open(args.archive, config, read_only=True, cache=not args.no_cache, search_days=args.search_days)
-    verdicts = det.check_many(articles, top=args.top, show_progress=progress(args))
+    det = ArchiveDetector.open(
+        args.archive, config, read_only=not args.add, cache=not args.no_cache, search_days=args.search_days
+    )
+    verdicts = det.check_many(articles, top=args.top, add=args.add, show_progress=progress(args))
     print_verdicts(verdicts, articles, as_json=args.json, out=sys.stdout, shards=True)
 
 
@@ -242,7 +242,6 @@ def _serve(args: argparse.Namespace) -> int:
         from dedup.serve.http import create_app, is_loopback, listen, serve
     except ImportError as exc:
         raise OptionalDependencyError(exc.name or "fastapi", "dedup serve", "serve") from None
-    from dedup.serve.shared import SharedDetector
 
     config = config_of(args)
     token = args.token or os.environ.get("DEDUP_TOKEN") or None
@@ -260,26 +259,35 @@ def _serve(args: argparse.Namespace) -> int:
         read_timeout_s=args.read_timeout,
     )
     sock = listen(args.host, args.port)  # fail fast on a busy port, before loading the model
-    service = SharedDetector.open(args.store, config, create=args.create)
+    service = _open_service(args, config, read_only=args.read_only)
     app = create_app(service, token=token, limits=limits)
     host, port = sock.getsockname()[:2]
     if token is None and not is_loopback(args.host):
         logger.warning("listening on %s without a token: anyone who can reach it can add articles (set --token)", host)
     required = "required" if token else "not required"
+    mode = ", read-only" if service.read_only else ""
     logger.info(
-        "serving %s (%d articles) on http://%s:%d; story browser at /, docs at /docs, token %s",
-        *(args.store, len(service), host, port, required),
+        "serving %s %s (%d articles%s) on http://%s:%d; story browser at /, docs at /docs, token %s",
+        *(service.kind, service.path, len(service), mode, host, port, required),
     )
     stopped = serve(app, sock, limits=limits)
     return EXIT_INTERRUPTED if stopped else EXIT_OK
 
 
-def _stream(args: argparse.Namespace) -> int:
+def _open_service(args: argparse.Namespace, config: Config, *, read_only: bool) -> SharedDetector:
+    """The store (``--store``) or archive (``--archive``) of ``serve`` and ``stream``, shared by threads."""
     from dedup.serve.shared import SharedDetector
+
+    if args.archive is not None:
+        return SharedDetector.open_archive(args.archive, config, create=args.create, read_only=read_only)
+    return SharedDetector.open(args.store, config, create=args.create, read_only=read_only)
+
+
+def _stream(args: argparse.Namespace) -> int:
     from dedup.serve.stream import run_stream
 
     config = config_of(args)
-    service = SharedDetector.open(args.store, config, create=args.create)
+    service = _open_service(args, config, read_only=args.no_add)
 
     def report(exc: InputError) -> None:
         print(f"dedup: {one_line(str(exc))}; line skipped", file=sys.stderr, flush=True)
@@ -294,8 +302,8 @@ def _stream(args: argparse.Namespace) -> int:
         max_chars=config.max_article_chars,
     )
     logger.info(
-        "stream: %d line(s), %d checked (%d duplicate), %d added, %d rejected; store holds %d articles",
-        *(result.lines, result.checked, result.duplicates, result.added, result.rejected, len(service)),
+        "stream: %d line(s), %d checked (%d duplicate), %d added, %d rejected; %s holds %d articles",
+        *(result.lines, result.checked, result.duplicates, result.added, result.rejected, service.kind, len(service)),
     )
     return EXIT_INPUT if result.rejected else EXIT_OK
 

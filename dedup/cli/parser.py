@@ -164,6 +164,19 @@ def _store_or_archive(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _served(p: argparse.ArgumentParser, *, read_only: bool) -> None:
+    """``--store DIR`` or ``--archive DIR`` (one required), ``--create``, and for ``serve`` ``--read-only``."""
+    _store_or_archive(p)
+    p.add_argument("--create", action="store_true", help="create the store or archive if it does not exist")
+    if read_only:
+        p.add_argument(
+            "--read-only",
+            action="store_true",
+            help="a replica: take no lock, write nothing (/add and /check-and-add answer 403); it picks up the "
+            "writer's commits before each request. Many read-only servers beside one writer serve many clients",
+        )
+
+
 def _top(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--top", type=integer(0), default=0, metavar="K", help=help_text)
 
@@ -249,13 +262,14 @@ def _add_serve(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "serve",
         parents=[common],
-        help="HTTP service over a store: check, add, check-and-add, cluster",
-        description="Serve a store over HTTP (FastAPI on uvicorn): POST /check, /add, /check-and-add, /cluster; "
+        help="HTTP service over a store or an archive: check, add, check-and-add, cluster",
+        description="Serve a store or a time-sharded archive over HTTP (FastAPI on uvicorn): "
+        "POST /check, /add, /check-and-add, /cluster; "
         "GET /article, /story, /stories, /neighbours, /evidence, /health, /metrics; the story browser at /; "
         "the OpenAPI document at /openapi.json and /docs. "
         "Errors are 4xx with a JSON body {error, detail}. Stop with Ctrl-C.",
     )
-    _store(p, create=True)
+    _served(p, read_only=True)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=integer(0, 65535), default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument(
@@ -323,7 +337,7 @@ def _add_stream(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         "reported on stderr and skipped; the stream goes on. A verdict is written after its article is "
         "committed. Exit 0, or 2 if some lines were rejected.",
     )
-    _store(p, create=True)
+    _served(p, read_only=False)
     p.add_argument("--no-add", action="store_true", help="only check: store nothing")
     _top(p, "also list the K best candidates that are not duplicates")
 
