@@ -1,6 +1,9 @@
 """A detector shared by many threads: the concurrency model of the service, and its metrics.
 
-No web framework here; :mod:`dedup.serve.http` puts HTTP in front of it.
+No web framework here; :mod:`dedup.serve.http` puts HTTP in front of it. What is served, a
+store or a time-sharded archive, is a :mod:`dedup.serve.backends` backend; the model below
+holds for both (for an archive, "the store's file lock" is the archive's writer lock, held
+across every shard, and "the manifest" is every shard's manifest).
 
 The model:
 
@@ -22,6 +25,9 @@ The model:
   snapshot of the stored vectors taken under the shared lock, and runs outside it, so
   checks and adds go on meanwhile; one clustering runs at a time, and requests that
   arrive during it wait for it and share its result.
+* **Read-only replicas** (``read_only``) refuse every write (:class:`ReadOnlyError`; the
+  service answers 403 before reading the body), take no lock, and pick up the writer's
+  commits before each read, as above.
 * **Same article twice.** Re-adding an id with the same content is a no-op in the store
   (under its lock), so two workers adding one article at the same moment leave one copy;
   with other content the second is refused (:class:`DuplicateIdError`) unless it asks to
