@@ -127,7 +127,7 @@ def test_fuzzed_requests_never_500(client: TestClient, figures: list[str]) -> No
     assert statuses[422] > 0 and statuses[400] > 5 and statuses[401] > 5, statuses  # every layer is reached
     assert not [s for s in statuses if s >= 500]
     by_status = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))
-    figures.append(f"service fuzz: {tried} random requests; statuses {by_status}")
+    figures.append(f"service fuzz ({client.app.state.service.kind}): {tried} random requests; statuses {by_status}")  # type: ignore[attr-defined]
 
 
 well_formed = st.fixed_dictionaries(
@@ -174,4 +174,4 @@ def test_fuzzed_articles_are_checked_or_refused_never_500(client: TestClient, fi
     assert statuses[200] > 20 and statuses[422] > 5, statuses
     assert not [s for s in statuses if s >= 500]
     by_status = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))
-    figures.append(f"service fuzz: {batches} article batches; statuses {by_status}")
+    figures.append(f"service fuzz ({client.app.state.service.kind}): {batches} article batches; statuses {by_status}")  # type: ignore[attr-defined]
