@@ -426,9 +426,10 @@ class ArchiveDetector:
         except OSError as exc:
             raise StoreError(f"cannot list the shards of archive {root}: {exc.strerror or exc}") from None
         out = []
+        prefix = str(root)
         for name in names:
             try:
-                st = os.stat(root / name / MANIFEST)
+                st = os.stat(f"{prefix}/{name}/{MANIFEST}")  # a str, not a Path: this runs before every request
             except OSError:
                 continue  # a shard being created: it exists once its manifest does
             out.append((name, st.st_ino, st.st_mtime_ns, st.st_size))
