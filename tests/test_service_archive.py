@@ -29,7 +29,7 @@ from dedup.errors import StoreError
 from dedup.search.archive import Archive
 from dedup.serve.http import create_app
 from dedup.serve.shared import ReadOnlyError, SharedDetector
-from dedup.types import Article
+from dedup.types import Article, PartialDate, Verdict
 
 from .conftest import ROOT, HashEncoder
 from .servers import served_url, wait_for_health
@@ -116,6 +116,28 @@ def test_archive_service_checks_across_months_adds_across_shards_and_browses_sto
     client.post("/add", headers=AUTH, json={"articles": [art("h4", "Hanoi talks", HANOI, date="2025-01-31")]})
     again = client.get("/stories", headers=AUTH).json()
     assert again["generation"] > stories["generation"] and sorted(again["stories"][0]["article_ids"]) == ["h1", "h2", "h3", "h4"]
+
+
+def test_a_batch_check_and_add_gives_the_verdicts_of_one_by_one_check_and_adds(tmp_path: Path) -> None:
+    # Across months, out of each other's windows, undated, year-only: a batch sees its earlier
+    # articles exactly where a later check would find them once stored.
+    dates = ["2025-01-30", "2025-02-02", "2025-06-10", None, "2025-01-31", "2024", "2024-01-03"]
+    batch = [
+        Article(id=f"a{k}", title="Hanoi talks", text=f"{HANOI} {k % 2}", date=PartialDate.parse(d) if d else None, lang="en")
+        for k, d in enumerate(dates)
+    ]
+    together = service(tmp_path / "together").check_and_add(batch).verdicts
+    one = service(tmp_path / "apart")
+    apart = [one.check_and_add([a]).verdicts[0] for a in batch]
+
+    def seen(v: Verdict) -> tuple[object, ...]:
+        matches = sorted((m.id, m.is_duplicate, round(m.score, 6)) for m in v.matches)  # equal scores in any order
+        return (v.id, v.is_duplicate, v.shards, matches)
+
+    assert [seen(v) for v in together] == [seen(v) for v in apart]
+    assert [v.is_duplicate for v in together] == [False, True, False, True, True, True, True]
+    assert "a0" not in {m.id for m in together[2].matches}  # June is out of January's window
+    assert sorted(archive_ids(tmp_path / "together")) == sorted(archive_ids(tmp_path / "apart"))
 
 
 def test_a_conflicting_id_refuses_the_whole_batch_before_any_shard_commits(tmp_path: Path) -> None:
