@@ -131,6 +131,7 @@ def test_figures_are_sane(report: dict[str, Any]) -> None:
     for row in report["ingest"]:
         assert 0 < row["add_p50_ms"] <= row["add_p99_ms"]
         assert 0 < row["check_p50_ms"] <= row["check_p99_ms"]
+        assert 0 < row["retrieval_p50_ms"] <= row["retrieval_p99_ms"]
         assert row["open_ms"] > 0 and row["open_all_shards_ms"] >= 0
         assert row["rss_bytes_per_article"] > 0
         # At least three passage vectors of 32 dimensions per article, even at 2 bytes a number.

@@ -175,6 +175,7 @@ class _Sustained:
 
     add_seconds: list[float]
     check_seconds: list[float]
+    retrieval_seconds: list[float]
     verdicts: list[Verdict]
     live_shard: str
     live_shard_articles: int
@@ -210,19 +211,25 @@ def _sustain(
         archive.add(batches[k])
     adds: list[float] = []
     checks: list[float] = []
+    retrievals: list[float] = []
     verdicts: list[Verdict] = []
     for j in range(max(options.adds, options.checks)):
         if j < options.checks:
             t0 = time.perf_counter()
             verdicts += detector.check_embedded([queries[j]])
             checks.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()  # the retrieval share of that check, timed again on its own
+            archive.search(
+                queries[j], config.candidates, search_days=detector.search_days, min_similarity=config.min_candidate_similarity
+            )
+            retrievals.append(time.perf_counter() - t0)
         if j < options.adds:
             t0 = time.perf_counter()
             archive.add(batches[options.warmup + j])
             adds.append(time.perf_counter() - t0)
     live_key = feed.last_day.strftime("%Y-%m")
     shard = archive.shard(live_key)
-    return _Sustained(adds, checks, verdicts, live_key, len(shard), shard.index_kind)
+    return _Sustained(adds, checks, retrievals, verdicts, live_key, len(shard), shard.index_kind)
 
 
 # --------------------------------------------------------------------------- fresh process
@@ -275,6 +282,7 @@ def _probe_fresh(path: Path, options: IngestOptions, query: int, config: Config)
 def _row(n: int, bulk_s: float, sustained: _Sustained, probe: dict[str, Any], disk: int, batch: int) -> dict[str, Any]:
     add_p50, add_p99 = _ms(sustained.add_seconds)
     check_p50, check_p99 = _ms(sustained.check_seconds)
+    retrieval_p50, retrieval_p99 = _ms(sustained.retrieval_seconds)
     articles = int(probe["articles"])
     verdicts = sustained.verdicts
     near = [v for v in verdicts if v.id.startswith("query")]
@@ -287,6 +295,8 @@ def _row(n: int, bulk_s: float, sustained: _Sustained, probe: dict[str, Any], di
         "add_p99_ms": add_p99,
         "check_p50_ms": check_p50,
         "check_p99_ms": check_p99,
+        "retrieval_p50_ms": retrieval_p50,
+        "retrieval_p99_ms": retrieval_p99,
         "open_ms": round(1000 * probe["open_s"], 1),
         "open_all_shards_ms": round(1000 * probe["open_all_s"], 1),
         "rss_bytes_per_article": round(probe["rss_growth"] / max(articles, 1), 1),
