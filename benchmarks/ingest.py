@@ -59,6 +59,9 @@ def main() -> None:
     parser.add_argument("--bulk-batch", type=int, default=defaults.bulk_batch, help="articles per add while bulk-loading")
     parser.add_argument("--months", type=int, default=defaults.months, help="months the archive's dates cover")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--faiss-threads", type=int, default=defaults.faiss_threads, help="FAISS threads while timed (0: FAISS's default)"
+    )
     parser.add_argument("--work", type=Path, help="folder to build the archive in (default: the system's temporary folder)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where ingest.json and ingest.md go")
     parser.add_argument("--report", type=Path, help="only print the table of an existing ingest.json")
@@ -76,6 +79,7 @@ def main() -> None:
         bulk_batch=args.bulk_batch,
         months=args.months,
         seed=args.seed,
+        faiss_threads=args.faiss_threads,
         work_dir=args.work,
     )
     git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False).stdout.strip()

@@ -17,7 +17,7 @@ from dedup.cli import main
 from dedup.errors import ConfigError
 from dedup.evaluation import bench
 from dedup.evaluation.bench_data import BenchOptions
-from dedup.evaluation.bench_ingest import IngestOptions, rss_bytes
+from dedup.evaluation.bench_ingest import IngestOptions, _faiss_threads, rss_bytes
 from dedup.evaluation.bench_report import markdown
 from dedup.evaluation.ingest_feed import LIVE_DAYS, SyntheticFeed
 
@@ -91,10 +91,24 @@ def test_near_copy_keeps_the_texts_and_moves_the_vectors_a_little() -> None:
 
 
 # --------------------------------------------------------------------------- options
-@pytest.mark.parametrize("bad", [dict(sizes=()), dict(sizes=(0,)), dict(adds=0), dict(batch=-1), dict(warmup=-1)])
+@pytest.mark.parametrize(
+    "bad",
+    [dict(sizes=()), dict(sizes=(0,)), dict(adds=0), dict(batch=-1), dict(warmup=-1), dict(faiss_threads=-1)],
+)
 def test_options_refuse_nonsense(bad: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         IngestOptions(**bad)
+
+
+def test_faiss_threads_are_set_for_the_block_then_restored() -> None:
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    with _faiss_threads(1):
+        assert faiss.omp_get_max_threads() == 1
+    assert faiss.omp_get_max_threads() == before
+    with _faiss_threads(0):
+        assert faiss.omp_get_max_threads() == before
 
 
 def test_rss_is_read() -> None:

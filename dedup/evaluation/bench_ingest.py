@@ -30,6 +30,7 @@ months so that the archive shards by time).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -40,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,9 @@ class IngestOptions:
         dim: Vector dimension (the default model's).
         warmup: Untimed checks and adds before the timed ones, at each size.
         seed: Everything drawn depends on it.
+        faiss_threads: FAISS's OpenMP threads while checks and adds are timed and in the open
+            probe (1: single-query latency as one service thread sees it, steady on a busy
+            machine); 0 leaves FAISS's default (every core). Bulk loading keeps the default.
         work_dir: Where the archive is built (in a temporary folder, removed at the end);
             None: the system's temporary folder. A million articles need tens of GB.
 
@@ -95,6 +99,7 @@ class IngestOptions:
     dim: int = DEFAULT_DIM
     warmup: int = 5
     seed: int = 0
+    faiss_threads: int = 1
     work_dir: Path | None = None
 
     def __post_init__(self) -> None:
@@ -104,8 +109,10 @@ class IngestOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ConfigError(f"warmup must be a non-negative integer, got {self.warmup!r}")
+        for name in ("warmup", "faiss_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
 
 
 class _Embedded:
@@ -139,6 +146,22 @@ def rss_bytes() -> int:
 def _ms(seconds: Sequence[float]) -> tuple[float, float]:
     ms = 1000 * np.asarray(seconds, dtype=np.float64)
     return round(float(np.percentile(ms, 50)), 3), round(float(np.percentile(ms, 99)), 3)
+
+
+@contextlib.contextmanager
+def _faiss_threads(threads: int) -> Iterator[None]:
+    """FAISS's OpenMP thread count set to ``threads`` (0: unchanged) for the block, then restored."""
+    if not threads:
+        yield
+        return
+    import faiss
+
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def _disk_bytes(root: Path) -> int:
@@ -233,8 +256,13 @@ def _sustain(
 
 
 # --------------------------------------------------------------------------- fresh process
-def _probe(path: str, dim: int, months: int, seed: int, query: int, config: Config) -> dict[str, Any]:
+def _probe(path: str, dim: int, months: int, seed: int, query: int, config: Config, threads: int) -> dict[str, Any]:
     """In a fresh process: open the archive, check one live article, open every shard, measure RSS."""
+    with _faiss_threads(threads):
+        return _probe_timed(path, dim, months, seed, query, config)
+
+
+def _probe_timed(path: str, dim: int, months: int, seed: int, query: int, config: Config) -> dict[str, Any]:
     feed = SyntheticFeed(dim, months, seed)
     item = feed.fresh(query)
     # The process's one-off start-up (the vector-space name, the verifier's parameters) is not the archive's.
@@ -261,13 +289,15 @@ def _probe(path: str, dim: int, months: int, seed: int, query: int, config: Conf
 def _probe_main() -> None:
     """Entry of the fresh process: arguments as one JSON object in ``argv[1]``, the result as JSON on stdout."""
     args = json.loads(sys.argv[1])
-    result = _probe(args["path"], args["dim"], args["months"], args["seed"], args["query"], Config(**args["config"]))
+    config = Config(**args["config"])
+    result = _probe(args["path"], args["dim"], args["months"], args["seed"], args["query"], config, args["threads"])
     sys.stdout.write(json.dumps(result) + "\n")
 
 
 def _probe_fresh(path: Path, options: IngestOptions, query: int, config: Config) -> dict[str, Any]:
     """Run :func:`_probe` in a new Python process (this one's import path), whatever started this one."""
-    args = {"path": str(path), "dim": options.dim, "months": options.months, "seed": options.seed, "query": query}
+    args: dict[str, Any] = {"path": str(path), "dim": options.dim, "months": options.months, "seed": options.seed}
+    args.update(query=query, threads=options.faiss_threads)
     args["config"] = asdict(config)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     code = "from dedup.evaluation.bench_ingest import _probe_main; _probe_main()"
@@ -329,7 +359,8 @@ def describe(options: IngestOptions) -> dict[str, Any]:
         "method": (
             f"bulk-load to each size in batches of {options.bulk_batch:,} (not timed), then {options.checks} checks "
             f"and {options.adds} adds of {options.batch} articles, interleaved, dated in the last {LIVE_DAYS} days; "
-            "checks are retrieval + verification (embedding excluded); open time and RSS in a fresh process"
+            "checks are retrieval + verification (embedding excluded); open time and RSS in a fresh process; "
+            + (f"FAISS on {options.faiss_threads} thread(s) while timed" if options.faiss_threads else "FAISS's default threads")
         ),
         "vectors": f"random unit vectors, dimension {options.dim}; NTREX-shaped passage counts and lengths",
         "options": {k: _plain(v) for k, v in asdict(options).items()},
@@ -363,7 +394,8 @@ def ingest_benchmark(
             bulk_s = _bulk_load(path, feed, range(loaded, loaded + missing), options, config) if missing else 0.0
             loaded += missing
             logger.info("ingest: %s articles; %s checks and %s adds of %s", f"{n:,}", options.checks, options.adds, options.batch)
-            sustained = _sustain(path, feed, options, config, loaded, live_next, query_next)
+            with _faiss_threads(options.faiss_threads):
+                sustained = _sustain(path, feed, options, config, loaded, live_next, query_next)
             live_next += (options.warmup + options.adds) * options.batch
             query_next += options.warmup + options.checks
             probe = _probe_fresh(path, options, query_next, config)
