@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from dedup.cli import main
+from dedup.config import Config
 from dedup.errors import ConfigError
-from dedup.evaluation import bench
+from dedup.evaluation import bench, bench_ingest
 from dedup.evaluation.bench_data import BenchOptions
-from dedup.evaluation.bench_ingest import IngestOptions, _faiss_threads, rss_bytes
+from dedup.evaluation.bench_ingest import (
+    MODEL,
+    IngestOptions,
+    _bulk_load,
+    _faiss_threads,
+    _probe_timed,
+    available_bytes,
+    rss_bytes,
+)
 from dedup.evaluation.bench_report import markdown
 from dedup.evaluation.ingest_feed import LIVE_DAYS, SyntheticFeed
+from dedup.search.archive import Archive
 
 SCHEMA = (
     "n",
@@ -111,8 +122,10 @@ def test_faiss_threads_are_set_for_the_block_then_restored() -> None:
         assert faiss.omp_get_max_threads() == before
 
 
-def test_rss_is_read() -> None:
+def test_rss_and_available_memory_are_read() -> None:
     assert rss_bytes() > 1_000_000
+    free = available_bytes()
+    assert free is None or free > 0
 
 
 # --------------------------------------------------------------------------- a run
@@ -132,6 +145,7 @@ def test_rows_count_what_was_done(report: dict[str, Any]) -> None:
     assert first["articles"] == 120 + added and second["articles"] == 240 + added
     assert first["adds"] == 4 and first["checks"] == 6 and first["batch"] == 3
     assert first["shards"] == second["shards"] == 2
+    assert first["shards_opened"] == second["shards_opened"] == 2
     assert first["live_shard"] == "2025-06" and first["shards_searched_mean"] >= 1
 
 
@@ -161,3 +175,16 @@ def test_the_run_cleans_up_and_reports_a_table(report: dict[str, Any]) -> None:
 def test_cli_names_ingest_among_the_parts(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--parts", "ingest,nope"]) == 2
     assert "ingest" in capsys.readouterr().err
+
+
+def test_probe_stops_opening_shards_when_memory_runs_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    options = IngestOptions(sizes=(90,), months=3, dim=16, bulk_batch=50)
+    feed = SyntheticFeed(options.dim, options.months, options.seed)
+    Archive.create(tmp_path / "a", MODEL, options.dim)
+    _bulk_load(tmp_path / "a", feed, range(90), options, Config())
+    whole = _probe_timed(str(tmp_path / "a"), options.dim, options.months, options.seed, 0, Config())
+    assert whole["shards_opened"] == whole["shards"] == 3 and whole["articles_opened"] == whole["articles"] == 90
+    monkeypatch.setattr(bench_ingest, "available_bytes", lambda: 0)
+    short = _probe_timed(str(tmp_path / "a"), options.dim, options.months, options.seed, 0, Config())
+    # Only the shard the first (live) check needed was opened; the figure per article covers it alone.
+    assert short["shards_opened"] == 1 and 0 < short["articles_opened"] < 90 and short["articles"] == 90

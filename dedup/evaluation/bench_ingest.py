@@ -20,7 +20,9 @@ What one size ``n`` costs, in order:
 3. **Open and memory**, in a fresh process: the time from ``Archive.open`` (read-only,
    checksums verified as by default) to the first verdict (so the shards a live check
    needs are loaded), the time to open every other shard too, and the resident memory
-   (``/proc/self/statm``) that opening the whole archive added, per stored article.
+   (``/proc/self/statm``) that opening the whole archive added, per stored article. When
+   memory runs short (:data:`MEMORY_RESERVE`), it stops opening shards and divides by the
+   articles of the shards it opened (the row's ``shards_opened`` says so).
 4. **Disk**: the bytes of every file in the archive folder, per stored article.
 
 The articles: :class:`~dedup.evaluation.ingest_feed.SyntheticFeed` (random unit vectors of
@@ -58,12 +60,15 @@ from dedup.search.archive import Archive
 from dedup.types import EmbeddedArticle, Verdict
 from dedup.verify import Verifier
 
-__all__ = ["MODEL", "IngestOptions", "ingest_benchmark", "rss_bytes"]
+__all__ = ["MODEL", "IngestOptions", "available_bytes", "describe", "ingest_benchmark", "rss_bytes"]
 
 logger = logging.getLogger(__name__)
 
 #: The vector space recorded in the benchmark's archive (no model is loaded).
 MODEL = "bench/synthetic"
+#: The open probe stops opening shards when less memory than this (plus twice the largest
+#: shard so far) is left; its RSS figure then covers the shards it opened.
+MEMORY_RESERVE = 2 << 30
 #: The default model's dimension (multilingual-e5-small, ``Config.model``'s default).
 DEFAULT_DIM = 384
 
@@ -141,6 +146,17 @@ def rss_bytes() -> int:
         return resident * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def available_bytes() -> int | None:
+    """The memory the system can still give (``MemAvailable`` of ``/proc/meminfo``), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _ms(seconds: Sequence[float]) -> tuple[float, float]:
@@ -276,14 +292,29 @@ def _probe_timed(path: str, dim: int, months: int, seed: int, query: int, config
     detector.check_embedded([item])
     open_s = time.perf_counter() - t0
     t0 = time.perf_counter()
+    largest = rss_bytes() - before  # the most one shard (or the first check's shards) added so far
     for key in archive.keys:
+        free = available_bytes()
+        if free is not None and free < MEMORY_RESERVE + 2 * largest:
+            logger.warning("ingest: memory is short: %s of %s shards opened", len(archive.opened), len(archive.keys))
+            break
+        ahead = rss_bytes()
         archive.shard(key)
+        largest = max(largest, rss_bytes() - ahead)
     open_all_s = time.perf_counter() - t0
     detector.check_embedded([item])
     gc.collect()
     grown = rss_bytes() - before
-    articles, shards = archive.count(), len(archive.keys)
-    return {"open_s": open_s, "open_all_s": open_all_s, "rss_growth": grown, "articles": articles, "shards": shards}
+    opened = sum(len(archive.shard(key)) for key in archive.opened)
+    return {
+        "open_s": open_s,
+        "open_all_s": open_all_s,
+        "rss_growth": grown,
+        "articles": archive.count(),
+        "articles_opened": opened,
+        "shards": len(archive.keys),
+        "shards_opened": len(archive.opened),
+    }
 
 
 def _probe_main() -> None:
@@ -321,6 +352,7 @@ def _row(n: int, bulk_s: float, sustained: _Sustained, probe: dict[str, Any], di
         "n": n,
         "articles": articles,
         "shards": int(probe["shards"]),
+        "shards_opened": int(probe["shards_opened"]),
         "add_p50_ms": add_p50,
         "add_p99_ms": add_p99,
         "check_p50_ms": check_p50,
@@ -329,7 +361,7 @@ def _row(n: int, bulk_s: float, sustained: _Sustained, probe: dict[str, Any], di
         "retrieval_p99_ms": retrieval_p99,
         "open_ms": round(1000 * probe["open_s"], 1),
         "open_all_shards_ms": round(1000 * probe["open_all_s"], 1),
-        "rss_bytes_per_article": round(probe["rss_growth"] / max(articles, 1), 1),
+        "rss_bytes_per_article": round(probe["rss_growth"] / max(int(probe["articles_opened"]), 1), 1),
         "disk_bytes_per_article": round(disk / max(articles, 1), 1),
         "adds": len(sustained.add_seconds),
         "checks": len(sustained.check_seconds),
