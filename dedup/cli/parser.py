@@ -363,8 +363,13 @@ def _add_bench(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="a development data folder holding og2021_dev.jsonl and/or ntrex_dev.jsonl (default: the demo corpus alone)",
     )
     p.add_argument("--demo", type=Path, default=Path("data"), help="demo corpus folder (default data)")
-    p.add_argument("--parts", default="embed,search,check,cluster", help="comma-separated subset of embed,search,check,cluster")
-    p.add_argument("--sizes", metavar="N,N", help="index sizes (default 10000,100000)")
+    p.add_argument(
+        "--parts",
+        default="embed,search,check,cluster",
+        help="comma-separated subset of embed,search,check,cluster,ingest (ingest, the live archive: sustained "
+        "10-article adds and checks, open time, RSS and disk per article, runs only when named)",
+    )
+    p.add_argument("--sizes", metavar="N,N", help="index sizes, and archive sizes for ingest (default 10000,100000)")
     p.add_argument("--cluster-sizes", metavar="N,N", help="feed sizes for the clustering curve (default 2000,5000,10000)")
     p.add_argument("--out", type=Path, metavar="DIR", help="also write bench.json and bench.md into DIR")
     _json(p, "print one JSON object instead of the tables")
