@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from dedup.errors import DuplicateIdError, InputError
+from dedup.langdetect import detect_language
 from dedup.types import EARLIEST_DATE, KNOWN_FIELDS, LATEST_DATE, Article, PartialDate
 
 __all__ = [
@@ -79,23 +80,6 @@ class ReadResult:
 
     articles: tuple[Article, ...]
     skipped: tuple[Skipped, ...]
-
-
-def detect_language(text: str) -> str | None:
-    """ISO 639-1 code of ``text`` by py3langid (ships its own model), or None if blank.
-
-    Examples:
-        >>> detect_language("Le ministre a reçu la délégation laotienne à Hanoï.")
-        'fr'
-
-    """
-    sample = text.strip()[:2000]
-    if not sample:
-        return None
-    import py3langid
-
-    lang, _score = py3langid.classify(sample)
-    return str(lang)
 
 
 def parse_record(

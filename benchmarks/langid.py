@@ -1,0 +1,90 @@
+"""Language detection on labelled articles: accuracy of :func:`dedup.langdetect.detect_language`.
+
+Reads a JSONL file whose articles carry ``lang`` (default ``og2021_dev.jsonl``: headlines,
+the hard case), hides it, detects it from the title and text together, and reports:
+
+* py3langid over all its languages (what dedup did before);
+* restricted to the covered languages, at several probability floors: accuracy (an
+  unknown answer counts as wrong), the share answered (coverage) and accuracy on it;
+* the confusions and the per-language accuracy at the floor dedup ships.
+
+Only aggregate figures are printed and written (``--out``); data are never copied.
+
+Run: ``python -m benchmarks.langid --data ../shared/data/og2021_dev.jsonl [--out benchmarks/results]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from dedup.langdetect import COVERED_LANGUAGES, MIN_PROBABILITY, guess_language
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOORS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+
+
+def _rows(path: Path) -> list[tuple[str, str]]:
+    """(title and text, gold language) of every article with a language."""
+    out = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                record = json.loads(line)
+                if record.get("lang"):
+                    out.append((f"{record.get('title') or ''}\n{record.get('text') or ''}", str(record["lang"])))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "og2021_dev.jsonl")
+    parser.add_argument("--out", type=Path, help="write langid_<data>.json into this folder")
+    args = parser.parse_args()
+    rows = _rows(args.data)
+    gold = [g for _, g in rows]
+    n = len(rows)
+    free = [guess_language(t, candidates=None, min_probability=0.0) for t, _ in rows]
+    covered = [guess_language(t, min_probability=0.0) for t, _ in rows]
+    free_acc = sum(g is not None and g.best == y for g, y in zip(free, gold, strict=True)) / n
+    print(f"{args.data.name}: {n} articles with a language; {Counter(gold).most_common()}")
+    print(f"py3langid, all its languages: accuracy {free_acc:.4f}")
+    print(f"restricted to the {len(COVERED_LANGUAGES)} covered languages:")
+    print("| floor | accuracy (unknown = wrong) | answered | accuracy when answered |\n|---|---|---|---|")
+    floors: list[dict[str, Any]] = []
+    for floor in FLOORS:
+        answered = [(g.best, y) for g, y in zip(covered, gold, strict=True) if g is not None and g.probability >= floor]
+        right = sum(b == y for b, y in answered)
+        row = {"floor": floor, "accuracy": right / n, "answered": len(answered) / n, "precision": right / max(1, len(answered))}
+        floors.append(row)
+        mark = " (shipped)" if floor == MIN_PROBABILITY else ""
+        print(f"| {floor:g}{mark} | {row['accuracy']:.4f} | {row['answered']:.4f} | {row['precision']:.4f} |")
+    shipped = [c.best if c is not None and c.probability >= MIN_PROBABILITY else None for c in covered]
+    errors = Counter((y, p) for p, y in zip(shipped, gold, strict=True) if p != y)
+    per_lang = {
+        lang: round(sum(p == y for p, y in zip(shipped, gold, strict=True) if y == lang) / count, 4)
+        for lang, count in Counter(gold).most_common()
+    }
+    print(f"at the shipped floor {MIN_PROBABILITY}: confusions (gold, detected) {errors.most_common(8)}")
+    print(f"per language: {per_lang}")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        record = {
+            "benchmark": "langid",
+            "dataset": args.data.stem,
+            "articles": n,
+            "unrestricted_accuracy": round(free_acc, 4),
+            "floors": [{k: round(v, 4) for k, v in r.items()} for r in floors],
+            "shipped_floor": MIN_PROBABILITY,
+            "per_language": per_lang,
+        }
+        path = args.out / f"langid_{args.data.stem}.json"
+        path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

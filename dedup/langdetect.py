@@ -1,0 +1,142 @@
+"""Language identification that holds on headlines.
+
+py3langid (a naive Bayes model over byte n-grams, shipped in its package) knows 97
+languages. Left free on a short headline it often picks a small neighbour of the true
+language: "Macron visits Berlin" comes out Occitan, "Trump says no deal" Nigerian Pidgin.
+A wrong language means the wrong centring mean and a false "model does not cover"
+warning, so :func:`detect_language`:
+
+* chooses only among the languages the embedding models cover (:data:`COVERED_LANGUAGES`,
+  XLM-RoBERTa's, which include every language of the other known models);
+* reads the title and the text together (the caller joins them; the first
+  :data:`MAX_CHARS` characters are used);
+* answers ``None`` (unknown: the global centring mean, no coverage warning) when the
+  normalised probability of the best candidate is under :data:`MIN_PROBABILITY`;
+* still names a language outside the covered set when a long text is unmistakably in it
+  (probability >= :data:`UNCOVERED_PROBABILITY` over the whole model, at least
+  :data:`UNCOVERED_MIN_CHARS` characters), so the coverage warning fires for it.
+
+Measured on the OG2021 dev titles (``python -m benchmarks.langid``): see ``docs/quality.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "COVERED_LANGUAGES",
+    "MAX_CHARS",
+    "MIN_PROBABILITY",
+    "UNCOVERED_MIN_CHARS",
+    "UNCOVERED_PROBABILITY",
+    "XLMR_LANGUAGES",
+    "LanguageGuess",
+    "detect_language",
+    "guess_language",
+]
+
+#: XLM-RoBERTa's 100 pre-training languages (Conneau et al. 2020; romanised and second-script
+#: variants folded into their language), as ISO 639-1 codes: what multilingual-e5 covers.
+XLMR_LANGUAGES = frozenset(
+    (  # noqa: SIM905 - one line of codes reads better than 93 lines of strings
+        "af am ar as az be bg bn br bs ca cs cy da de el en eo es et eu fa fi fr fy ga gd gl gu ha he hi hr hu hy id "
+        "is it ja jv ka kk km kn ko ku ky la lo lt lv mg mk ml mn mr ms my ne nl no om or pa pl ps pt ro ru sa sd si "
+        "sk sl so sq sr su sv sw ta te th tl tr ug uk ur uz vi xh yi zh"
+    ).split()
+)
+
+#: The candidates of detection: every language an embedding model we know covers.
+COVERED_LANGUAGES = XLMR_LANGUAGES
+
+#: Below this normalised probability of the best covered candidate, the language is unknown.
+#: Chosen on the OG2021 dev titles (see ``benchmarks/langid.py``).
+MIN_PROBABILITY = 0.25
+
+#: Characters of the text that are read.
+MAX_CHARS = 2000
+
+#: A language outside the candidates is named only at or above this probability ...
+UNCOVERED_PROBABILITY = 0.99
+#: ... and on a text at least this long.
+UNCOVERED_MIN_CHARS = 200
+
+
+@dataclass(frozen=True)
+class LanguageGuess:
+    """What detection found.
+
+    Attributes:
+        lang: The language decided (ISO 639-1), or None when unsure.
+        best: The most probable candidate, decided or not.
+        probability: Its normalised probability among the candidates.
+
+    """
+
+    lang: str | None
+    best: str
+    probability: float
+
+
+@functools.lru_cache(maxsize=8)
+def _identifier(candidates: frozenset[str] | None) -> Any:  # noqa: ANN401 - py3langid has no types
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    if candidates is not None:
+        known = sorted(candidates & set(identifier.labels))
+        if not known:
+            raise ValueError(f"none of the candidate languages {sorted(candidates)[:10]} is known to py3langid")
+        identifier.set_languages(known)
+    return identifier
+
+
+def guess_language(
+    text: str,
+    *,
+    candidates: Iterable[str] | None = COVERED_LANGUAGES,
+    min_probability: float = MIN_PROBABILITY,
+) -> LanguageGuess | None:
+    """The language of ``text`` among ``candidates``, with its probability; None for blank text.
+
+    Args:
+        text: Title and text (only the first :data:`MAX_CHARS` characters are read).
+        candidates: ISO 639-1 codes to choose from (``None``: every language py3langid knows;
+            codes it does not know are ignored).
+        min_probability: Below this probability ``lang`` is None.
+
+    """
+    sample = text.strip()[:MAX_CHARS]
+    if not sample:
+        return None
+    pool = None if candidates is None else frozenset(candidates)
+    best, probability = _identifier(pool).classify(sample)
+    lang = str(best) if probability >= min_probability else None
+    if pool is not None and len(sample) >= UNCOVERED_MIN_CHARS:
+        outside, p_outside = _identifier(None).classify(sample)
+        if outside not in pool and p_outside >= UNCOVERED_PROBABILITY:
+            return LanguageGuess(str(outside), str(outside), float(p_outside))
+    return LanguageGuess(lang, str(best), float(probability))
+
+
+def detect_language(
+    text: str,
+    *,
+    candidates: Iterable[str] | None = COVERED_LANGUAGES,
+    min_probability: float = MIN_PROBABILITY,
+) -> str | None:
+    """ISO 639-1 code of ``text``, or None when blank or unsure (see the module docstring).
+
+    Examples:
+        >>> detect_language("Le ministre a reçu la délégation laotienne à Hanoï.")
+        'fr'
+        >>> detect_language("Trump says no deal")
+        'en'
+        >>> detect_language("   ") is None
+        True
+
+    """
+    guess = guess_language(text, candidates=candidates, min_probability=min_probability)
+    return None if guess is None else guess.lang
