@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from dedup.io import read_articles
-from dedup.langdetect import COVERED_LANGUAGES, MIN_PROBABILITY, detect_language, guess_language
+from dedup.langdetect import (
+    COVERED_LANGUAGES,
+    MIN_PROBABILITY,
+    detect_language,
+    detect_languages,
+    feed_prior,
+    guess_language,
+)
 
 
 @pytest.mark.parametrize("title", ["Macron visits Berlin", "Trump says no deal", "Macron meets Scholz in Berlin"])
@@ -79,3 +86,42 @@ def test_reader_detects_a_missing_language_from_title_and_text(tmp_path: Path) -
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     langs = [a.lang for a in read_articles([path]).articles]
     assert langs == ["en", None, "en"]
+
+
+ENGLISH_FEED = [
+    "Biles withdraws from the team final",
+    "Swimmer wins gold in the relay",
+    "Rain delays the tennis tournament again",
+    "Japan beats Mexico in extra time",
+] * 5
+
+
+def test_the_feed_settles_unsure_headlines_and_leaves_confident_ones() -> None:
+    feed = [*ENGLISH_FEED, "Macron meets Scholz in Berlin", "Le président reçoit le chancelier allemand à l'Élysée"]
+    langs = detect_languages(feed)
+    assert detect_language(feed[-2]) is None  # alone: unsure
+    assert langs[-2] == "en"  # among English headlines: English
+    assert langs[-1] == "fr"  # a confident French title in an English feed stays French
+    assert set(langs[:-1]) == {"en"}
+
+
+def test_known_languages_are_kept_and_weigh_in_the_prior() -> None:
+    # Only German is known in this feed; the unsure headline follows it, the known ones stay.
+    known = ["de"] * 20 + [None]
+    texts = ["x"] * 20 + ["Macron meets Scholz in Berlin"]
+    langs = detect_languages(texts, known=known)
+    assert langs[:20] == ["de"] * 20 and langs[-1] == "de"
+    prior = feed_prior(known)
+    assert prior["de"] == pytest.approx(21 / (20 + len(COVERED_LANGUAGES)))
+    with pytest.raises(ValueError, match="known languages"):
+        detect_languages(["a", "b"], known=[None])
+
+
+def test_reader_settles_a_headline_by_the_rest_of_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "feed.jsonl"
+    rows = [{"id": str(k), "title": t, "text": ""} for k, t in enumerate(ENGLISH_FEED)]
+    rows.append({"id": "scholz", "title": "Macron meets Scholz in Berlin", "text": ""})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    articles = read_articles([path]).articles
+    assert articles[-1].lang == "en"
+    assert read_articles([path], detect_lang=False).articles[-1].lang is None
