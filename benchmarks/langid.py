@@ -10,15 +10,21 @@ the hard case), hides it, detects it from the title and text together, and repor
   (:func:`dedup.langdetect.detect_languages`, what ``read_articles`` does);
 * the confusions and the per-language accuracy of what dedup ships.
 
-Only aggregate figures are printed and written (``--out``); data are never copied.
+With ``--clusters`` it also runs the evaluation harness (as ``dedup eval``) twice, on the
+file as given and on a temporary copy with every ``lang`` set to null, and prints the
+detector's B³ F1 and ARI on both parts of each.
 
-Run: ``python -m benchmarks.langid --data ../shared/data/og2021_dev.jsonl [--out benchmarks/results]``
+Only aggregate figures are printed and written (``--out``); data are never copied into
+the repository (the copy without languages lives in a temporary folder).
+
+Run: ``python -m benchmarks.langid --data ../shared/data/og2021_dev.jsonl [--clusters] [--out benchmarks/results]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -45,6 +51,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "og2021_dev.jsonl")
     parser.add_argument("--out", type=Path, help="write langid_<data>.json into this folder")
+    parser.add_argument("--clusters", action="store_true", help="also cluster with lang given and with lang removed")
+    parser.add_argument("--cache", type=Path, help="embedding cache folder (default: dedup eval's)")
     args = parser.parse_args()
     rows = _rows(args.data)
     gold = [g for _, g in rows]
@@ -87,6 +95,7 @@ def main() -> None:
     }
     print(f"shipped (floor {MIN_PROBABILITY}, feed prior): confusions (gold, detected) {errors.most_common(8)}")
     print(f"per language: {per_lang}")
+    clusters = _clusters(args.data, args.cache) if args.clusters else None
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         record = {
@@ -97,10 +106,35 @@ def main() -> None:
             "floors": [{k: round(v, 4) for k, v in r.items()} for r in floors],
             "shipped_floor": MIN_PROBABILITY,
             "per_language": per_lang,
+            "clusters": clusters,
         }
         path = args.out / f"langid_{args.data.stem}.json"
         path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {path}")
+
+
+def _clusters(path: Path, cache: Path | None) -> dict[str, Any]:
+    """The detector's B³ F1 and ARI per part, with ``lang`` as given and with ``lang`` removed."""
+    from dedup.evaluation.data import default_cache_dir
+    from dedup.evaluation.harness import evaluate
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        hidden = Path(tmp) / path.name
+        with path.open(encoding="utf-8") as src, hidden.open("w", encoding="utf-8") as dst:
+            for line in src:
+                if line.strip():
+                    dst.write(json.dumps({**json.loads(line), "lang": None}, ensure_ascii=False) + "\n")
+        for name, data in (("given", path), ("removed", hidden)):
+            record = evaluate(data, cache=cache or default_cache_dir())
+            out[name] = {
+                part: {"bcubed_f1": rep["clustering"]["bcubed"]["f1"], "ari": rep["clustering"]["ari"]}
+                for part, rep in record["systems"]["dedup"].items()
+                if part in ("tune", "held")
+            }
+            scores = ", ".join(f"{p} B³ F1 {v['bcubed_f1']:.3f} ARI {v['ari']:.3f}" for p, v in out[name].items())
+            print(f"lang {name}: {scores}")
+    return out
 
 
 if __name__ == "__main__":

@@ -121,6 +121,15 @@ def test_articles_once_first_text_wins(tmp_path: Path) -> None:
     ]
 
 
+def test_missing_languages_are_detected_for_the_articles(tmp_path: Path) -> None:
+    record = _pair("a", "b", lang1=None, lang2=None, text1="Le président reçoit le chancelier allemand à l'Élysée", text2="   x")
+    (pair,) = read_pairs(_write(tmp_path / "p.jsonl", [record]))
+    assert (pair.lang1, pair.lang2, pair.lang_pair) == ("", "", "?-?")
+    articles = pair_articles([pair])
+    assert articles[0].lang == "fr"
+    assert [a.lang for a in pair_articles([pair], detect_lang=False)] == [None, None]
+
+
 def test_components_follow_the_edges() -> None:
     roots = components([("a", "b"), ("c", "d"), ("b", "c"), ("e", "f")])
     assert roots[0] == roots[1] == roots[2] != roots[3]

@@ -18,6 +18,7 @@ The split (:func:`split_pairs`) holds aside whole connected components of the ar
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dedup.errors import InputError
+from dedup.langdetect import detect_languages
 from dedup.types import Article
 
 __all__ = [
@@ -267,11 +269,19 @@ def split_pairs(pairs: Sequence[LabelledPair]) -> tuple[list[LabelledPair], list
     return tune, held
 
 
-def pair_articles(pairs: Sequence[LabelledPair]) -> list[Article]:
-    """Every distinct article of the pairs, once, in order of first appearance (title empty, text as given)."""
+def pair_articles(pairs: Sequence[LabelledPair], *, detect_lang: bool = True) -> list[Article]:
+    """Every distinct article of the pairs, once, in order of first appearance (title empty, text as given).
+
+    A language the file does not give is detected (:func:`dedup.langdetect.detect_languages`,
+    over all the file's articles) unless ``detect_lang`` is false; the pairs keep ``""``.
+    """
     out: dict[str, Article] = {}
     for p in pairs:
         for article_id, text, lang in ((p.id1, p.text1, p.lang1), (p.id2, p.text2, p.lang2)):
             if article_id not in out:
                 out[article_id] = Article(id=article_id, text=text, lang=lang or None)
-    return list(out.values())
+    articles = list(out.values())
+    if detect_lang and any(a.lang is None for a in articles):
+        langs = detect_languages([a.text for a in articles], known=[a.lang for a in articles])
+        articles = [a if a.lang == lang else dataclasses.replace(a, lang=lang) for a, lang in zip(articles, langs, strict=True)]
+    return articles
