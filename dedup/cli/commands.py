@@ -341,15 +341,20 @@ def _bench(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from dedup.evaluation.data import default_cache_dir
     from dedup.evaluation.harness import evaluate
-    from dedup.evaluation.report import markdown_table, write_record
+    from dedup.evaluation.pair_eval import evaluate_pairs
+    from dedup.evaluation.pairs import is_pairs_file
+    from dedup.evaluation.report import markdown_table, pairs_lang_table, pairs_table, write_record
 
     config = config_of(args)
     cache = None if args.no_cache else (args.cache or default_cache_dir())
     langs = args.langs.split(",") if args.langs else None
     records = []
-    for path in args.inputs:
+    for path in map(Path, args.inputs):
         started = time.perf_counter()
-        record = evaluate(Path(path), config=config, cache=cache, held_days=args.held_days, langs=langs)
+        if path.is_file() and is_pairs_file(path):  # labelled pairs (id1, id2, text1, text2, ...)
+            record = evaluate_pairs(path, config=config, cache=cache, langs=langs)
+        else:
+            record = evaluate(path, config=config, cache=cache, held_days=args.held_days, langs=langs)
         records.append(record)
         if args.out:
             logger.info("wrote %s", write_record(record, args.out, plot=not args.no_plot))
@@ -357,8 +362,12 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         for record in records:
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-    else:
-        print(markdown_table(records), file=sys.stdout)
+        return EXIT_OK
+    stories = [r for r in records if r["benchmark"] == "eval"]
+    pairs = [r for r in records if r["benchmark"] == "eval_pairs"]
+    tables = ([markdown_table(stories)] if stories else []) + ([pairs_table(pairs)] if pairs else [])
+    tables += [pairs_lang_table(r, "held") for r in pairs]
+    print("\n\n".join(tables), file=sys.stdout)
     return EXIT_OK
 
 

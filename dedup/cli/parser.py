@@ -379,11 +379,15 @@ def _add_eval(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "eval",
         parents=[common],
-        help="measure detection quality on labelled JSONL, beside two baselines",
+        help="measure detection quality on labelled JSONL (articles or pairs), beside baselines",
         description="Score the detector, TF-IDF char n-grams and article-embedding cosine on labelled JSONL "
         "(id, title, text, date, lang, story): B-cubed, ARI, pair P/R/F1 and PR curve, cross-language "
         "recall@1/@10, per language pair. Baseline thresholds are tuned on a tune part and reported on a "
-        "held part. Prints a markdown table; --out writes eval_<data>.json and a PR-curve PNG.",
+        "held part. Prints a markdown table; --out writes eval_<data>.json and a PR-curve PNG. "
+        "A file whose first record has id1, id2, text1, text2 is read as labelled pairs (SemEval-2022 "
+        "Task 8: lang1, lang2, overall, label, scores): the detector's score, its centred cosine, the "
+        "plain cosine and TF-IDF get ROC-AUC, hard-negative AUC, Pearson/Spearman with overall, best F1 "
+        "and ECE, per language pair, on a tune and a held part split by connected component.",
     )
     p.add_argument("inputs", nargs="+", metavar="DATA", help="labelled JSONL files (required: there is no default data)")
     p.add_argument("--out", type=Path, metavar="DIR", help="write eval_<data>.json and eval_<data>_pr.png into DIR")
