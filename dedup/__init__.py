@@ -3,7 +3,7 @@
 The package, one subpackage per stage::
 
     dedup/
-      types, errors, config, text, io, _fs   records, errors, settings, cleaning, readers, files
+      types, errors, config, text, langdetect, io, _fs   records, errors, settings, cleaning, languages, readers, files
       embedding/    encoders, article vectors, default model, ONNX int8 / OpenVINO backends, centring, cache
       search/       vector index, the store, the time-sharded archive
       verify        the verifier: evidence and score of a pair (verifier.json)

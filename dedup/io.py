@@ -29,6 +29,7 @@ as ``\n``, as in any text file) and the whitespace around its title and body.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from dedup.errors import DuplicateIdError, InputError
+from dedup.langdetect import detect_language, detect_languages
 from dedup.types import EARLIEST_DATE, KNOWN_FIELDS, LATEST_DATE, Article, PartialDate
 
 __all__ = [
@@ -79,23 +81,6 @@ class ReadResult:
 
     articles: tuple[Article, ...]
     skipped: tuple[Skipped, ...]
-
-
-def detect_language(text: str) -> str | None:
-    """ISO 639-1 code of ``text`` by py3langid (ships its own model), or None if blank.
-
-    Examples:
-        >>> detect_language("Le ministre a reçu la délégation laotienne à Hanoï.")
-        'fr'
-
-    """
-    sample = text.strip()[:2000]
-    if not sample:
-        return None
-    import py3langid
-
-    lang, _score = py3langid.classify(sample)
-    return str(lang)
 
 
 def parse_record(
@@ -294,7 +279,8 @@ def read_articles(
     Args:
         paths: Files, folders (their ``.txt`` and ``.jsonl`` files, sorted) or ``"-"``.
         stdin: Byte stream to read for ``"-"``; defaults to ``sys.stdin.buffer``.
-        detect_lang: Detect missing languages with py3langid.
+        detect_lang: Detect missing languages (:func:`dedup.langdetect.detect_language`), then
+            weigh the unsure ones by the languages of the whole input (:func:`dedup.langdetect.detect_languages`).
         max_chars: Longest accepted article (title + text), in characters.
         skip_invalid: Skip malformed records with a warning instead of failing.
 
@@ -314,7 +300,16 @@ def read_articles(
             _read_jsonl(found, keeper, detect_lang=detect_lang, max_chars=max_chars)
         else:
             _read_seed(found, keeper, detect_lang=detect_lang, max_chars=max_chars)
-    return ReadResult(tuple(keeper.articles), tuple(keeper.skipped))
+    articles = _settle_languages(keeper.articles) if detect_lang else keeper.articles
+    return ReadResult(tuple(articles), tuple(keeper.skipped))
+
+
+def _settle_languages(articles: list[Article]) -> list[Article]:
+    """Articles whose language detection was unsure, weighed again by the languages of the whole input."""
+    if all(a.lang is not None for a in articles):
+        return articles
+    langs = detect_languages([f"{a.title}\n{a.text}" for a in articles], known=[a.lang for a in articles])
+    return [a if a.lang == lang else dataclasses.replace(a, lang=lang) for a, lang in zip(articles, langs, strict=True)]
 
 
 @dataclass(frozen=True)

@@ -548,8 +548,8 @@ def test_cli_add_and_check_with_an_archive(
     assert json.loads(capsys.readouterr().out)["shards"] == ["2023-01", "2024-07", "2025-01", UNDATED]
     assert main(["check", "-q", "--no-cache", "--archive", str(archive), str(data[4])]) == EXIT_OK
     assert "searched shards: 2025-01, undated" in capsys.readouterr().out
-    assert main(["check", "-q", "--no-cache", "--add", "--archive", str(archive), str(data[4])]) == EXIT_INPUT
-    assert "check --add is not available with --archive" in capsys.readouterr().err
+    assert main(["check", "-q", "--no-cache", "--json", "--add", "--archive", str(archive), str(data[4])]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["id"] == data[4].stem and Archive.open(archive).count() == 5  # checked, then added
     assert main(["check", "-q", "--no-cache", "--search-days", "-1", "--archive", str(archive), str(data[4])]) == EXIT_INPUT
     assert "--search-days must be >= 0, got -1" in capsys.readouterr().err
     assert main(["add", "-q", "--no-cache", "--archive", str(tmp_path / "store"), str(data[4])]) == EXIT_OK

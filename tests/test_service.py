@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from starlette.routing import Route
 
 from dedup import Detector
+from dedup.detect.archive import ArchiveDetector
 from dedup.search.store import Store
 from dedup.serve.http import ServiceLimits, create_app, is_open
 from dedup.serve.shared import SharedDetector
@@ -35,14 +36,21 @@ def art(id_: str, title: str, text: str = "", **more: object) -> dict[str, objec
     return {"id": id_, "title": title, "text": text, "lang": "en", **more}
 
 
-def make_client(path: Path, *, token: str | None = TOKEN, limits: ServiceLimits | None = None) -> TestClient:
-    service = SharedDetector(Detector.open(path, encoder=HashEncoder(), create=True))
+#: What a service serves: one store, or a time-sharded archive (the same routes and guarantees).
+KINDS = ["store", "archive"]
+
+
+def make_client(path: Path, *, token: str | None = TOKEN, limits: ServiceLimits | None = None, kind: str = "store") -> TestClient:
+    if kind == "archive":
+        service = SharedDetector(ArchiveDetector.open(path, encoder=HashEncoder(), create=True))
+    else:
+        service = SharedDetector(Detector.open(path, encoder=HashEncoder(), create=True))
     return TestClient(create_app(service, token=token, limits=limits), raise_server_exceptions=False)
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> TestClient:
-    return make_client(tmp_path / "s.store")
+@pytest.fixture(params=KINDS)
+def client(tmp_path: Path, request: pytest.FixtureRequest) -> TestClient:
+    return make_client(tmp_path / f"s.{request.param}", kind=request.param)
 
 
 def assert_error(response: httpx.Response, status: int, code: str, *words: str) -> dict[str, object]:
@@ -107,8 +115,9 @@ def test_conflicting_content_is_409_and_replace_overwrites(client: TestClient) -
     assert client.get("/article", headers=AUTH, params={"id": "h1"}).json()["title"] == "Other"
 
 
-def test_bad_requests_get_clear_4xx(tmp_path: Path) -> None:
-    client = make_client(tmp_path / "s", limits=ServiceLimits(max_body_bytes=4096, max_batch=3, max_top=5))
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_requests_get_clear_4xx(tmp_path: Path, kind: str) -> None:
+    client = make_client(tmp_path / "s", limits=ServiceLimits(max_body_bytes=4096, max_batch=3, max_top=5), kind=kind)
     post = lambda body, **kw: client.post("/check", headers={**AUTH, **kw.pop("headers", {})}, content=body, **kw)  # noqa: E731
     js = {"Content-Type": "application/json"}
     assert_error(post(b"", headers=js), 400, "bad_request", "empty")
@@ -523,8 +532,9 @@ def test_limit_concurrency_counts_requests_in_flight_and_answers_503_with_retry_
     assert after.body["counts"]["status_503"] == 1  # type: ignore[index]
 
 
-def test_embedding_routes_refuse_a_request_over_max_request_chars_with_413(tmp_path: Path) -> None:
-    client = make_client(tmp_path / "s", limits=ServiceLimits(max_request_chars=1000))
+@pytest.mark.parametrize("kind", KINDS)
+def test_embedding_routes_refuse_a_request_over_max_request_chars_with_413(tmp_path: Path, kind: str) -> None:
+    client = make_client(tmp_path / "s", limits=ServiceLimits(max_request_chars=1000), kind=kind)
     small, large = art("s", "Hanoi", "x" * 500), art("l", "Hanoi", "y" * 600)
     for path in ("/check", "/add", "/check-and-add", "/cluster"):
         assert_error(

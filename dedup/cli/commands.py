@@ -154,12 +154,12 @@ def _check(args: argparse.Namespace, config: Config, articles: list[Article]) ->
 def _check_in_archive(args: argparse.Namespace, config: Config, articles: list[Article]) -> None:
     from dedup.detect.archive import ArchiveDetector
 
-    if args.add:
-        raise ConfigError("check --add is not available with --archive: check, then `dedup add --archive`")
     if args.search_days is not None and args.search_days < 0:
         raise ConfigError(f"--search-days must be >= 0, got {args.search_days}")
-    det = ArchiveDetector.open(args.archive, config, read_only=True, cache=not _no_cache(args), search_days=args.search_days)
-    verdicts = det.check_many(articles, top=args.top, show_progress=progress(args))
+    det = ArchiveDetector.open(
+        args.archive, config, read_only=not args.add, cache=not _no_cache(args), search_days=args.search_days
+    )
+    verdicts = det.check_many(articles, top=args.top, add=args.add, show_progress=progress(args))
     print_verdicts(verdicts, articles, as_json=args.json, out=sys.stdout, shards=True)
 
 
@@ -266,15 +266,16 @@ def _serve(args: argparse.Namespace) -> int:
         read_timeout_s=args.read_timeout,
     )
     sock = listen(args.host, args.port)  # fail fast on a busy port, before loading the model
-    service = _open_service(args, config, "serve")
+    service = _open_service(args, config, "serve", read_only=args.read_only)
     app = create_app(service, token=token, limits=limits)
     host, port = sock.getsockname()[:2]
     if token is None and not is_loopback(args.host):
         logger.warning("listening on %s without a token: anyone who can reach it can add articles (set --token)", host)
     required = "required" if token else "not required"
+    mode = ", read-only" if service.read_only else ""
     logger.info(
-        "serving %s (%d articles) on http://%s:%d; story browser at /, docs at /docs, token %s",
-        *(args.store, len(service), host, port, required),
+        "serving %s %s (%d articles%s) on http://%s:%d; story browser at /, docs at /docs, token %s",
+        *(service.kind, service.path, len(service), mode, host, port, required),
     )
     stopped = serve(app, sock, limits=limits)
     return EXIT_INTERRUPTED if stopped else EXIT_OK
@@ -284,7 +285,7 @@ def _stream(args: argparse.Namespace) -> int:
     from dedup.serve.stream import run_stream
 
     config = config_of(args)
-    service = _open_service(args, config, "stream")
+    service = _open_service(args, config, "stream", read_only=args.no_add)
 
     def report(exc: InputError) -> None:
         print(f"dedup: {one_line(str(exc))}; line skipped", file=sys.stderr, flush=True)
@@ -299,20 +300,30 @@ def _stream(args: argparse.Namespace) -> int:
         max_chars=config.max_article_chars,
     )
     logger.info(
-        "stream: %d line(s), %d checked (%d duplicate), %d added, %d rejected; store holds %d articles",
-        *(result.lines, result.checked, result.duplicates, result.added, result.rejected, len(service)),
+        "stream: %d line(s), %d checked (%d duplicate), %d added, %d rejected; %s holds %d articles",
+        *(result.lines, result.checked, result.duplicates, result.added, result.rejected, service.kind, len(service)),
     )
     return EXIT_INPUT if result.rejected else EXIT_OK
 
 
-def _open_service(args: argparse.Namespace, config: Config, command: str) -> SharedDetector:
-    """The store of ``serve`` or ``stream``; a missing one names the command's own ``--create``."""
+def _open_service(args: argparse.Namespace, config: Config, command: str, *, read_only: bool) -> SharedDetector:
+    """The store (``--store``) or archive (``--archive``) of ``serve`` and ``stream``, shared by threads.
+
+    A missing one is a store error whose hint is the command's own ``--create``.
+    """
+    flag, where = ("--archive", args.archive) if args.archive is not None else ("--store", args.store)
     try:
-        service = SharedDetector.open(args.store, config, create=args.create)
+        if args.archive is not None:
+            service = SharedDetector.open_archive(args.archive, config, create=args.create, read_only=read_only)
+        else:
+            service = SharedDetector.open(args.store, config, create=args.create, read_only=read_only)
     except StoreNotFoundError:
+        if Path(where).exists():
+            raise
+        shown_where = shown(str(where))
         raise StoreNotFoundError(
-            f"no store at {shown(str(args.store))} (create it with `dedup {command} --store {shown(str(args.store))} "
-            "--create`, or fill one first with `dedup add`)"
+            f"no {flag[2:]} at {shown_where} (create it with `dedup {command} {flag} {shown_where} --create`, "
+            f"or fill one first with `dedup add {flag} {shown_where} ...`)"
         ) from None
     # Loading is reported; the requests that follow are each short and would only add noise.
     configure_progress(enabled=False)
@@ -352,15 +363,20 @@ def _bench(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from dedup.evaluation.data import default_cache_dir
     from dedup.evaluation.harness import evaluate
-    from dedup.evaluation.report import markdown_table, write_record
+    from dedup.evaluation.pair_eval import evaluate_pairs
+    from dedup.evaluation.pairs import is_pairs_file
+    from dedup.evaluation.report import markdown_table, pairs_lang_table, pairs_table, write_record
 
     config = config_of(args)
     cache = None if _no_cache(args) else (args.cache or default_cache_dir())
     langs = args.langs.split(",") if args.langs else None
     records = []
-    for path in args.inputs:
+    for path in map(Path, args.inputs):
         started = time.perf_counter()
-        record = evaluate(Path(path), config=config, cache=cache, held_days=args.held_days, langs=langs)
+        if path.is_file() and is_pairs_file(path):  # labelled pairs (id1, id2, text1, text2, ...)
+            record = evaluate_pairs(path, config=config, cache=cache, langs=langs)
+        else:
+            record = evaluate(path, config=config, cache=cache, held_days=args.held_days, langs=langs)
         records.append(record)
         if args.out_dir:
             logger.info("wrote %s", write_record(record, args.out_dir, plot=not args.no_plot))
@@ -368,8 +384,12 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         for record in records:
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-    else:
-        print(markdown_table(records), file=sys.stdout)
+        return EXIT_OK
+    stories = [r for r in records if r["benchmark"] == "eval"]
+    pairs = [r for r in records if r["benchmark"] == "eval_pairs"]
+    tables = ([markdown_table(stories)] if stories else []) + ([pairs_table(pairs)] if pairs else [])
+    tables += [pairs_lang_table(r, "held") for r in pairs]
+    print("\n\n".join(tables), file=sys.stdout)
     return EXIT_OK
 
 

@@ -33,7 +33,6 @@ __all__ = [
     "out_dir",
     "quiet",
     "reading_options",
-    "store",
     "store_or_archive",
     "top",
 ]
@@ -240,13 +239,6 @@ def out_dir(p: argparse.ArgumentParser, help_text: str) -> None:
     """``--out-dir DIR``; the old ``--out`` (a file everywhere else) is refused with a hint."""
     p.add_argument("--out-dir", type=Path, metavar="DIR", help=help_text)
     p.add_argument("--out", action=_Moved, hint="is now --out-dir DIR here (a folder); --out names a file (dedup cluster)")
-
-
-def store(p: argparse.ArgumentParser, *, create: bool = False) -> None:
-    """``--store DIR`` (required), and ``--create`` where a missing store may be made."""
-    p.add_argument("--store", required=True, type=Path, metavar="DIR", help="store directory")
-    if create:
-        p.add_argument("--create", action="store_true", help="create the store if it does not exist")
 
 
 def store_or_archive(p: argparse.ArgumentParser) -> None:

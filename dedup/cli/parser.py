@@ -32,7 +32,6 @@ from dedup.cli.flags import (
     out_dir,
     quiet,
     reading_options,
-    store,
     store_or_archive,
     top,
 )
@@ -105,6 +104,19 @@ def _sub(sub: Subparsers, name: str, *, help_text: str, description: str, exits:
 
 #: Codes of a subcommand that embeds articles into or against a store.
 _STORE_WORK = {0: "", 1: "", 2: "", 3: "", 4: "", 130: ""}
+
+
+def _served(p: argparse.ArgumentParser, *, read_only: bool) -> None:
+    """``--store DIR`` or ``--archive DIR`` (one required), ``--create``, and for ``serve`` ``--read-only``."""
+    store_or_archive(p)
+    p.add_argument("--create", action="store_true", help="create the store or archive if it does not exist")
+    if read_only:
+        p.add_argument(
+            "--read-only",
+            action="store_true",
+            help="a replica: take no lock, write nothing (/add and /check-and-add answer 403); it picks up the "
+            "writer's commits before each request. Many read-only servers beside one writer serve many clients",
+        )
 
 
 # -------------------------------------------------------------------- subcommands
@@ -204,14 +216,15 @@ def _add_serve(sub: Subparsers) -> None:
     p = _sub(
         sub,
         "serve",
-        help_text="HTTP service over a store: check, add, check-and-add, cluster",
-        description="Serve a store over HTTP (FastAPI on uvicorn): POST /check, /add, /check-and-add, /cluster; "
+        help_text="HTTP service over a store or an archive: check, add, check-and-add, cluster",
+        description="Serve a store or a time-sharded archive over HTTP (FastAPI on uvicorn): "
+        "POST /check, /add, /check-and-add, /cluster; "
         "GET /article, /story, /stories, /neighbours, /evidence, /health, /metrics; the story browser at /; "
         "the OpenAPI document at /openapi.json and /docs. "
         "Errors are 4xx with a JSON body {error, detail}. Stop with Ctrl-C.",
         exits={**_STORE_WORK, 0: "stopped", 2: "usage error (a bad flag, a busy port, a public address without a token)"},
     )
-    store(p, create=True)
+    _served(p, read_only=True)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=integer(0, 65535), default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument(
@@ -285,7 +298,7 @@ def _add_stream(sub: Subparsers) -> None:
         "committed.",
         exits={**_STORE_WORK, 0: "every line was used", 2: "usage error, or some lines were rejected (each reported)"},
     )
-    store(p, create=True)
+    _served(p, read_only=False)
     p.add_argument("--no-add", action="store_true", help="only check: store nothing")
     top(p, "also list the K best candidates that are not duplicates")
     model_options(p, cache=False)
@@ -317,8 +330,13 @@ def _add_bench(sub: Subparsers) -> None:
         help="a development data folder holding og2021_dev.jsonl and/or ntrex_dev.jsonl (default: the demo corpus alone)",
     )
     p.add_argument("--demo", type=Path, default=Path("data"), help="demo corpus folder (default data)")
-    p.add_argument("--parts", default="embed,search,check,cluster", help="comma-separated subset of embed,search,check,cluster")
-    p.add_argument("--sizes", metavar="N,N", help="index sizes (default 10000,100000)")
+    p.add_argument(
+        "--parts",
+        default="embed,search,check,cluster",
+        help="comma-separated subset of embed,search,check,cluster,ingest (ingest, the live archive: sustained "
+        "10-article adds and checks, open time, RSS and disk per article, runs only when named)",
+    )
+    p.add_argument("--sizes", metavar="N,N", help="index sizes, and archive sizes for ingest (default 10000,100000)")
     p.add_argument("--cluster-sizes", metavar="N,N", help="feed sizes for the clustering curve (default 2000,5000,10000)")
     out_dir(p, "also write bench.json and bench.md into DIR (created if missing)")
     json_flag(p, "print one JSON object instead of the tables")
@@ -337,11 +355,15 @@ def _add_eval(sub: Subparsers) -> None:
     p = _sub(
         sub,
         "eval",
-        help_text="measure detection quality on labelled JSONL, beside two baselines",
+        help_text="measure detection quality on labelled JSONL (articles or pairs), beside baselines",
         description="Score the detector, TF-IDF char n-grams and article-embedding cosine on labelled JSONL "
         "(id, title, text, date, lang, story): B-cubed, ARI, pair P/R/F1 and PR curve, cross-language "
         "recall@1/@10, per language pair. Baseline thresholds are tuned on a tune part and reported on a "
-        "held part. Prints a markdown table; --out-dir writes eval_<data>.json and a PR-curve PNG.",
+        "held part. Prints a markdown table; --out-dir writes eval_<data>.json and a PR-curve PNG. "
+        "A file whose first record has id1, id2, text1, text2 is read as labelled pairs (SemEval-2022 "
+        "Task 8: lang1, lang2, overall, label, scores): the detector's score, its centred cosine, the "
+        "plain cosine and TF-IDF get ROC-AUC, hard-negative AUC, Pearson/Spearman with overall, best F1 "
+        "and ECE, per language pair, on a tune and a held part split by connected component.",
         exits={0: "", 1: "", 2: "", 4: "", 130: ""},
     )
     inputs(p, "DATA", "labelled JSONL files (required: there is no default data)")

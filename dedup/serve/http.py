@@ -121,7 +121,7 @@ def create_app(
     app.state.service = service
     app.state.limits = limits
     app.state.api = Api(service, limits)
-    _install_error_handlers(app, service.detector.store.path)
+    _install_error_handlers(app, service.path)
     add_routes(app)
     app.add_middleware(Gate, api=app, service=service, token=token, limits=limits)
     return app

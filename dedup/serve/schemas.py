@@ -112,6 +112,7 @@ class ErrorBody(BaseModel):
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
+    403: "read_only",
     404: "not_found",
     405: "method_not_allowed",
     408: "request_timeout",
