@@ -14,7 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as Path_
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dedup.browse.stories import StoryBook, StoryFilter
@@ -23,6 +23,7 @@ from dedup.browse.web import PAGE_HEADERS, asset
 from dedup.config import Config
 from dedup.embedding.embed import article_passages
 from dedup.io import parse_record
+from dedup.serve.prometheus import CONTENT_TYPE, metrics_text
 from dedup.serve.schemas import AddRequest, ArticleIn, CheckRequest, ClusterRequest, ErrorBody, short
 from dedup.serve.shared import ServiceLimits, SharedDetector, check_batch
 from dedup.types import Article, EmbeddedArticle, PartialDate, Verdict
@@ -99,7 +100,15 @@ def add_routes(app: FastAPI) -> None:
     missing: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
     invalid: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}}
     app.add_api_route("/health", health, methods=["GET"], tags=["service"])
-    app.add_api_route("/metrics", metrics, methods=["GET"], tags=["service"])
+    app.add_api_route(
+        "/metrics",
+        metrics,
+        methods=["GET"],
+        tags=["service"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {CONTENT_TYPE: {}}, "description": "The Prometheus text format"}},
+    )
+    app.add_api_route("/metrics.json", metrics_json, methods=["GET"], tags=["service"])
     app.add_api_route("/check", check, methods=["POST"], tags=["articles"])
     app.add_api_route("/add", add, methods=["POST"], tags=["articles"])
     app.add_api_route("/check-and-add", check_and_add, methods=["POST"], tags=["articles"])
@@ -121,7 +130,12 @@ def health(api: ApiDep) -> dict[str, Any]:
     return {"status": "ok", "articles": len(service), "generation": service.generation, "model": service.config.model}
 
 
-def metrics(api: ApiDep) -> dict[str, Any]:
+def metrics(api: ApiDep) -> Response:
+    """The counters of ``/metrics.json`` in the Prometheus text format, for scrapers."""
+    return Response(metrics_text(metrics_json(api)), media_type=CONTENT_TYPE)
+
+
+def metrics_json(api: ApiDep) -> dict[str, Any]:
     """Requests, articles checked/added/duplicate, latency percentiles per endpoint, store size."""
     service = api.service
     return {**service.metrics.snapshot(), "store": {"articles": len(service), "generation": service.generation}}
