@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -94,3 +96,32 @@ def test_pair_view_explains_with_the_rules() -> None:
     view = pair_view(a, b, far, RULES)
     assert view["match"]["decision"]["rule"] == "date" and "outside the 7-day window" in view["match"]["decision"]["reason"]
     assert view["rules"]["threshold"] == 0.5 and view["match"]["names_shown"] == ["Hanoi"]
+
+
+def test_the_service_explains_each_match_and_serves_the_rules(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from dedup import Detector
+    from dedup.serve.http import create_app
+    from dedup.serve.shared import SharedDetector
+
+    from .conftest import HashEncoder
+
+    detector = Detector.open(tmp_path / "s.store", Config(threshold=0.6), encoder=HashEncoder(), create=True)
+    client = TestClient(create_app(SharedDetector(detector)), raise_server_exceptions=False)
+    text = "Party chief Tô Lâm received Vilay Lakhamphong in Hanoi (VNA) on Sunday to sign three agreements."
+    stored = [
+        {"id": "near", "title": "Tô Lâm meets Lakhamphong", "text": text, "lang": "en", "date": "2025-01-12"},
+        {"id": "old", "title": "Tô Lâm meets Lakhamphong", "text": text, "lang": "en", "date": "2023-01-12"},
+    ]
+    assert client.post("/add", json={"articles": stored}).status_code == 200
+    query = {"id": "q", "title": "Tô Lâm meets Lakhamphong", "text": text, "lang": "en", "date": "2025-01-13"}
+    verdict = client.post("/check", json={"articles": [query], "top": 2, "explain": True}).json()["verdicts"][0]
+    assert verdict["rules"] == {"threshold": 0.6, "max_date_gap_days": 7, "cluster_threshold": 0.7}
+    by_id = {m["id"]: m for m in verdict["matches"]}
+    assert by_id["near"]["decision"]["reason"] == "duplicate: the same title and text"
+    assert by_id["old"]["decision"]["reason"] == "not a duplicate: the dates are 732 days apart, outside the 7-day window"
+    assert "Lâm" in by_id["near"]["names_shown"] and "VNA" in by_id["near"]["agency_tags"]
+    assert "VNA" not in by_id["near"]["names_shown"]
+    body = client.get("/stories").json()
+    assert body["rules"]["threshold"] == 0.6
