@@ -82,7 +82,11 @@ def report_data(
     for view in views:
         for link in view["links"]:
             a, b = items[link["a"]], items[link["b"]]
-            evidence[f"{link['a']}\n{link['b']}"] = explain_match(compare(a, b).to_dict(), a.passages, b.passages, rules)
+            found = explain_match(compare(a, b).to_dict(), a.passages, b.passages, rules)
+            # The page finds an aligned pair's texts in the articles' passages by index: the copies would
+            # be a third of the file.
+            found["aligned"] = [{k: v for k, v in p.items() if k not in ("a_text", "b_text")} for p in found["aligned"]]
+            evidence[f"{link['a']}\n{link['b']}"] = found
     articles = {}
     for article_id, item in items.items():
         if article_id in book.articles:
