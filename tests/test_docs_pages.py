@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from dedup import Detector
+from dedup.serve import docs
 from dedup.serve.http import create_app
 from dedup.serve.shared import SharedDetector
 
@@ -40,3 +42,13 @@ def test_docs_routes_are_not_in_the_openapi_document(tmp_path: Path) -> None:
     paths = set(make_client(tmp_path).get("/openapi.json").json()["paths"])
     assert "/metrics" in paths and "/metrics.json" in paths
     assert not {p for p in paths if p.startswith(("/docs", "/redoc", "/static"))}
+
+
+def test_without_fastapi_offline_the_pages_say_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(docs, "have_assets", lambda: False)
+    client = make_client(tmp_path)
+    for path in ("/docs", "/redoc"):
+        page = client.get(path)
+        assert page.status_code == 200 and "pip install 'dedup[serve]'" in page.text and "/openapi.json" in page.text
+        assert "https://" not in page.text
+    assert client.get("/openapi.json").status_code == 200
