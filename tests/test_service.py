@@ -97,7 +97,7 @@ def test_add_check_get_story_and_check_and_add(client: TestClient) -> None:
     labels = r.json()["labels"]
     assert labels["x"] == labels["h1"] != labels["p1"]
 
-    m = client.get("/metrics", headers=AUTH).json()
+    m = client.get("/metrics.json", headers=AUTH).json()
     assert m["counts"]["articles_added"] == 4 and m["counts"]["articles_unchanged"] == 1
     assert m["counts"]["duplicates_found"] >= 3 and m["store"]["articles"] == 4
     assert m["latency_ms"]["POST /check"]["count"] == 1 and m["latency_ms"]["POST /check"]["p99_ms"] > 0
@@ -522,7 +522,7 @@ def test_limit_concurrency_counts_requests_in_flight_and_answers_503_with_retry_
         health = await Exchange("GET", "/health", {}, []).run(app)  # never refused
         release.set()
         await first
-        after = await Exchange("GET", "/metrics", AUTH, []).run(app)
+        after = await Exchange("GET", "/metrics.json", AUTH, []).run(app)
         return slow, refused, health, after
 
     slow, refused, health, after = asyncio.run(scenario())
