@@ -82,7 +82,7 @@ class ArchiveDetector:
         create: bool = False,
         read_only: bool = False,
         verify: bool = True,
-        cache: bool | EmbeddingCache = False,
+        cache: bool | EmbeddingCache = True,
         search_days: int | None = None,
     ) -> ArchiveDetector:
         """Open the archive at ``path`` (creating it when ``create`` and missing).
