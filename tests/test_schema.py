@@ -13,13 +13,16 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dedup import Detector
 from dedup.errors import InputError
-from dedup.io import parse_jsonl_line
+from dedup.io import parse_jsonl_line, parse_record
 from dedup.serve.http import create_app
 from dedup.serve.schemas import ArticleIn
 from dedup.serve.shared import SharedDetector
+from dedup.types import KNOWN_FIELDS
 
 from .conftest import HashEncoder
 
@@ -119,3 +122,30 @@ def test_a_bad_record_is_refused_both_ways_for_the_same_reason(client: TestClien
         body = response.json()
         assert body["error"] == "invalid_request" and reason in body["detail"], body
         assert body["errors"][0]["loc"] == "body.articles.0", body
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+_records = st.fixed_dictionaries(
+    {"id": st.one_of(st.text(min_size=1, max_size=10), st.integers()), "title": st.text(min_size=1, max_size=20)},
+    optional={"date": st.sampled_from(["2025", "2025-01", "2025-01-12"]), "lang": st.sampled_from(["en", "fr"])},
+).flatmap(
+    lambda base: st.dictionaries(
+        st.text(max_size=6).filter(lambda k: k not in (*KNOWN_FIELDS, "extra")), _json_values, max_size=4
+    ).map(lambda more: {**more, **base})
+)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(record=_records)
+def test_what_is_read_writes_back_and_reads_back_the_same(record: dict[str, Any]) -> None:
+    article = parse_record(record, source="gen", line=1, detect_lang=False)
+    assert article.id == str(record["id"])
+    assert dict(article.extra) == {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
+    for form in (article.to_dict(), article.to_record()):
+        again = parse_record(json.loads(json.dumps(form)), source="again", line=1, detect_lang=False)
+        assert again == article and dict(again.extra) == dict(article.extra)
+    assert ArticleIn.model_validate(record).model_dump()["extra"] == dict(article.extra)
