@@ -280,7 +280,7 @@ def _serve(args: argparse.Namespace) -> int:
         read_timeout_s=args.read_timeout,
     )
     sock = listen(args.host, args.port)  # fail fast on a busy port, before loading the model
-    service = SharedDetector.open(args.store, config, create=args.create)
+    service = SharedDetector(Detector.open(args.store, config, create=args.create, cache=not args.no_cache))
     app = create_app(service, token=token, limits=limits)
     host, port = sock.getsockname()[:2]
     if token is None and not is_loopback(args.host):
@@ -299,7 +299,7 @@ def _stream(args: argparse.Namespace) -> int:
     from dedup.serve.stream import run_stream
 
     config = config_of(args)
-    service = SharedDetector.open(args.store, config, create=args.create)
+    service = SharedDetector(Detector.open(args.store, config, create=args.create, cache=not args.no_cache))
 
     def report(exc: InputError) -> None:
         print(f"dedup: {one_line(str(exc))}; line skipped", file=sys.stderr, flush=True)
