@@ -149,3 +149,15 @@ def test_the_embedding_cache_is_on_by_default_in_python_and_in_the_cli(
     calls = encoder.calls
     python_side.cluster(CHAIN)
     assert encoder.calls == calls  # everything came from the cache the CLI wrote
+
+
+def test_the_archive_detector_takes_records_too(tmp_path: Path) -> None:
+    from dedup import ArchiveDetector
+
+    det = ArchiveDetector.open(tmp_path / "a", LINKED, encoder=HashEncoder(), create=True)
+    assert det.add([CHAIN[0]]).added == ("a",)
+    assert det.add([CHAIN[0]]).unchanged == ("a",)
+    verdict = det.check(CHAIN[1])
+    assert verdict.duplicate and verdict.matches[0].id == "a" and verdict.shards
+    with pytest.raises(InputError, match=r"records\[0\]: record has no 'id'"):
+        det.add([{"title": "no id"}])

@@ -20,7 +20,7 @@ from dedup.embedding.embed import Encoder, load_encoder
 from dedup.errors import ConfigError, StoreMismatchError
 from dedup.search.archive import ARCHIVE_MANIFEST, Archive
 from dedup.search.store import Store
-from dedup.types import AddReport, Article, EmbeddedArticle, Verdict
+from dedup.types import AddReport, EmbeddedArticle, Record, Verdict
 from dedup.verify import Verifier
 
 __all__ = ["ArchiveDetector"]
@@ -121,15 +121,15 @@ class ArchiveDetector:
         """The embedding model."""
         return self._detector.encoder
 
-    def embed(self, articles: Sequence[Article], *, show_progress: bool = False) -> list[EmbeddedArticle]:
+    def embed(self, articles: Sequence[Record], *, show_progress: bool = False) -> list[EmbeddedArticle]:
         """Clean, split and embed articles, as :meth:`Detector.embed`."""
         return self._detector.embed(articles, show_progress=show_progress)
 
-    def check(self, article: Article, *, top: int = 0) -> Verdict:
+    def check(self, article: Record, *, top: int = 0) -> Verdict:
         """Is ``article`` a duplicate of an archived one? See :meth:`check_embedded`."""
         return self.check_embedded(self.embed([article]), top=top)[0]
 
-    def check_many(self, articles: Sequence[Article], *, top: int = 0, show_progress: bool = False) -> list[Verdict]:
+    def check_many(self, articles: Sequence[Record], *, top: int = 0, show_progress: bool = False) -> list[Verdict]:
         """Check several articles (each against the archive only, not against each other)."""
         return self.check_embedded(self.embed(articles, show_progress=show_progress), top=top)
 
@@ -156,14 +156,15 @@ class ArchiveDetector:
             verdicts.append(verdict(item.id, matches, truncated, top=top, shards=found.shards))
         return verdicts
 
-    def add(self, articles: Sequence[Article], *, replace: bool = False, show_progress: bool = False) -> AddReport:
-        """Embed and store articles, one atomic commit per touched shard (see :meth:`Archive.add`).
+    def add(self, articles: Sequence[Record], *, replace: bool = False, show_progress: bool = False) -> AddReport:
+        """Embed and store articles (or records), one atomic commit per touched shard (see :meth:`Archive.add`).
 
         Articles their shard already holds with the same content are not embedded again.
         """
-        new = [a for a in articles if replace or not self.archive.holds(a)]
+        given = self._detector.as_articles(articles)
+        new = [a for a in given if replace or not self.archive.holds(a)]
         report = self.archive.add(self.embed(new, show_progress=show_progress), replace=replace)
-        return add_report(report, articles, new)
+        return add_report(report, given, new)
 
     def refresh(self) -> bool:
         """See :meth:`Archive.refresh`."""
