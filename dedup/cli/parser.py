@@ -95,7 +95,12 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     add = common.add_argument
     add("--model", help=f"embedding model: the offline default {Config.model!r}, a sentence-transformers name or a local folder")
-    add("--threshold", type=number(), help=f"duplicate score threshold in [0, 1] (default {Config.threshold})")
+    add(
+        "--threshold",
+        type=number(),
+        help=f"duplicate score threshold in [0, 1] (default {Config.threshold}); on `cluster`, the score a pair needs "
+        f"to link two stories (default {Config.cluster_threshold})",
+    )
     add(
         "--max-date-gap",
         type=int,
@@ -256,6 +261,15 @@ def _add_cluster(sub: Subparsers, reading: argparse.ArgumentParser) -> None:
         help="run on this Ray cluster (e.g. 10.0.0.5:6379, ray://host:10001, auto); implies --engine ray",
     )
     p.add_argument("--workers", type=int, metavar="N", help="Ray engine: embedding actors (default: one per cluster CPU)")
+    # The clustering decision (issue 17): --threshold (a common flag) is, on `cluster`, the score a pair
+    # needs to link two stories (Config.cluster_threshold); --linkage is how close linked stories must be.
+    p.add_argument(
+        "--linkage",
+        type=number(0, 1),
+        metavar="SCORE",
+        help="average pair score two linked stories need between them to merge (average linkage; 0 merges every "
+        f"link, as single linkage; higher keeps stories tighter; default {Config.cluster_linkage})",
+    )
 
 
 def _add_serve(sub: Subparsers, common: argparse.ArgumentParser) -> None:
