@@ -24,9 +24,16 @@ The dependency rule: a module imports its own layer and lower ones only::
 with the size limits (600 lines a module, 100 a function).
 
 Examples:
-    >>> from dedup import Article, PartialDate
-    >>> Article(id="a1", title="Talks in Hanoi", date=PartialDate.parse("2025-01")).date.precision
+    >>> from dedup import Article
+    >>> Article(id="a1", title="Talks in Hanoi", date="2025-01").date.precision
     <DatePrecision.MONTH: 'month'>
+
+    The short way (loads the default model, so not run here)::
+
+        from dedup import Detector
+        result = Detector.in_memory().self_deduplicate(records)   # dicts (JSONL records) or Articles
+        result.selected       # one record per story, as given
+        result.duplicates     # the others, each naming the record kept instead
 
 """
 
@@ -49,7 +56,7 @@ from dedup.errors import (
     StoreMismatchError,
     StoreNotFoundError,
 )
-from dedup.io import read_articles
+from dedup.io import parse_record, read_articles
 from dedup.search.archive import Archive
 from dedup.search.store import Store
 from dedup.types import (
@@ -57,6 +64,8 @@ from dedup.types import (
     Article,
     ClusterResult,
     DatePrecision,
+    DeduplicationResult,
+    Duplicate,
     EmbeddedArticle,
     Evidence,
     Match,
@@ -78,7 +87,9 @@ __all__ = [
     "ConfigError",
     "DatePrecision",
     "DedupError",
+    "DeduplicationResult",
     "Detector",
+    "Duplicate",
     "DuplicateIdError",
     "EmbeddedArticle",
     "Encoder",
@@ -99,5 +110,6 @@ __all__ = [
     "Verdict",
     "__version__",
     "load_encoder",
+    "parse_record",
     "read_articles",
 ]

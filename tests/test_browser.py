@@ -18,6 +18,7 @@ Skips, saying why, where /usr/bin/chromium or /usr/bin/chromedriver is missing
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -309,8 +310,19 @@ def test_paste_004_and_see_000_with_aligned_passages_highlighted(
     assert all("is-miss" in (c.get_attribute("class") or "") for c in cards[1:]) and len(cards) == (4 if kind == "store" else 2)
     top = cards[0]
     facts = top.find_element(By.CSS_SELECTOR, ".facts").text
-    for word in ("Score", "0.99", "Date gap", "0 days", "en → fr", "Shared names", "lakhamphong", "Shared numbers", "2024"):
+    for word in ("Score", "0.99", "Date gap", "0 days", "en → fr", "Shared names", "Lakhamphong", "Shared numbers", "2024"):
         assert word in facts
+    assert "duplicate: score 0.99" in facts and "reaches the threshold 0.5" in facts and "cosine" not in facts.lower()
+
+    # Each near miss says which rule rejected it, and the rules are on the page.
+    rules = visible(driver, "#verdict-rules").text
+    assert "threshold 0.5" in rules and "at most 7 days apart" in rules
+    reasons = [c.find_element(By.CSS_SELECTOR, ".facts .reason").text for c in cards[1:]]
+    assert all(r.startswith("not a duplicate: ") for r in reasons), reasons
+    assert any("outside the 7-day window" in r for r in reasons), reasons  # seeds 001 and 003 are months away
+    assert any("is below the threshold 0.5" in r for r in reasons), reasons  # seed 002 is undated: its score decided
+    summaries = [c.find_element(By.CSS_SELECTOR, "summary").text for c in cards[1:]]
+    assert all(re.search(r"\((1 matching passage|\d+ matching passages)\)$", t) for t in summaries), summaries
 
     # Aligned passages: highlighted in both columns, numbered alike, visible.
     left = top.find_elements(By.CSS_SELECTOR, ".column-a .passage.aligned")
@@ -456,11 +468,20 @@ def test_static_report_opens_from_disk(driver: WebDriver, report_file: Path, sho
     stories = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#report-stories .story"))
     assert len(stories) == 4 and "5 articles → 4 stories" in driver.find_element(By.ID, "summary-line").text
     first = stories[0]
-    assert SEED_000 in first.text and SEED_004 in first.text and "2 articles · en, fr" in first.text
+    # Collapsed by default: each story shows its title and counts; nothing else is open.
+    assert driver.find_elements(By.CSS_SELECTOR, "#report-stories details[open]") == []
+    assert "2 articles · en, fr" in first.text and SEED_004 not in first.text
+    first.find_element(By.CSS_SELECTOR, "summary").click()
+    wait(driver, lambda d: SEED_004 in first.text)
+    assert SEED_000 in first.text and SEED_004 in first.text
     heads = [h.text.split(" ")[0] for h in first.find_elements(By.CSS_SELECTOR, ".lang-head")]
     assert heads == ["en", "fr"]
+    link = first.find_element(By.CSS_SELECTOR, "details.link")
+    assert "reaches the threshold 0.5" in link.text  # the decision is in the link's summary
+    link.find_element(By.CSS_SELECTOR, "summary").click()
     aligned = visible(driver, "#report-stories details.link[open] .match").find_elements(By.CSS_SELECTOR, ".passage.aligned")
     assert len(aligned) >= 16 and all(p.is_displayed() for p in aligned)
+    assert "threshold 0.5" in driver.find_element(By.ID, "rules-line").text
     for chart in ("#chart-sizes svg", "#chart-langs svg"):
         svg = visible(driver, chart)
         assert svg.size["height"] > 100 and len(svg.find_elements(By.CSS_SELECTOR, "rect")) >= 2
@@ -473,5 +494,8 @@ def test_static_report_opens_from_disk(driver: WebDriver, report_file: Path, sho
     driver.find_element(By.ID, "r-several").send_keys(Keys.SPACE)
     driver.find_element(By.ID, "r-lang").send_keys("any")
     wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#report-stories .story")) == 4)
+    # Filtering lists the stories afresh, collapsed again: open the first one and its evidence for the screenshot.
+    driver.find_element(By.CSS_SELECTOR, "#report-stories .story summary").click()
+    visible(driver, "#report-stories details.link summary").click()
     check_layout_and_shoot(driver, shots, "report", ["#chart-sizes svg", "#report-stories .story", "details.link[open] .columns"])
     assert [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []  # no CSP violation, no error

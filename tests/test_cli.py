@@ -49,7 +49,7 @@ def test_cluster_demo_corpus_and_check_against_a_store(tmp_path: Path, capsys: p
     summary = capsys.readouterr().out
     assert "5 articles -> 4 stories" in summary
     rows = [json.loads(line) for line in out_file.read_text("utf-8").splitlines()]
-    story = {r["id"]: r["story"] for r in rows}
+    story = {r["id"]: r["__story__"] for r in rows}
     assert story[TRUE_PAIR[0]] == story[TRUE_PAIR[1]] and len(set(story.values())) == 4
 
     store = tmp_path / "s.store"
@@ -81,7 +81,7 @@ def test_stdin_and_installed_entry_point(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    rows = {json.loads(r)["id"]: json.loads(r)["story"] for r in proc.stdout.splitlines()}
+    rows = {json.loads(r)["id"]: json.loads(r)["__story__"] for r in proc.stdout.splitlines()}
     assert rows["x"] == rows[TRUE_PAIR[1]] == rows[TRUE_PAIR[0]]
 
 
@@ -90,8 +90,8 @@ FOREIGN_FLAGS = {
     "add": ["--threshold", "--max-date-gap", "--candidates", "--top", "--out", "--html"],
     "check": ["--replace", "--out", "--html", "--engine"],
     "cluster": ["--index", "--recall-floor", "--archive", "--replace", "--top"],
-    "serve": ["--no-cache", "--skip-invalid", "--json", "--out"],
-    "stream": ["--no-cache", "--skip-invalid", "--host"],
+    "serve": ["--skip-invalid", "--json", "--out", "--top"],
+    "stream": ["--skip-invalid", "--host", "--html"],
     "bench": ["--threshold", "--skip-invalid", "--no-cache", "--index", "--out "],
     "eval": ["--index", "--skip-invalid", "--out "],
     "info": ["--model", "--threshold", "-q"],

@@ -19,7 +19,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from dedup.cli.output import cluster_rows, one_line, print_clustering, print_summary, print_verdicts, shown, write_rows
+from dedup.cli.output import (
+    clashing_fields,
+    cluster_rows,
+    one_line,
+    print_clustering,
+    print_summary,
+    print_verdicts,
+    shown,
+    write_rows,
+)
 from dedup.cli.parser import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
 from dedup.config import Config
 from dedup.detect.detector import Detector
@@ -48,8 +57,12 @@ def config_of(args: argparse.Namespace) -> Config:
         "index": "index",
         "recall_floor": "recall_floor",
         "window_days": "window_days",
+        "cluster_linkage": "linkage",
     }
     changes = {field: getattr(args, flag, None) for field, flag in flags.items()}  # a subcommand has only its flags
+    if getattr(args, "command", None) == "cluster" and args.threshold is not None:
+        # On `cluster`, --threshold is the score a pair needs to link two stories (and to count as verified).
+        changes["cluster_threshold"] = args.threshold
     return Config().with_(**{k: v for k, v in changes.items() if v is not None})
 
 
@@ -172,12 +185,18 @@ def _cluster_command(args: argparse.Namespace) -> int:
     return _on_articles(args, config, _cluster)
 
 
+def _warn_clashes(articles: Sequence[Article]) -> None:
+    for key in clashing_fields(articles):
+        logger.warning("the input field %r is replaced in the output rows by dedup's own (the story of each article)", key)
+
+
 def _cluster(args: argparse.Namespace, config: Config, articles: list[Article]) -> None:
     cache = not _no_cache(args)
     det = Detector.open(args.store, config, cache=cache) if args.store else Detector.in_memory(config, cache=cache)
+    _warn_clashes(articles)
     items = det.embed(articles, show_progress=progress(args))
     result = det.cluster_embedded(items, with_store=args.store is not None)
-    rows = cluster_rows(result, {a.id: a for a in articles})
+    rows = cluster_rows(result, {a.id: a for a in articles}, lambda article_id: det.stored(article_id).article)
     if args.html:
         _write_report(args.html, det, items, result, args.inputs)
     if args.out:
@@ -232,6 +251,7 @@ def _cluster_on_ray(args: argparse.Namespace, config: Config) -> int:
         cache=not _no_cache(args),
         skip_invalid=args.skip_invalid,
     )
+    _warn_clashes(run.articles)
     rows = cluster_rows(run.result, {a.id: a for a in run.articles})
     if args.out:
         write_rows(args.out, rows)
@@ -314,9 +334,11 @@ def _open_service(args: argparse.Namespace, config: Config, command: str, *, rea
     flag, where = ("--archive", args.archive) if args.archive is not None else ("--store", args.store)
     try:
         if args.archive is not None:
-            service = SharedDetector.open_archive(args.archive, config, create=args.create, read_only=read_only)
+            service = SharedDetector.open_archive(
+                args.archive, config, create=args.create, read_only=read_only, cache=not _no_cache(args)
+            )
         else:
-            service = SharedDetector.open(args.store, config, create=args.create, read_only=read_only)
+            service = SharedDetector.open(args.store, config, create=args.create, read_only=read_only, cache=not _no_cache(args))
     except StoreNotFoundError:
         if Path(where).exists():
             raise

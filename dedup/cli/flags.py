@@ -176,10 +176,10 @@ def model_options(p: argparse.ArgumentParser, *, cache: bool = True) -> None:
         add("--no-cache", action="store_true", help="do not use the embedding cache ($DEDUP_CACHE_DIR or ~/.cache/dedup)")
 
 
-def decision_options(p: argparse.ArgumentParser) -> None:
-    """What makes two articles duplicates: ``--threshold``, ``--max-date-gap``, ``--candidates``."""
+def decision_options(p: argparse.ArgumentParser, *, threshold_help: str | None = None) -> None:
+    """``--threshold`` (its help may be the subcommand's), ``--max-date-gap``, ``--candidates``: the decision."""
     add = p.add_argument
-    add("--threshold", type=number(), help=f"duplicate score threshold in [0, 1] (default {Config.threshold})")
+    add("--threshold", type=number(), help=threshold_help or f"duplicate score threshold in [0, 1] (default {Config.threshold})")
     add(
         "--max-date-gap",
         type=int,

@@ -206,8 +206,20 @@ def _add_cluster(sub: Subparsers) -> None:
         help="run on this Ray cluster (e.g. 10.0.0.5:6379, ray://host:10001, auto); implies --engine ray",
     )
     p.add_argument("--workers", type=int, metavar="N", help="Ray engine: embedding actors (default: one per cluster CPU)")
+    # The clustering decision (issue 17): --threshold is, on `cluster`, the score a pair needs to
+    # link two stories (Config.cluster_threshold); --linkage is how close linked stories must be.
+    p.add_argument(
+        "--linkage",
+        type=number(0, 1),
+        metavar="SCORE",
+        help="average pair score two linked stories need between them to merge (average linkage; 0 merges every "
+        f"link, as single linkage; higher keeps stories tighter; default {Config.cluster_linkage})",
+    )
     model_options(p)
-    decision_options(p)
+    decision_options(
+        p,
+        threshold_help=f"the score in [0, 1] a pair needs to link two stories (default {Config.cluster_threshold})",
+    )
     reading_options(p)
     quiet(p)
 
@@ -237,7 +249,7 @@ def _add_serve(sub: Subparsers) -> None:
         help="allow a --host other than loopback without a token (anyone who can reach it can read and add articles)",
     )
     _service_limits(p)
-    model_options(p, cache=False)
+    model_options(p)
     decision_options(p)
     reading_options(p, skip=False)
     index_options(p)
@@ -301,7 +313,7 @@ def _add_stream(sub: Subparsers) -> None:
     _served(p, read_only=False)
     p.add_argument("--no-add", action="store_true", help="only check: store nothing")
     top(p, "also list the K best candidates that are not duplicates")
-    model_options(p, cache=False)
+    model_options(p)
     decision_options(p)
     reading_options(p, skip=False)
     index_options(p)

@@ -40,7 +40,7 @@ from dedup.search.manifest import MANIFEST
 from dedup.search.manifest import read_manifest as read_store_manifest
 from dedup.search.routing import UNDATED, is_shard_name, shard_key, shards_to_search
 from dedup.search.store import Store
-from dedup.types import AddReport, Article, ClusterResult, EmbeddedArticle, Match, Story, Verdict
+from dedup.types import AddReport, Article, ClusterResult, EmbeddedArticle, Match, Record, Story, Verdict
 from dedup.verify import Verifier
 
 __all__ = ["WRITER_LOCK", "ArchiveDetector"]
@@ -113,7 +113,7 @@ class ArchiveDetector:
         create: bool = False,
         read_only: bool = False,
         verify: bool = True,
-        cache: bool | EmbeddingCache = False,
+        cache: bool | EmbeddingCache = True,
         search_days: int | None = None,
     ) -> ArchiveDetector:
         """Open the archive at ``path`` (creating it when ``create`` and missing).
@@ -152,16 +152,16 @@ class ArchiveDetector:
         """The embedding model."""
         return self._detector.encoder
 
-    def embed(self, articles: Sequence[Article], *, show_progress: bool = False) -> list[EmbeddedArticle]:
+    def embed(self, articles: Sequence[Record], *, show_progress: bool = False) -> list[EmbeddedArticle]:
         """Clean, split and embed articles, as :meth:`Detector.embed`."""
         return self._detector.embed(articles, show_progress=show_progress)
 
-    def check(self, article: Article, *, top: int = 0) -> Verdict:
+    def check(self, article: Record, *, top: int = 0) -> Verdict:
         """Is ``article`` a duplicate of an archived one? See :meth:`check_embedded`."""
         return self.check_embedded(self.embed([article]), top=top)[0]
 
     def check_many(
-        self, articles: Sequence[Article], *, top: int = 0, add: bool = False, show_progress: bool = False
+        self, articles: Sequence[Record], *, top: int = 0, add: bool = False, show_progress: bool = False
     ) -> list[Verdict]:
         """Check several articles; with ``add``, each is stored after its check (see :meth:`check_embedded`)."""
         items = self.embed(articles, show_progress=show_progress)
@@ -269,8 +269,8 @@ class ArchiveDetector:
             self.archive.refresh()
             yield
 
-    def add(self, articles: Sequence[Article], *, replace: bool = False, show_progress: bool = False) -> AddReport:
-        """Embed and store articles, one atomic commit per touched shard (see :meth:`Archive.add`).
+    def add(self, articles: Sequence[Record], *, replace: bool = False, show_progress: bool = False) -> AddReport:
+        """Embed and store articles (or records), one atomic commit per touched shard (see :meth:`Archive.add`).
 
         Articles their shard already holds with the same content are not embedded again.
         The embedding happens before the writer lock is taken; the add, under it.
@@ -280,9 +280,10 @@ class ArchiveDetector:
                 ``replace`` (nothing is stored then).
 
         """
-        new = [a for a in articles if replace or not self.holds(a)]
+        given = self._detector.as_articles(articles)
+        new = [a for a in given if replace or not self.holds(a)]
         items = self.embed(new, show_progress=show_progress)
-        return add_report(self.add_embedded(items, replace=replace), articles, new)
+        return add_report(self.add_embedded(items, replace=replace), given, new)
 
     def add_embedded(self, items: Sequence[EmbeddedArticle], *, replace: bool = False) -> AddReport:
         """Store embedded articles under the writer lock; a conflicting id refuses the whole batch before any commit.

@@ -260,9 +260,12 @@ class SharedDetector:
         encoder: Encoder | None = None,
         create: bool = False,
         read_only: bool = False,
+        cache: bool = True,
     ) -> SharedDetector:
         """Open (or create) the store at ``path``, verifying every file (see :meth:`Detector.open`)."""
-        return cls(Detector.open(path, config, encoder=encoder, create=create and not read_only), read_only=read_only)
+        return cls(
+            Detector.open(path, config, encoder=encoder, create=create and not read_only, cache=cache), read_only=read_only
+        )
 
     @classmethod
     def open_archive(
@@ -273,12 +276,15 @@ class SharedDetector:
         encoder: Encoder | None = None,
         create: bool = False,
         read_only: bool = False,
+        cache: bool = True,
     ) -> SharedDetector:
         """Open (or create) the time-sharded archive at ``path`` (see :meth:`ArchiveDetector.open`).
 
         ``read_only``: take no lock and write nothing (a replica beside one writer).
         """
-        detector = ArchiveDetector.open(path, config, encoder=encoder, create=create and not read_only, read_only=read_only)
+        detector = ArchiveDetector.open(
+            path, config, encoder=encoder, create=create and not read_only, read_only=read_only, cache=cache
+        )
         return cls(detector, read_only=read_only)
 
     # ---------------------------------------------------------------------- helpers
