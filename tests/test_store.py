@@ -293,10 +293,11 @@ def test_issue14_store_keeps_raw_line_separators(tmp_path: Path, encoder: HashEn
 def test_issue14_store_round_trips_any_unicode(tmp_path_factory: pytest.TempPathFactory, arts: list[Article]) -> None:
     path = tmp_path_factory.mktemp("store") / "s"
     enc = HashEncoder(dim=32)
-    Store.create(path, enc.name, enc.dim).add(embed_articles(arts, enc))
+    report = Store.create(path, enc.name, enc.dim).add(embed_articles(arts, enc))
     reopened = Store.open(path)
-    assert reopened.ids == [a.id for a in arts]
-    for article in arts:
+    kept = [a for a in arts if a.id not in report.skipped]  # empty after cleaning ("»"): never stored
+    assert reopened.ids == [a.id for a in kept]
+    for article in kept:
         got = reopened.get(article.id)
         assert got == article and dict(got.extra) == dict(article.extra)
 
@@ -318,7 +319,7 @@ def _random_items(rng: np.random.Generator, prefix: str, n: int, dim: int = DIM,
 def _commit_loop(path: str, started: Any, stop: Any, commits: Any) -> None:
     """In a spawned process: commit back to back until ``stop`` (at most 300 s).
 
-    Commits alternate: 5 new articles (retires the index), then 5 of them replaced
+    Commits alternate: 5 new articles (a new segment), then 5 of them replaced
     (rewrites the store as one segment: retires every segment and the index).
     """
     store = Store.open(path)
@@ -441,13 +442,12 @@ def test_a_commit_keeps_the_previous_generation_until_the_next(tmp_path: Path) -
     first = json.loads((path / "manifest.json").read_text())
     store.add(_random_items(rng, "b", 3))
     second = json.loads((path / "manifest.json").read_text())
-    assert second["retired"] == [first["index"]["file"]]
-    assert (path / first["index"]["file"]).is_file()  # a reader of the first manifest still finds it
+    # An add writes its segment and the manifest only: the index file stays, retiring nothing.
+    assert second["retired"] == [] and second["index"] == first["index"]
     store.add(_random_items(rng, "a", 1, version=1), replace=True)  # rewrites everything as one segment
     third = json.loads((path / "manifest.json").read_text())
     assert third["retired"] == sorted([s["name"] for s in second["segments"]] + [second["index"]["file"]])
-    assert not (path / first["index"]["file"]).exists()
-    assert all((path / name).exists() for name in third["retired"])
+    assert all((path / name).exists() for name in third["retired"])  # a reader of the second manifest finds them
     store.add(_random_items(rng, "c", 1))
     assert not any((path / name).exists() for name in third["retired"])
     assert len(Store.open(path, verify=True)) == 7
@@ -685,3 +685,29 @@ def test_a_lock_that_is_a_folder_is_a_clear_store_error(
     (tmp_path / "new" / ".lock").mkdir(parents=True)  # a first add into a folder holding only such a lock
     assert main(["add", "-q", "--no-cache", "--store", str(tmp_path / "new"), str(feed)]) == EXIT_STORE
     assert str(tmp_path / "new" / ".lock") in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- issue 18: adds that cost O(batch)
+def test_an_add_writes_no_index_file_until_the_tail_is_folded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The newest vectors are searched exactly beside the index file; past TAIL_MAX a commit folds them in."""
+    import dedup.search.store as store_mod
+
+    monkeypatch.setattr(store_mod, "TAIL_MAX", 10)
+    path = tmp_path / "s"
+    store = Store.create(path, "m", DIM)
+    rng = np.random.default_rng(5)
+    files = []
+    for batch in range(6):
+        store.add(_random_items(rng, f"b{batch}-", 3))
+        files.append(json.loads((path / "manifest.json").read_text())["index"])
+    # 3, 6, 9 articles beside the empty index file; the fourth add (12 > 10) folds them; then 3, 6 again.
+    assert [f["count"] for f in files] == [0, 0, 0, 12, 12, 12]
+    assert len({f["file"] for f in files}) == 2
+    every = np.vstack([store.embedded(p).vector for p in range(len(store))])
+    for reader in (store, Store.open(path)):
+        found = reader.search(every, 4)
+        truth = every @ every.T
+        assert [int(p) for p in found.positions[:, 0]] == list(range(len(every)))  # each finds itself first
+        np.testing.assert_allclose(found.similarities, -np.sort(-truth, axis=1)[:, :4], atol=1e-5)
+        assert found.truncated.all()
+    assert Store.open(path).search(every[:1], 100).positions.shape == (1, 18)

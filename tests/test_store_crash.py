@@ -173,8 +173,14 @@ def _outcome(path: Path, before: list[str], batch: list[EmbeddedArticle], replac
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["first-add", "append", "replace"])
-def test_kill_9_at_every_step_of_a_commit(tmp_path: Path, scenario: str, figures: list[str]) -> None:
+@pytest.mark.parametrize("scenario", ["first-add", "append", "fold", "replace"])
+def test_kill_9_at_every_step_of_a_commit(
+    tmp_path: Path, scenario: str, figures: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fold``: the add that makes the exactly searched tail exceed TAIL_MAX writes a new index file."""
+    import dedup.search.store as store_mod
+
+    monkeypatch.setattr(store_mod, "TAIL_MAX", 10 if scenario == "fold" else 10_000)
     dim = 8
     base = tmp_path / "base"
     store = Store.create(base, "test/crash", dim)
@@ -182,6 +188,7 @@ def test_kill_9_at_every_step_of_a_commit(tmp_path: Path, scenario: str, figures
         store.add(_embedded("old", 6, dim, seed=1))
         store.add(_embedded("more", 3, dim, seed=2))
     before = store.ids
+    index_file = json.loads((base / "manifest.json").read_text())["index"]["file"]
     batch = _embedded("old" if scenario == "replace" else "new", 4, dim, seed=3)
     replace = scenario == "replace"
     outcomes: Counter[str] = Counter()
@@ -215,6 +222,10 @@ def test_kill_9_at_every_step_of_a_commit(tmp_path: Path, scenario: str, figures
             assert len(Store.open(trial, verify=True)) == len(again)
             shutil.rmtree(trial)
             kill_at += 1
+    if scenario in ("fold", "replace"):  # those commits write a new index file; an add to the tail does not
+        assert json.loads((trial / "manifest.json").read_text())["index"]["file"] != index_file
+    else:
+        assert json.loads((trial / "manifest.json").read_text())["index"]["file"] == index_file
     # Kills landed both before the commit point (previous store) and after it (whole batch).
     assert outcomes["none"] >= 5 and outcomes["whole"] >= 2, outcomes
     figures.append(

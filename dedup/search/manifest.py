@@ -140,6 +140,8 @@ def check_manifest(file: Path, manifest: dict[str, Any]) -> None:
     index = object_field(file, "index", manifest.get("index"))
     plain_name(file, "index.file", index.get("file"), _INDEX_NAME)
     _check_file_meta(file, "index", index)
+    if "count" in index and count_field(file, "index.count", index.get("count")) > total:
+        raise damaged(file, "index.count", f"at most the article count ({total})", index.get("count"))
     plan = object_field(file, "index.plan", index.get("plan", {"kind": index.get("kind", "flat")}))
     try:
         IndexPlan.from_dict(plan)

@@ -30,10 +30,20 @@ from numpy.typing import NDArray
 
 from dedup import _fs
 from dedup.errors import StoreCorruptError, StoreError
-from dedup.search.manifest import SEGMENT_FILES, Segment
+from dedup.search.manifest import MANIFEST, SEGMENT_FILES, Segment
 from dedup.types import EmbeddedArticle
 
-__all__ = ["Rows", "SegmentData", "Unreadable", "article_record", "read_generation", "write_segment"]
+__all__ = [
+    "Rows",
+    "SegmentData",
+    "Unreadable",
+    "article_record",
+    "collect_garbage",
+    "read_generation",
+    "write_index_file",
+    "write_manifest",
+    "write_segment",
+]
 
 # A reader opens this many of a generation's files before it reads any (an open file outlives its
 # name, so no commit can take them away); the files of a store with more segments open one by one.
@@ -143,6 +153,33 @@ def write_segment(
         shutil.rmtree(final)
     os.rename(tmp, final)
     return Segment(name, len(records), len(passages), files)
+
+
+def write_index_file(root: Path, name: str, data: bytes) -> dict[str, Any]:
+    """Write the index file ``root / name`` under a temporary name, flushed, then renamed; returns its size and sha256."""
+    tmp = root / f".tmp-{name}"
+    meta = _fs.write_synced(tmp, data)
+    os.replace(tmp, root / name)
+    return meta
+
+
+def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    """Replace the manifest atomically: the commit point."""
+    # Compact, so the C encoder writes it: an indented manifest is encoded in pure Python,
+    # which made every commit slower as segments accumulate.
+    _fs.write_atomic(root / MANIFEST, json.dumps(manifest, separators=(",", ":")).encode("utf-8"))
+
+
+def collect_garbage(root: Path, keep: set[str]) -> None:
+    """Remove the store files in ``root`` (``.tmp-*``, ``seg-*``, ``index-*``) whose names are not in ``keep``."""
+    for entry in root.iterdir():
+        if entry.name in keep:
+            continue
+        if entry.name.startswith((".tmp-", "seg-", "index-")):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------ reading

@@ -37,10 +37,7 @@ shares one between threads (the HTTP service) serialises its adds and refreshes.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -54,7 +51,17 @@ from numpy.typing import NDArray
 from dedup import _fs
 from dedup.embedding.naming import mismatch_hint
 from dedup.errors import DuplicateIdError, IdConflictError, StoreCorruptError, StoreError, StoreMismatchError
-from dedup.search.index import IndexPlan, SearchResult, VectorIndex, build_index, check_kind, plan_reason, update_index
+from dedup.search.index import (
+    IndexPlan,
+    SearchResult,
+    VectorIndex,
+    build_index,
+    check_kind,
+    merge_results,
+    needs_rebuild,
+    plan_reason,
+    update_index,
+)
 from dedup.search.manifest import (
     FORMAT_VERSION,
     LOCK,
@@ -65,15 +72,29 @@ from dedup.search.manifest import (
     new_manifest,
     read_manifest,
 )
-from dedup.search.segments import Rows, SegmentData, Unreadable, article_record, read_generation, write_segment
+from dedup.search.segments import (
+    Rows,
+    SegmentData,
+    Unreadable,
+    article_record,
+    collect_garbage,
+    read_generation,
+    write_index_file,
+    write_manifest,
+    write_segment,
+)
 from dedup.types import AddReport, Article, EmbeddedArticle
 
-__all__ = ["FORMAT_VERSION", "LOCK", "MANIFEST", "RETRY_SECONDS", "SEGMENT_FILES", "Store", "check_manifest"]
+__all__ = ["FORMAT_VERSION", "LOCK", "MANIFEST", "RETRY_SECONDS", "SEGMENT_FILES", "TAIL_MAX", "Store", "check_manifest"]
 
 logger = logging.getLogger(__name__)
 
 # How long a reader keeps rereading the manifest while commits remove the files it was loading.
 RETRY_SECONDS = 30.0
+# The newest vectors are searched exactly beside the index file (which they are not in) until they
+# number this many; then a commit folds them into a new index file. So an add writes its segment and
+# the manifest, O(batch), and the O(store) index write happens once per TAIL_MAX articles.
+TAIL_MAX = 10_000
 # Per thread: the store folders whose writer lock this thread holds (the lock is re-entrant).
 _held = threading.local()
 
@@ -94,7 +115,9 @@ class Store:
         self._vectors = Rows(dim)
         self._passage_vectors = Rows(dim)
         self._passage_start: list[int] = []
-        self._index = VectorIndex(dim)
+        self._index = VectorIndex(dim)  # the index file's vectors: the first len(self._index) articles
+        self._tail = VectorIndex(dim)  # the articles after those, searched exactly
+        self._index_entry: dict[str, Any] = {}  # the manifest's entry of the index file
         self._plan = IndexPlan("flat", plan_reason(index, "flat", 0), check_kind(index))
         self._recall_floor = recall_floor
         self._generation = 0
@@ -228,16 +251,19 @@ class Store:
         self._plan = IndexPlan.from_dict(meta.get("plan", {"kind": meta.get("kind", "flat")}))
         self._index = VectorIndex.from_bytes(data, self._dim, param=self._plan.param)
         self._index_file = meta["file"]
+        self._index_entry = dict(meta)
         self._retired = list(manifest.get("retired", []))
+        covered = int(meta.get("count", len(self._records)))
         if self._index.kind != self._plan.kind:
             raise StoreCorruptError(
                 f"index {index_path} is {self._index.kind}, the manifest says {self._plan.kind}; restore the store from a backup"
             )
-        if len(self._index) != len(self._records):
+        if len(self._index) != covered or covered > len(self._records):
             raise StoreCorruptError(
-                f"index {index_path} holds {len(self._index)} vectors for {len(self._records)} articles; "
-                "restore the store from a backup"
+                f"index {index_path} holds {len(self._index)} vectors, the manifest says {covered} of "
+                f"{len(self._records)} articles; restore the store from a backup"
             )
+        self._tail.add(self._vectors.rows[covered:])
 
     def _take_segment(self, data: SegmentData) -> None:
         self._append_memory(data.records, data.vectors, data.passages)
@@ -326,8 +352,15 @@ class Store:
         return self._positions[article_id]
 
     def search(self, queries: NDArray[np.float32], k: int) -> SearchResult:
-        """The ``k`` stored articles most similar to each query vector."""
-        return self._index.search(queries, k)
+        """The ``k`` stored articles most similar to each query vector.
+
+        The index file's vectors and the newest ones beside it (searched exactly) are
+        searched together, the best ``k`` kept.
+        """
+        found = self._index.search(queries, k)
+        if not len(self._tail):
+            return found
+        return merge_results(found, self._tail.search(queries, k), len(self._index), k, len(self))
 
     # ---------------------------------------------------------------------- writing
     def add(self, items: Sequence[EmbeddedArticle], *, replace: bool = False) -> AddReport:
@@ -390,14 +423,28 @@ class Store:
         vectors = np.vstack([item.vector[None, :] for item in added]).astype(np.float32)
         passages = np.vstack([item.passage_vectors for item in added]).astype(np.float32)
         self._assign_offsets(records)
-        # A persistent store adds to a copy, so a failed commit leaves the live index untouched.
-        base = self._index if self._path is None else self._index.copy()
-        index, plan = update_index(
-            base, self._plan, vectors, lambda: np.vstack([self._vectors.rows, vectors]), floor=self._recall_floor
-        )
+        index: VectorIndex | None
+        if self._path is None:
+            index, plan = update_index(
+                self._index, self._plan, vectors, lambda: np.vstack([self._vectors.rows, vectors]), floor=self._recall_floor
+            )
+        elif needs_rebuild(self._index, self._plan, vectors, len(self) + len(vectors)):
+            index, plan = build_index(np.vstack([self._vectors.rows, vectors]), self._plan.requested, floor=self._recall_floor)
+        elif len(self._tail) + len(vectors) > TAIL_MAX:
+            index, plan = self._folded(vectors), self._plan
+        else:  # the index file stays; the new vectors join the exactly searched tail
+            index, plan = None, self._plan
         if plan != self._plan:
             logger.info("vector index: %s", plan.describe())
         self._commit([(records, vectors, passages)], index, plan)
+
+    def _folded(self, vectors: NDArray[np.float32] | None = None) -> VectorIndex:
+        """A copy of the index with the tail (and ``vectors``) added: a failed commit leaves the live one untouched."""
+        index = self._index.copy()
+        index.add(self._vectors.rows[len(self._index) :])
+        if vectors is not None:
+            index.add(vectors)
+        return index
 
     def _rewrite(self, added: Sequence[EmbeddedArticle], records: list[dict[str, Any]], replaced: set[str]) -> None:
         """Commit the stored articles but ``replaced``, then ``added``, as one new segment and a new index."""
@@ -425,21 +472,27 @@ class Store:
     def _commit(
         self,
         new: Sequence[tuple[list[dict[str, Any]], NDArray[np.float32], NDArray[np.float32]]],
-        index: VectorIndex,
+        index: VectorIndex | None,
         plan: IndexPlan | None = None,
         *,
         keep_segments: bool = True,
     ) -> None:
+        """Commit ``new`` segments after the kept ones.
+
+        With ``index``, a new index file over the first ``len(index)`` articles is written;
+        with None, the index file stays and the new vectors join the exactly searched tail.
+        """
         plan = plan or self._plan
         generation = self._generation + 1
         segments = list(self._segments) if keep_segments else []
-        index_name = f"index-{generation:06d}.faiss"
+        index_name = f"index-{generation:06d}.faiss" if index is not None or self._index_file is None else self._index_file
         retired: list[str] = []
+        entry = self._index_entry
         if self._path is not None:
             previous = {s.name for s in self._segments} | ({self._index_file} if self._index_file else set())
             segments += [write_segment(self._path, f"seg-{generation:06d}", *part) for part in new]
             retired = sorted(previous - {s.name for s in segments} - {index_name})
-            self._write_generation(generation, segments, index_name, index, plan, retired)
+            entry = self._write_generation(generation, segments, index_name, index, plan, retired)
         if not keep_segments:
             self._records, self._positions, self._passage_start = [], {}, []
             self._vectors, self._passage_vectors = Rows(self._dim), Rows(self._dim)
@@ -447,26 +500,40 @@ class Store:
             self._append_memory(records, vectors, passages)
         if self._path is not None:
             self._segments = segments
-            self._index_file, self._retired = index_name, retired
-        self._index = index
+            self._index_file, self._retired, self._index_entry = index_name, retired, entry
+        if index is not None:
+            self._index = index
+            self._tail = VectorIndex(self._dim)
+            self._tail.add(self._vectors.rows[len(index) :])
+        else:
+            for _, vectors, _ in new:
+                self._tail.add(vectors)
         self._plan = plan
         self._generation = generation
         if self._path is not None:
             self._collect_garbage()
 
     def _write_generation(
-        self, generation: int, segments: list[Segment], index_name: str, index: VectorIndex, plan: IndexPlan, retired: list[str]
-    ) -> None:
-        """Write the index file, then the manifest naming it and ``segments`` (the commit point)."""
+        self,
+        generation: int,
+        segments: list[Segment],
+        index_name: str,
+        index: VectorIndex | None,
+        plan: IndexPlan,
+        retired: list[str],
+    ) -> dict[str, Any]:
+        """Write the index file (when ``index`` is given), then the manifest: the commit point.
+
+        Returns the manifest's index entry.
+        """
         assert self._path is not None
-        tmp = self._path / f".tmp-{index_name}"
-        meta = _fs.write_synced(tmp, index.to_bytes())
-        os.replace(tmp, self._path / index_name)
-        entry = {"file": index_name, "kind": index.kind, "plan": plan.to_dict(), **meta}
-        manifest = new_manifest(self._model, self._dim, generation, segments, entry, retired)
-        # Compact, so the C encoder writes it: an indented manifest is encoded in pure Python,
-        # which made every commit slower as segments accumulate.
-        _fs.write_atomic(self._path / MANIFEST, json.dumps(manifest, separators=(",", ":")).encode("utf-8"))
+        if index is not None:
+            meta = write_index_file(self._path, index_name, index.to_bytes())
+            entry = {"file": index_name, "kind": index.kind, "plan": plan.to_dict(), "count": len(index), **meta}
+        else:
+            entry = {**self._index_entry, "plan": plan.to_dict()}
+        write_manifest(self._path, new_manifest(self._model, self._dim, generation, segments, entry, retired))
+        return entry
 
     def _collect_garbage(self) -> None:
         """Remove what neither this generation nor the previous one names (crashed writers' files too).
@@ -478,14 +545,7 @@ class Store:
         keep = {s.name for s in self._segments} | {MANIFEST, LOCK, *self._retired}
         if self._index_file:
             keep.add(self._index_file)
-        for entry in self._path.iterdir():
-            if entry.name in keep:
-                continue
-            if entry.name.startswith((".tmp-", "seg-", "index-")):
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
+        collect_garbage(self._path, keep)
 
     def refresh(self) -> bool:
         """Move to the latest commit if another writer committed since; True if it did.
