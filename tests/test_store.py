@@ -711,3 +711,64 @@ def test_an_add_writes_no_index_file_until_the_tail_is_folded(tmp_path: Path, mo
         np.testing.assert_allclose(found.similarities, -np.sort(-truth, axis=1)[:, :4], atol=1e-5)
         assert found.truncated.all()
     assert Store.open(path).search(every[:1], 100).positions.shape == (1, 18)
+
+
+# --------------------------------------------------------------------------- issues 17 and 18: compaction
+def test_one_article_adds_are_merged_as_they_go_and_compact_merges_the_rest(tmp_path: Path) -> None:
+    """100 one-article adds keep one segment per octal digit (size-tiered merging), not 100 segments."""
+    path = tmp_path / "s"
+    store = Store.create(path, "m", DIM)
+    rng = np.random.default_rng(8)
+    items = _random_items(rng, "x", 100)
+    for item in items:
+        store.add([item])
+    manifest = json.loads((path / "manifest.json").read_text())
+    counts = [s["count"] for s in manifest["segments"]]
+    assert counts == [64, 8, 8, 8, 8, 1, 1, 1, 1]  # 100 = 0o144
+    assert sorted(p.name for p in path.iterdir() if p.name.startswith("seg-")) == sorted(
+        {s["name"] for s in manifest["segments"]} | {n for n in manifest["retired"] if n.startswith("seg-")}
+    )
+    queries = np.vstack([i.vector for i in items])
+    before = store.search(queries, 5)
+    report = store.compact()
+    assert (report.segments_before, report.segments_after, report.merged, report.folded, report.articles) == (9, 1, 9, 100, 100)
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert [s["count"] for s in manifest["segments"]] == [100] and manifest["index"]["count"] == 100
+    generation = store.generation
+    assert store.compact().merged == 0 and store.generation == generation  # nothing left to do: no commit
+    for reader in (store, Store.open(path, verify=True)):
+        assert reader.ids == [i.id for i in items]
+        after = reader.search(queries, 5)
+        np.testing.assert_array_equal(after.positions, before.positions)
+        for position in (0, 37, 99):
+            got = reader.embedded(position)
+            assert got.article == items[position].article and got.passages == items[position].passages
+            np.testing.assert_array_equal(got.passage_vectors, items[position].passage_vectors)
+            np.testing.assert_array_equal(got.vector, items[position].vector)
+
+
+def test_compaction_in_memory_is_a_no_op() -> None:
+    store = Store.in_memory("m", DIM)
+    store.add(_random_items(np.random.default_rng(1), "a", 3))
+    assert store.compact().merged == 0 and len(store) == 3
+
+
+def test_cli_compact_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dedup.cli import EXIT_OK, EXIT_STORE, main
+
+    path = tmp_path / "s"
+    store = Store.create(path, "m", DIM)
+    for item in _random_items(np.random.default_rng(2), "x", 12):
+        store.add([item])
+    assert main(["compact", "--store", str(path), "--json"]) == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    assert (report["segments_before"], report["segments_after"], report["folded"]) == (5, 1, 12)  # 12 = 0o14
+    assert main(["verify", "--store", str(path), "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["files"] == 4  # the index file and one segment's three
+    manifest = json.loads((path / "manifest.json").read_text())
+    victim = path / manifest["segments"][0]["name"] / "articles.jsonl"
+    data = bytearray(victim.read_bytes())
+    data[data.index(b"x" * 10)] = ord("y")  # same size, other content
+    victim.write_bytes(bytes(data))
+    assert main(["verify", "--store", str(path)]) == EXIT_STORE
+    assert "articles.jsonl does not match its checksum" in capsys.readouterr().err

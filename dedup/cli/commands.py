@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from dedup.cli.maintain import COMMANDS as MAINTENANCE_COMMANDS
 from dedup.cli.output import cluster_rows, one_line, print_clustering, print_summary, print_verdicts, shown, write_rows
 from dedup.cli.parser import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
 from dedup.config import Config
@@ -391,6 +392,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "info": _info,
     "model": _model,
 }
+# --- store upkeep (issue 18): `compact` and `verify`, defined in dedup/cli/maintain.py
+COMMANDS.update(MAINTENANCE_COMMANDS)
+# --- end of store upkeep
 
 
 def run(args: argparse.Namespace) -> int:

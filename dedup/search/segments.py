@@ -17,34 +17,41 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dedup import _fs
 from dedup.errors import StoreCorruptError, StoreError
-from dedup.search.manifest import MANIFEST, SEGMENT_FILES, Segment
+from dedup.search.manifest import MANIFEST, SEGMENT_FILES, Segment, read_manifest
 from dedup.types import EmbeddedArticle
 
 __all__ = [
+    "RETRY_SECONDS",
     "Rows",
     "SegmentData",
     "Unreadable",
     "article_record",
     "collect_garbage",
+    "latest",
     "read_generation",
+    "verify_generation",
     "write_index_file",
     "write_manifest",
     "write_segment",
 ]
 
+# How long a reader keeps rereading the manifest while commits remove the files it was loading.
+RETRY_SECONDS = 30.0
 # A reader opens this many of a generation's files before it reads any (an open file outlives its
 # name, so no commit can take them away); the files of a store with more segments open one by one.
 _PINNED_FILES = 192
@@ -116,6 +123,10 @@ class Rows:
             self._buffer = grown
         self._buffer[self._count : needed] = block
         self._count = needed
+
+
+_T = TypeVar("_T")
+logger = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------ writing
@@ -255,3 +266,48 @@ def _valid_record(record: object) -> bool:
         and isinstance(record.get("passage_offset"), int)
         and isinstance(record.get("content_hash"), str)
     )
+
+
+def verify_generation(root: Path, manifest: dict[str, Any]) -> tuple[int, int]:
+    """Check the size and SHA-256 of every file ``manifest`` names; returns (files, bytes) checked.
+
+    Raises:
+        StoreCorruptError: A file fails its checks.
+        Unreadable: A file cannot be opened or read.
+
+    """
+    meta = manifest["index"]
+    wanted = [(root / meta["file"], meta)] + [
+        (root / seg["name"] / name, seg["files"][name]) for seg in manifest["segments"] for name in SEGMENT_FILES
+    ]
+    size = 0
+    for path, file_meta in wanted:
+        with _open(path) as fh, _reading(path):
+            _check_open_file(fh, path, file_meta, verify=True)
+        size += int(file_meta["size"])
+    return len(wanted), size
+
+
+def latest(root: Path, attempt: Callable[[dict[str, Any]], _T]) -> _T:
+    """``attempt(manifest)`` on the latest manifest of the store at ``root``.
+
+    Writers in another process may commit (and remove files the manifest named) while it
+    runs: when it fails on a missing or changed file and the manifest has changed meanwhile,
+    it runs again on the newer one, for up to ``RETRY_SECONDS``.
+    """
+    deadline = time.monotonic() + RETRY_SECONDS
+    changes = 0
+    while True:
+        manifest = read_manifest(root)
+        try:
+            return attempt(manifest)
+        except (StoreCorruptError, Unreadable) as exc:
+            if read_manifest(root)["generation"] == manifest["generation"]:
+                raise (exc.reported() if isinstance(exc, Unreadable) else exc) from None
+            changes += 1
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"store {root} changed {changes} times while it was being read (writers commit faster "
+                    f"than it loads) and could not be read whole within {RETRY_SECONDS:.0f} s; try again"
+                ) from None
+            logger.debug("store %s: generation %s changed while reading; reading it again", root, manifest["generation"])
