@@ -44,7 +44,9 @@ def test_create_add_reopen_roundtrip(tmp_path: Path, encoder: HashEncoder, seed_
     assert len(again) == 5 and again.ids == [a.id for a in arts]
     assert again.get(arts[2].id) == arts[2]  # metadata (partial date, lang, text) survives
     stored = again.embedded(again.position(arts[4].id))
-    np.testing.assert_allclose(stored.passage_vectors, items[4].passage_vectors)
+    # Passage vectors are stored as float16 (issue 18): exactly the float16 rounding of the input.
+    np.testing.assert_array_equal(stored.passage_vectors, items[4].passage_vectors.astype(np.float16).astype(np.float32))
+    assert stored.passage_vectors.dtype == np.float32
     assert stored.passages == items[4].passages
     found = again.search(items[4].vector[None, :], 1)
     assert found.positions[0][0] == 4
@@ -197,14 +199,14 @@ def test_damaged_metadata_is_detected_on_open_with_what_to_do(tmp_path: Path, en
     assert str(root) in str(exc.value)
 
 
-def test_article_records_keep_format_version_1(tmp_path: Path, encoder: HashEncoder) -> None:
-    """A segment's article record is byte for byte what format version 1 wrote, so existing stores still open."""
+def test_article_records_of_format_version_2(tmp_path: Path, encoder: HashEncoder) -> None:
+    """A segment's article record is version 1's without ``passage_offset`` (``offsets.npy`` holds it now)."""
     article = Article(id="é1", title="Titre", text="Corps.", date=PartialDate.parse("2025-01"), lang="fr", extra={"story": 7})
     store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
     (item,) = _items(encoder, article)
     store.add([item])
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text("utf-8"))
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     written = (tmp_path / "s" / manifest["segments"][0]["name"] / "articles.jsonl").read_text("utf-8")
     core = {"id": "é1", "title": "Titre", "text": "Corps.", "date": "2025-01", "lang": "fr", "source": None, "url": None}
     record = {
@@ -212,7 +214,6 @@ def test_article_records_keep_format_version_1(tmp_path: Path, encoder: HashEnco
         "content_hash": article.content_hash,
         "article": {**core, "extra": {"story": 7}},
         "passages": list(item.passages),
-        "passage_offset": 0,
     }
     assert written == json.dumps(record, ensure_ascii=False) + "\n"
     assert Store.open(tmp_path / "s").get("é1").to_dict() == {**core, "story": 7}
@@ -743,7 +744,8 @@ def test_one_article_adds_are_merged_as_they_go_and_compact_merges_the_rest(tmp_
         for position in (0, 37, 99):
             got = reader.embedded(position)
             assert got.article == items[position].article and got.passages == items[position].passages
-            np.testing.assert_array_equal(got.passage_vectors, items[position].passage_vectors)
+            f16 = items[position].passage_vectors.astype(np.float16).astype(np.float32)
+            np.testing.assert_array_equal(got.passage_vectors, f16)
             np.testing.assert_array_equal(got.vector, items[position].vector)
 
 
@@ -764,7 +766,7 @@ def test_cli_compact_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[st
     report = json.loads(capsys.readouterr().out)
     assert (report["segments_before"], report["segments_after"], report["folded"]) == (5, 1, 12)  # 12 = 0o14
     assert main(["verify", "--store", str(path), "--json"]) == EXIT_OK
-    assert json.loads(capsys.readouterr().out)["files"] == 4  # the index file and one segment's three
+    assert json.loads(capsys.readouterr().out)["files"] == 6  # the index file and one segment's five
     manifest = json.loads((path / "manifest.json").read_text())
     victim = path / manifest["segments"][0]["name"] / "articles.jsonl"
     data = bytearray(victim.read_bytes())
@@ -772,3 +774,36 @@ def test_cli_compact_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[st
     victim.write_bytes(bytes(data))
     assert main(["verify", "--store", str(path)]) == EXIT_STORE
     assert "articles.jsonl does not match its checksum" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- issue 18: opens that cost O(manifest)
+@pytest.mark.parametrize("victim", ["articles.jsonl", "passages.npy", "vectors.npy"])
+def test_a_flipped_byte_is_found_when_a_check_first_reads_the_segment(tmp_path: Path, encoder: HashEncoder, victim: str) -> None:
+    """An open reads the manifest, ids, offsets and the index; a segment's data files are checked on first read."""
+    from dedup.detect.detector import Detector
+
+    arts = _arts(6)
+    detector = Detector.open(tmp_path / "s", encoder=encoder, create=True)
+    detector.add(arts)
+    detector.store.compact()  # every vector in the index file: an open reads no segment data
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    path = tmp_path / "s" / manifest["segments"][0]["name"] / victim
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01  # the same size: only the checksum can tell
+    path.write_bytes(bytes(data))
+    reopened = Detector.open(tmp_path / "s", encoder=encoder)  # the open itself succeeds
+    with pytest.raises(StoreCorruptError, match=f"{victim} does not match its checksum"):
+        reopened.check(arts[0])
+    with pytest.raises(StoreCorruptError, match=f"{victim} does not match its checksum"):
+        Store.open(tmp_path / "s").get("a3")
+    with pytest.raises(StoreCorruptError, match=f"{victim} does not match its checksum"):
+        Store.open(tmp_path / "s", verify=False).verify()
+
+
+def test_a_store_of_format_version_1_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    Store.create(tmp_path / "s", "m", DIM)
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    manifest["format_version"] = 1
+    (tmp_path / "s" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StoreMismatchError, match=r"format version 1.*rebuild the store"):
+        Store.open(tmp_path / "s")

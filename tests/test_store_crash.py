@@ -76,7 +76,8 @@ def test_kill_9_mid_add_leaves_whole_batches_only(tmp_path: Path) -> None:
         live = {"manifest.json", ".lock", manifest["index"]["file"], *(s["name"] for s in manifest["segments"])}
         live.update(manifest.get("retired", []))
         interrupted_writes += any(entry.name not in live for entry in path.iterdir())
-        store = Store.open(path, verify=True)  # sizes and SHA-256 of every file
+        store = Store.open(path, verify=True)
+        store.verify()  # sizes and SHA-256 of every file
         per_batch = Counter(article_id.rsplit("-", 1)[0] for article_id in store.ids)
         assert set(per_batch.values()) <= {20}, f"trial {trial}: a partial batch is visible: {per_batch}"
         # Every batch the writer reported as committed is there.
@@ -200,7 +201,8 @@ def _kill_at_every_step(
 
 
 def _outcome(path: Path, before: list[str], batch: list[EmbeddedArticle], replace: bool) -> str:
-    store = Store.open(path, verify=True)  # sizes, SHA-256, shapes, counts, index size
+    store = Store.open(path, verify=True)  # sizes, shapes, counts, index size
+    store.verify()  # SHA-256 of every file
     ids = store.ids
     batch_ids = [i.id for i in batch]
     whole = [i for i in before if i not in batch_ids] + batch_ids if replace else before + batch_ids

@@ -1,13 +1,15 @@
 """The articles a store holds, by insertion position: ids, records, article and passage vectors.
 
-:class:`Columns` is what :class:`~dedup.search.store.Store` reads from: a generation's
-segments, appended in order, then the articles of later adds. Positions are insertion
-order, the same as the vector index's; merging consecutive segments (compaction) keeps
-them.
+:class:`Columns` is what :class:`~dedup.search.store.Store` reads from: one
+:class:`~dedup.search.parts.Part` per segment, in order. Only the id table is in memory;
+records and vectors are read from the parts (memory-mapped segment files) when asked for.
+Positions are insertion order, the same as the vector index's; merging consecutive
+segments (compaction) keeps them.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,25 +17,24 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dedup.errors import DuplicateIdError, IdConflictError, StoreCorruptError, StoreMismatchError
-from dedup.search.segments import Rows
+from dedup.search.parts import Part, Payload, concat_payloads
 from dedup.types import Article, EmbeddedArticle
 
 __all__ = ["Columns"]
 
 
 class Columns:
-    """Articles by position: their ``articles.jsonl`` records, article vectors and passage vectors."""
+    """Articles by position, over the parts of a generation."""
 
     def __init__(self, dim: int) -> None:
         self._dim = dim
-        self._records: list[dict[str, Any]] = []
+        self._parts: list[Part] = []
+        self._starts: list[int] = []  # the first position of each part
+        self._ids: list[str] = []
         self._positions: dict[str, int] = {}
-        self._vectors = Rows(dim)
-        self._passage_vectors = Rows(dim)
-        self._passage_start: list[int] = []
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._ids)
 
     def __contains__(self, article_id: object) -> bool:
         return article_id in self._positions
@@ -41,7 +42,12 @@ class Columns:
     @property
     def ids(self) -> list[str]:
         """Ids in insertion order."""
-        return [r["id"] for r in self._records]
+        return list(self._ids)
+
+    @property
+    def parts(self) -> list[Part]:
+        """The parts, in order."""
+        return list(self._parts)
 
     def position(self, article_id: str) -> int:
         """Insertion position of an id (raises KeyError)."""
@@ -51,49 +57,66 @@ class Columns:
         """Insertion position of an id, or None."""
         return self._positions.get(article_id)
 
-    def record(self, position: int) -> dict[str, Any]:
-        """The ``articles.jsonl`` record at ``position``."""
-        return self._records[position]
-
-    def vectors(self, start: int = 0, stop: int | None = None) -> NDArray[np.float32]:
-        """Article vectors of positions ``[start, stop)``."""
-        return self._vectors.rows[start:stop]
-
-    def embedded(self, position: int) -> EmbeddedArticle:
-        """The article at ``position`` with its passages and vectors."""
-        record = self._records[position]
-        start = self._passage_start[position]
-        count = len(record["passages"])
-        return EmbeddedArticle(
-            Article.from_record(record["article"]),
-            tuple(record["passages"]),
-            np.asarray(self._passage_vectors.rows[start : start + count]),
-            self._vectors.rows[position],
-        )
-
-    def append(self, records: Sequence[dict[str, Any]], vectors: NDArray[np.float32], passages: NDArray[np.float32]) -> None:
-        """Append a segment's articles (``passage_offset`` of each record counts from the segment's first passage).
+    def append(self, part: Part) -> None:
+        """Append a part's articles.
 
         Raises:
             StoreCorruptError: An id is stored twice.
 
         """
-        offset = len(self._passage_vectors)
-        for record in records:
-            if record["id"] in self._positions:
-                raise StoreCorruptError(f"id {record['id']!r} is stored twice")
-            self._positions[record["id"]] = len(self._records)
-            self._passage_start.append(offset + int(record["passage_offset"]))
-            self._records.append(record)
-        self._vectors.append(vectors)
-        self._passage_vectors.append(passages)
+        self._starts.append(len(self._ids))
+        self._parts.append(part)
+        for article_id in part.ids:
+            if article_id in self._positions:
+                raise StoreCorruptError(f"id {article_id!r} is stored twice")
+            self._positions[article_id] = len(self._ids)
+            self._ids.append(article_id)
 
-    def payload(self, start: int, stop: int) -> tuple[list[dict[str, Any]], NDArray[np.float32], NDArray[np.float32]]:
-        """Records, article vectors and passage vectors of positions ``[start, stop)``, as one segment holds them."""
-        first = self._passage_start[start] if start < len(self) else len(self._passage_vectors)
-        last = self._passage_start[stop] if stop < len(self) else len(self._passage_vectors)
-        records = [{**self._records[p], "passage_offset": self._passage_start[p] - first} for p in range(start, stop)]
-        return records, self._vectors.rows[start:stop], self._passage_vectors.rows[first:last]
+    def replace_parts(self, ranges: Sequence[tuple[int, int]], merged: Sequence[Part | None]) -> None:
+        """Put ``merged[i]`` in place of the parts ``ranges[i]`` (None: keep that one part); positions do not change."""
+        parts = [self._parts[start] if part is None else part for (start, _), part in zip(ranges, merged, strict=True)]
+        self._parts = parts
+        self._starts = np.cumsum([0] + [len(p) for p in parts[:-1]]).tolist() if parts else []
+
+    def _locate(self, position: int) -> tuple[Part, int]:
+        if not 0 <= position < len(self._ids):
+            raise IndexError(f"position {position} out of range")
+        i = bisect.bisect_right(self._starts, position) - 1
+        return self._parts[i], position - self._starts[i]
+
+    def record(self, position: int) -> dict[str, Any]:
+        """The ``articles.jsonl`` record at ``position`` (its segment checked on first read)."""
+        part, row = self._locate(position)
+        return part.record(row)
+
+    def vectors(self, start: int = 0, stop: int | None = None) -> NDArray[np.float32]:
+        """Article vectors of positions ``[start, stop)``, as one array."""
+        stop = len(self) if stop is None else stop
+        blocks = []
+        for part, first in zip(self._parts, self._starts, strict=True):
+            lo, hi = max(start, first), min(stop, first + len(part))
+            if lo < hi:
+                blocks.append(part.vectors(lo - first, hi - first))
+        return np.vstack(blocks) if blocks else np.zeros((0, self._dim), dtype=np.float32)
+
+    def parts_from(self, position: int) -> list[Part]:
+        """The parts holding positions from ``position`` on."""
+        return [p for p, first in zip(self._parts, self._starts, strict=True) if first + len(p) > position]
+
+    def embedded(self, position: int) -> EmbeddedArticle:
+        """The article at ``position`` with its passages and vectors."""
+        part, row = self._locate(position)
+        record = part.record(row)
+        return EmbeddedArticle(
+            Article.from_record(record["article"]),
+            tuple(record["passages"]),
+            part.passages(row),
+            np.array(part.vectors(row, row + 1)[0]),
+        )
+
+    def payload(self, start: int, stop: int) -> Payload:
+        """The content of parts ``[start, stop)`` as one segment holds it."""
+        return concat_payloads([p.payload() for p in self._parts[start:stop]])
 
     def sort_batch(
         self, items: Sequence[EmbeddedArticle], *, replace: bool
@@ -123,7 +146,7 @@ class Columns:
             position = self._positions.get(item.id)
             if position is None:
                 added.append(item)
-            elif self._records[position]["content_hash"] == item.article.content_hash:
+            elif self.record(position)["content_hash"] == item.article.content_hash:
                 unchanged.append(item.id)
             elif replace:
                 replaced.append(item.id)

@@ -1,48 +1,42 @@
-"""Store segments on disk: writing one, and reading a generation's segments and index whole.
+"""Store files on disk: writing a segment, the index file and the manifest; opening a generation.
 
-A segment is an immutable folder (``seg-000001/``) of three files: ``articles.jsonl``
-(one record per article: id, content hash, the article as :meth:`~dedup.types.Article.to_record`
-writes it, its cleaned passages and the offset of its first passage vector),
-``vectors.npy`` (the article vectors) and ``passages.npy`` (the passage vectors). It is
-written under a temporary name, flushed, then renamed into place (:func:`write_segment`).
+A segment is an immutable folder (``seg-000001/``) of the five files described in
+:mod:`dedup.search.parts`. It is written under a temporary name, flushed, then renamed
+into place (:func:`write_segment`).
 
 A reader opens all of a generation's files (up to ``_PINNED_FILES``) before it reads any
-(:func:`read_generation`): an open file outlives its name, so a commit that removes them
-meanwhile cannot take them away. A file that cannot be opened or read raises
-:class:`Unreadable`, so the store can tell "a commit removed it" from "the store is damaged".
+(:func:`read_generation`): an open file outlives its name (and so does a file mapped
+into memory), so a commit that removes them meanwhile cannot take them away. A file that
+cannot be opened or read raises :class:`Unreadable`, so the store can tell "a commit
+removed it" from "the store is damaged" (:func:`latest` then reads the newer generation).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
-
-import numpy as np
-from numpy.typing import NDArray
 
 from dedup import _fs
 from dedup.errors import StoreCorruptError, StoreError
 from dedup.search.manifest import MANIFEST, SEGMENT_FILES, Segment, read_manifest
+from dedup.search.parts import Part, Payload, npy_bytes, open_part
 from dedup.types import EmbeddedArticle
 
 __all__ = [
     "RETRY_SECONDS",
-    "Rows",
-    "SegmentData",
     "Unreadable",
     "article_record",
     "collect_garbage",
     "latest",
+    "open_written",
     "read_generation",
     "verify_generation",
     "write_index_file",
@@ -56,15 +50,8 @@ RETRY_SECONDS = 30.0
 # name, so no commit can take them away); the files of a store with more segments open one by one.
 _PINNED_FILES = 192
 
-
-@dataclass(frozen=True)
-class SegmentData:
-    """A segment read from disk: its manifest entry, article records, article and passage vectors."""
-
-    segment: Segment
-    records: list[dict[str, Any]]
-    vectors: NDArray[np.float32]
-    passages: NDArray[np.float32]
+_T = TypeVar("_T")
+logger = logging.getLogger(__name__)
 
 
 class Unreadable(Exception):
@@ -99,71 +86,42 @@ def _reading(path: Path) -> Iterator[None]:
         raise Unreadable(path, exc) from None
 
 
-class Rows:
-    """A growable float32 matrix: appends are amortised O(rows added), not O(all rows)."""
-
-    def __init__(self, dim: int) -> None:
-        self._buffer = np.zeros((0, dim), dtype=np.float32)
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    @property
-    def rows(self) -> NDArray[np.float32]:
-        """The rows appended so far (a view; rows once written never change)."""
-        return self._buffer[: self._count]
-
-    def append(self, block: NDArray[np.float32]) -> None:
-        """Append rows, doubling the capacity when full."""
-        needed = self._count + len(block)
-        if needed > len(self._buffer):
-            grown = np.zeros((max(needed, 2 * len(self._buffer)), self._buffer.shape[1]), dtype=np.float32)
-            grown[: self._count] = self._buffer[: self._count]
-            self._buffer = grown
-        self._buffer[self._count : needed] = block
-        self._count = needed
-
-
-_T = TypeVar("_T")
-logger = logging.getLogger(__name__)
-
-
 # ------------------------------------------------------------------------------ writing
 def article_record(item: EmbeddedArticle) -> dict[str, Any]:
-    """The ``articles.jsonl`` record of an embedded article (its ``passage_offset`` set when written)."""
+    """The ``articles.jsonl`` record of an embedded article."""
     return {
         "id": item.id,
         "content_hash": item.article.content_hash,
         "article": item.article.to_record(),
         "passages": list(item.passages),
-        "passage_offset": 0,
     }
 
 
-def _npy_bytes(array: NDArray[np.float32]) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
-    return buf.getvalue()
-
-
-def write_segment(
-    root: Path, name: str, records: Sequence[dict[str, Any]], vectors: NDArray[np.float32], passages: NDArray[np.float32]
-) -> Segment:
+def write_segment(root: Path, name: str, payload: Payload) -> Segment:
     """Write the segment ``root / name``: its files under a temporary folder, flushed, then renamed into place."""
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
-    articles = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-    files = {
-        "articles.jsonl": _fs.write_synced(tmp / "articles.jsonl", articles),
-        "vectors.npy": _fs.write_synced(tmp / "vectors.npy", _npy_bytes(vectors)),
-        "passages.npy": _fs.write_synced(tmp / "passages.npy", _npy_bytes(passages)),
+    contents = {
+        "articles.jsonl": payload.lines,
+        "ids.json": json.dumps(payload.ids, ensure_ascii=False).encode("utf-8"),
+        "offsets.npy": npy_bytes(payload.offsets),
+        "vectors.npy": npy_bytes(payload.vectors),
+        "passages.npy": npy_bytes(payload.passages),
     }
+    files = {file: _fs.write_synced(tmp / file, data) for file, data in contents.items()}
     _fs.fsync_dir(tmp)
     final = root / name
     if final.exists():  # left by a crashed writer, never named by a manifest
         shutil.rmtree(final)
     os.rename(tmp, final)
-    return Segment(name, len(records), len(passages), files)
+    return Segment(name, len(payload.ids), len(payload.passages), files)
+
+
+def open_written(root: Path, segment: Segment, dim: int) -> Part:
+    """The part of a segment this process has just written (its checksums were computed from the bytes written)."""
+    folder = root / segment.name
+    with contextlib.ExitStack() as own, _reading(folder):
+        files = {name: own.enter_context(_open(folder / name)) for name in SEGMENT_FILES}
+        return open_part(folder, segment, dim, files, verify=False)
 
 
 def write_index_file(root: Path, name: str, data: bytes) -> dict[str, Any]:
@@ -194,11 +152,12 @@ def collect_garbage(root: Path, keep: set[str]) -> None:
 
 
 # ------------------------------------------------------------------------------ reading
-def read_generation(root: Path, manifest: dict[str, Any], *, verify: bool, take: Callable[[SegmentData], None]) -> bytes:
-    """Read the segments ``manifest`` names, handing each to ``take`` in order; returns the index file's bytes.
+def read_generation(root: Path, manifest: dict[str, Any], *, verify: bool, take: Callable[[Segment, Part], None]) -> bytes:
+    """Open the segments ``manifest`` names, handing each part to ``take`` in order; returns the index file's bytes.
 
-    Every file is checked against its size (and, with ``verify``, its SHA-256) and each
-    segment against its manifest entry and the store's dimension.
+    Every file's size is checked; the index file, ``ids.json`` and ``offsets.npy`` are read
+    (and, with ``verify``, checksummed) now, the rest is mapped and checked on first read
+    (see :mod:`dedup.search.parts`).
 
     Raises:
         StoreCorruptError: A file fails its checks or does not parse.
@@ -212,37 +171,13 @@ def read_generation(root: Path, manifest: dict[str, Any], *, verify: bool, take:
     with contextlib.ExitStack() as pins:
         handles = {path: pins.enter_context(_open(path)) for path in wanted[:_PINNED_FILES]}
         for segment in segments:
-            take(_read_segment(root / segment.name, segment, manifest["dim"], verify, handles))
+            folder = root / segment.name
+            with contextlib.ExitStack() as own, _reading(folder):
+                files = {name: handles.get(folder / name) or own.enter_context(_open(folder / name)) for name in SEGMENT_FILES}
+                take(segment, open_part(folder, segment, manifest["dim"], files, verify=verify))
         with _reading(index_path):
             _check_open_file(handles[index_path], index_path, meta, verify)
             return handles[index_path].read()
-
-
-def _read_segment(folder: Path, segment: Segment, dim: int, verify: bool, handles: dict[Path, IO[bytes]]) -> SegmentData:
-    loaded: dict[str, Any] = {}
-    for name in SEGMENT_FILES:
-        path = folder / name
-        with contextlib.ExitStack() as own, _reading(path):
-            fh = handles.get(path) or own.enter_context(_open(path))
-            _check_open_file(fh, path, segment.files[name], verify)
-            try:
-                if name == "articles.jsonl":
-                    # Split on "\n" only: JSON escapes it inside strings, but not U+2028, U+2029 or U+0085,
-                    # which str.splitlines() would also split on.
-                    text = fh.read().decode("utf-8")
-                    loaded[name] = [json.loads(line) for line in text.split("\n") if line]
-                else:
-                    loaded[name] = np.load(fh, allow_pickle=False)
-            except (ValueError, EOFError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-                raise StoreCorruptError(f"segment {folder} cannot be read ({exc}); restore it from a backup") from None
-    records, vectors, passages = loaded["articles.jsonl"], loaded["vectors.npy"], loaded["passages.npy"]
-    if vectors.shape != (segment.count, dim) or passages.shape != (segment.passages, dim):
-        raise StoreCorruptError(f"segment {folder} has arrays of the wrong shape; restore it from a backup")
-    if len(records) != segment.count:
-        raise StoreCorruptError(f"segment {folder} lists {len(records)} articles, the manifest says {segment.count}")
-    if not all(map(_valid_record, records)):
-        raise StoreCorruptError(f"segment {folder} holds an article record of the wrong shape; restore it from a backup")
-    return SegmentData(segment, records, vectors, passages)
 
 
 def _check_open_file(fh: IO[bytes], path: Path, meta: dict[str, Any], verify: bool) -> None:
@@ -255,17 +190,6 @@ def _check_open_file(fh: IO[bytes], path: Path, meta: dict[str, Any], verify: bo
     if verify and _fs.sha256_handle(fh) != meta["sha256"]:
         raise StoreCorruptError(f"store file {path} does not match its checksum: it was altered; restore the store from a backup")
     fh.seek(0)
-
-
-def _valid_record(record: object) -> bool:
-    return (
-        isinstance(record, dict)
-        and isinstance(record.get("id"), str)
-        and isinstance(record.get("article"), dict)
-        and isinstance(record.get("passages"), list)
-        and isinstance(record.get("passage_offset"), int)
-        and isinstance(record.get("content_hash"), str)
-    )
 
 
 def verify_generation(root: Path, manifest: dict[str, Any]) -> tuple[int, int]:

@@ -69,12 +69,13 @@ from dedup.search.manifest import (
     new_manifest,
     read_manifest,
 )
+from dedup.search.parts import Part, Payload, encode_payload
 from dedup.search.segments import (
     RETRY_SECONDS,
-    SegmentData,
     article_record,
     collect_garbage,
     latest,
+    open_written,
     read_generation,
     verify_generation,
     write_index_file,
@@ -240,11 +241,14 @@ class Store:
                 f"index {index_path} holds {len(self._index)} vectors, the manifest says {covered} of "
                 f"{len(self._columns)} articles; restore the store from a backup"
             )
+        if verify:  # the tail's vectors are searched from now on: check their segments first
+            for part in self._columns.parts_from(covered):
+                part.check()
         self._tail.add(self._columns.vectors(covered))
 
-    def _take_segment(self, data: SegmentData) -> None:
-        self._columns.append(data.records, data.vectors, data.passages)
-        self._segments.append(data.segment)
+    def _take_segment(self, segment: Segment, part: Part) -> None:
+        self._columns.append(part)
+        self._segments.append(segment)
 
     # ------------------------------------------------------------------- properties
     @property
@@ -349,7 +353,6 @@ class Store:
             return
         vectors = np.vstack([item.vector[None, :] for item in added]).astype(np.float32)
         passages = np.vstack([item.passage_vectors for item in added]).astype(np.float32)
-        self._assign_offsets(records)
         index: VectorIndex | None
         if self._path is None:
             index, plan = update_index(
@@ -364,7 +367,7 @@ class Store:
             index, plan = None, self._plan
         if plan != self._plan:
             logger.info("vector index: %s", plan.describe())
-        self._commit([(records, vectors, passages)], index, plan)
+        self._commit([encode_payload(records, vectors, passages)], index, plan)
 
     def _folded(self, vectors: NDArray[np.float32] | None = None) -> VectorIndex:
         """A copy of the index with the tail (and ``vectors``) added: a failed commit leaves the live one untouched."""
@@ -381,25 +384,17 @@ class Store:
         fresh = Store(self._path, self._model, self._dim)
         fresh._generation = self._generation
         fresh._segments, fresh._index_file = self._segments, self._index_file  # what this commit retires
-        all_records = [{**self._columns.record(i), "passage_offset": 0} for i in keep] + records
-        fresh._assign_offsets(all_records)
+        all_records = [self._columns.record(i) for i in keep] + records
         all_vectors = np.vstack([e.vector[None, :] for e in all_items]).astype(np.float32)
         all_passages = np.vstack([e.passage_vectors for e in all_items]).astype(np.float32)
         fresh._recall_floor = self._recall_floor
         index, fresh._plan = build_index(all_vectors, self._plan.requested, floor=self._recall_floor)
-        fresh._commit([(all_records, all_vectors, all_passages)], index, keep_segments=False)
+        fresh._commit([encode_payload(all_records, all_vectors, all_passages)], index, keep_segments=False)
         self.__dict__.update(fresh.__dict__)
-
-    @staticmethod
-    def _assign_offsets(records: list[dict[str, Any]]) -> None:
-        offset = 0
-        for record in records:
-            record["passage_offset"] = offset
-            offset += len(record["passages"])
 
     def _commit(
         self,
-        new: Sequence[tuple[list[dict[str, Any]], NDArray[np.float32], NDArray[np.float32]]],
+        new: Sequence[Payload],
         index: VectorIndex | None,
         plan: IndexPlan | None = None,
         *,
@@ -413,12 +408,16 @@ class Store:
         plan = plan or self._plan
         segments = list(self._segments) if keep_segments else []
         if self._path is not None:
-            segments += [write_segment(self._path, f"seg-{self._generation + 1:06d}", *part) for part in new]
+            segments += [write_segment(self._path, f"seg-{self._generation + 1:06d}", payload) for payload in new]
         written = self._publish(segments, index, plan)
         if not keep_segments:
             self._columns = Columns(self._dim)
-        for records, vectors, passages in new:
-            self._columns.append(records, vectors, passages)
+        if self._path is None:
+            parts = [Part.from_payload(payload) for payload in new]
+        else:
+            parts = [open_written(self._path, segment, self._dim) for segment in segments[len(segments) - len(new) :]]
+        for part in parts:
+            self._columns.append(part)
         self._adopt(segments, index, plan, written)
 
     def _publish(
@@ -484,16 +483,21 @@ class Store:
         merged = sum(stop - start for start, stop in ranges if stop - start > 1)
         folded = len(self._tail) if fold else 0
         if merged or folded:
-            starts = np.cumsum([0] + [s.count for s in self._segments]).tolist()
             segments: list[Segment] = []
             for i, (start, stop) in enumerate(ranges):
                 if stop - start == 1:
                     segments.append(self._segments[start])
                     continue
-                part = self._columns.payload(starts[start], starts[stop])
-                segments.append(write_segment(self._path, f"seg-{self._generation + 1:06d}-{i}", *part))
+                payload = self._columns.payload(start, stop)
+                segments.append(write_segment(self._path, f"seg-{self._generation + 1:06d}-{i}", payload))
             index = self._folded() if folded else None
-            self._adopt(segments, index, self._plan, self._publish(segments, index, self._plan))
+            written = self._publish(segments, index, self._plan)
+            parts = [
+                None if stop - start == 1 else open_written(self._path, seg, self._dim)
+                for (start, stop), seg in zip(ranges, segments, strict=True)
+            ]
+            self._columns.replace_parts(ranges, parts)
+            self._adopt(segments, index, self._plan, written)
         return CompactReport(before, len(self._segments), merged, folded, len(self))
 
     def _write_generation(
@@ -530,7 +534,8 @@ class Store:
         """
         if self._path is None:
             return 0, 0
-        return latest(self._path, lambda manifest: verify_generation(self._path, manifest))  # type: ignore[arg-type]
+        root = self._path
+        return latest(root, lambda manifest: verify_generation(root, manifest))
 
     def refresh(self) -> bool:
         """Move to the latest commit if another writer committed since; True if it did.

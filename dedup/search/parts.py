@@ -1,0 +1,265 @@
+"""One segment's articles as the store reads them: ids in memory, everything else on demand.
+
+A segment (format version 2) is a folder of five files:
+
+* ``ids.json``: the ids, in order (read at open: the store's id table);
+* ``offsets.npy``: ``(count + 1, 2)`` int64, for each article the byte offset of its line
+  in ``articles.jsonl`` and the row of its first passage vector in ``passages.npy``, then
+  the two totals (read at open);
+* ``articles.jsonl``: one record per article (id, content hash, the article, its passages);
+* ``vectors.npy``: the article vectors, float32;
+* ``passages.npy``: the passage vectors, float16.
+
+The last three are memory-mapped, not read: a check reads the lines and passage vectors
+of its candidates only, so a store's RAM is its id table and its vector index. Each of
+them is checked against its SHA-256 the first time the part is read (:meth:`Part.check`);
+``ids.json`` and ``offsets.npy`` when they are read, at open.
+
+A :class:`Payload` is a segment's content in memory, as written (:func:`encode_payload`) or
+as merged by a compaction (:func:`concat_payloads`): merging is concatenation, with the
+offsets shifted, no record is parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import mmap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dedup.errors import StoreCorruptError
+from dedup.search.manifest import Segment
+
+__all__ = ["Part", "Payload", "concat_payloads", "encode_payload", "npy_bytes", "open_part"]
+
+PASSAGE_DTYPE = np.float16
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A segment's content in memory: ids, ``articles.jsonl`` bytes, offsets, article and passage vectors."""
+
+    ids: list[str]
+    lines: bytes
+    offsets: NDArray[np.int64]
+    vectors: NDArray[np.float32]
+    passages: NDArray[np.float16]
+
+
+def encode_payload(records: Sequence[dict[str, Any]], vectors: NDArray[np.float32], passages: NDArray[Any]) -> Payload:
+    """The payload of new articles: their records (with ``passages``), article and passage vectors."""
+    lines = [(json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in records]
+    offsets = np.zeros((len(records) + 1, 2), dtype=np.int64)
+    offsets[1:, 0] = np.cumsum([len(line) for line in lines])
+    offsets[1:, 1] = np.cumsum([len(r["passages"]) for r in records])
+    return Payload(
+        [r["id"] for r in records],
+        b"".join(lines),
+        offsets,
+        np.ascontiguousarray(vectors, dtype=np.float32),
+        np.ascontiguousarray(passages, dtype=PASSAGE_DTYPE),
+    )
+
+
+def concat_payloads(payloads: Sequence[Payload]) -> Payload:
+    """One payload holding ``payloads`` in order (a merge of consecutive segments)."""
+    offsets = [np.zeros((1, 2), dtype=np.int64)]
+    base = np.zeros(2, dtype=np.int64)
+    for payload in payloads:
+        offsets.append(payload.offsets[1:] + base)
+        base = base + payload.offsets[-1]
+    return Payload(
+        [i for p in payloads for i in p.ids],
+        b"".join(p.lines for p in payloads),
+        np.vstack(offsets),
+        np.vstack([p.vectors for p in payloads]),
+        np.vstack([p.passages for p in payloads]),
+    )
+
+
+def npy_bytes(array: NDArray[Any]) -> bytes:
+    """``array`` in the ``.npy`` format."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+class Part:
+    """A segment's articles by row: ids and offsets in memory; lines and vectors in memory or mapped.
+
+    Build with :meth:`from_payload` (in memory) or :func:`open_part` (mapped from disk).
+    """
+
+    def __init__(
+        self,
+        payload: Payload,
+        *,
+        check: Callable[[], None] | None = None,
+        where: str = "in memory",
+    ) -> None:
+        self._payload = payload
+        self._check = check
+        self._where = where
+
+    @classmethod
+    def from_payload(cls, payload: Payload) -> Part:
+        """A part held in memory (an in-memory store's)."""
+        return cls(payload)
+
+    @property
+    def ids(self) -> list[str]:
+        """Ids, in order."""
+        return self._payload.ids
+
+    def __len__(self) -> int:
+        return len(self._payload.ids)
+
+    def check(self) -> None:
+        """Check the mapped files against their SHA-256, once (a no-op afterwards, or in memory).
+
+        Raises:
+            StoreCorruptError: A file was altered.
+
+        """
+        if self._check is not None:
+            check, self._check = self._check, None
+            check()
+
+    def record(self, row: int) -> dict[str, Any]:
+        """The ``articles.jsonl`` record of row ``row``.
+
+        Raises:
+            StoreCorruptError: The line does not parse, or is not a record of this article.
+
+        """
+        self.check()
+        start, stop = (int(x) for x in self._payload.offsets[row : row + 2, 0])
+        try:
+            record = json.loads(self._payload.lines[start:stop].decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+            raise StoreCorruptError(f"segment {self._where} cannot be read ({exc}); restore it from a backup") from None
+        if not _valid_record(record) or record["id"] != self._payload.ids[row]:
+            raise StoreCorruptError(f"segment {self._where} holds an article record of the wrong shape; restore it from a backup")
+        return record  # type: ignore[no-any-return]  # checked by _valid_record
+
+    def vectors(self, start: int = 0, stop: int | None = None) -> NDArray[np.float32]:
+        """Article vectors of rows ``[start, stop)`` (a view of the mapped file)."""
+        return self._payload.vectors[start:stop]
+
+    def passages(self, row: int) -> NDArray[np.float32]:
+        """The passage vectors of row ``row``, as float32."""
+        self.check()
+        first, last = (int(x) for x in self._payload.offsets[row : row + 2, 1])
+        return np.asarray(self._payload.passages[first:last], dtype=np.float32)
+
+    def payload(self) -> Payload:
+        """The whole content (for a merge): lines and vectors are read from the mapped files."""
+        self.check()
+        p = self._payload
+        return Payload(p.ids, bytes(p.lines), p.offsets, np.array(p.vectors), np.array(p.passages))
+
+
+def _valid_record(record: object) -> bool:
+    return (
+        isinstance(record, dict)
+        and isinstance(record.get("id"), str)
+        and isinstance(record.get("article"), dict)
+        and isinstance(record.get("passages"), list)
+        and isinstance(record.get("content_hash"), str)
+    )
+
+
+# ------------------------------------------------------------------------------ opening
+def open_part(folder: Path, segment: Segment, dim: int, handles: dict[str, IO[bytes]], *, verify: bool) -> Part:
+    """The part of the segment in ``folder`` from its open files (``handles``: file name -> open file).
+
+    Sizes are checked now; ``ids.json`` and ``offsets.npy`` are read (and, with ``verify``,
+    checksummed) now; the other three are mapped and checked on first read.
+
+    Raises:
+        StoreCorruptError: A file fails its checks, does not parse, or disagrees with the manifest.
+        OSError: A file cannot be read or mapped.
+
+    """
+    for name, fh in handles.items():
+        _check_size(fh, folder / name, segment.files[name])
+    small: dict[str, bytes] = {}
+    for name in ("ids.json", "offsets.npy"):
+        small[name] = handles[name].read()
+        if verify and hashlib.sha256(small[name]).hexdigest() != segment.files[name]["sha256"]:
+            raise _altered(folder / name)
+    maps = {name: _map(handles[name]) for name in ("articles.jsonl", "vectors.npy", "passages.npy")}
+    try:
+        ids = json.loads(small["ids.json"].decode("utf-8"))
+        offsets = np.load(io.BytesIO(small["offsets.npy"]), allow_pickle=False)
+        vectors = _array(maps["vectors.npy"], np.float32, (segment.count, dim))
+        passages = _array(maps["passages.npy"], PASSAGE_DTYPE, (segment.passages, dim))
+    except (ValueError, EOFError, UnicodeDecodeError) as exc:
+        raise StoreCorruptError(f"segment {folder} cannot be read ({exc}); restore it from a backup") from None
+    if not isinstance(ids, list) or len(ids) != segment.count or not all(isinstance(i, str) for i in ids):
+        raise StoreCorruptError(f"segment {folder}: ids.json does not list {segment.count} ids; restore it from a backup")
+    if (
+        offsets.shape != (segment.count + 1, 2)
+        or offsets.dtype != np.int64
+        or (np.diff(offsets, axis=0) < 0).any()
+        or tuple(offsets[-1]) != (len(maps["articles.jsonl"]), segment.passages)
+    ):
+        raise StoreCorruptError(f"segment {folder}: offsets.npy does not match its files; restore it from a backup")
+
+    def check() -> None:
+        for name, data in maps.items():
+            if hashlib.sha256(data).hexdigest() != segment.files[name]["sha256"]:
+                raise _altered(folder / name)
+            if isinstance(data, mmap.mmap):  # hashed: drop the pages from this process's memory
+                data.madvise(mmap.MADV_DONTNEED)
+
+    payload = Payload(ids, maps["articles.jsonl"], offsets, vectors, passages)  # type: ignore[arg-type]
+    return Part(payload, check=check if verify else None, where=str(folder))
+
+
+def _check_size(fh: IO[bytes], path: Path, meta: dict[str, Any]) -> None:
+    import os
+
+    size = os.fstat(fh.fileno()).st_size
+    if size != meta["size"]:
+        raise StoreCorruptError(
+            f"store file {path} has {size} bytes, the manifest says {meta['size']}: it was truncated or altered; "
+            "restore the store from a backup"
+        )
+
+
+def _altered(path: Path) -> StoreCorruptError:
+    return StoreCorruptError(f"store file {path} does not match its checksum: it was altered; restore the store from a backup")
+
+
+def _map(fh: IO[bytes]) -> mmap.mmap | bytes:
+    """``fh`` mapped read-only (an empty file as empty bytes: it cannot be mapped)."""
+    fh.seek(0, 2)
+    if fh.tell() == 0:
+        return b""
+    return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _array(data: mmap.mmap | bytes, dtype: type[np.generic], shape: tuple[int, int]) -> NDArray[Any]:
+    """The ``.npy`` array in ``data`` as a view (no copy), checked to be of ``dtype`` and ``shape``.
+
+    Raises:
+        ValueError: It is not such an array.
+
+    """
+    head = io.BytesIO(data[:4096])
+    version = np.lib.format.read_magic(head)
+    if version != (1, 0):
+        raise ValueError(f"unexpected .npy version {version}")
+    got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(head)
+    if fortran or got_dtype != np.dtype(dtype) or tuple(got_shape) != shape:
+        raise ValueError(f"array of shape {got_shape} and type {got_dtype}, expected {shape} {np.dtype(dtype)}")
+    count = shape[0] * shape[1]
+    return np.frombuffer(data, dtype=dtype, count=count, offset=head.tell()).reshape(shape)
