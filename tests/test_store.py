@@ -111,7 +111,8 @@ def test_missing_and_unreadable_store(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("victim", ["vectors.npy", "articles.jsonl", "index"])
 @pytest.mark.parametrize("damage", ["truncate", "alter"])
-def test_damaged_files_are_detected_on_open(tmp_path: Path, encoder: HashEncoder, victim: str, damage: str) -> None:
+def test_damaged_files_are_detected_before_use(tmp_path: Path, encoder: HashEncoder, victim: str, damage: str) -> None:
+    """Sizes and the index are checked at open; a segment's mapped files on first read (issue 18)."""
     store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
     store.add(_items(encoder, *_arts(4)))
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
@@ -123,7 +124,8 @@ def test_damaged_files_are_detected_on_open(tmp_path: Path, encoder: HashEncoder
         data[-3] ^= 0xFF
         path.write_bytes(bytes(data))
     with pytest.raises(StoreCorruptError, match="restore"):
-        Store.open(tmp_path / "s")
+        store = Store.open(tmp_path / "s")
+        [store.embedded(p) for p in range(len(store))]
 
 
 def test_crash_before_commit_leaves_previous_store(tmp_path: Path, encoder: HashEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,7 +169,7 @@ def test_in_memory_store(encoder: HashEncoder) -> None:
         "articles-line-dropped",
     ],
 )
-def test_damaged_metadata_is_detected_on_open_with_what_to_do(tmp_path: Path, encoder: HashEncoder, damage: str) -> None:
+def test_damaged_metadata_is_detected_before_use_with_what_to_do(tmp_path: Path, encoder: HashEncoder, damage: str) -> None:
     store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
     store.add(_items(encoder, *_arts(4)))
     store.add(_items(encoder, *_arts(2, "b")))
@@ -195,7 +197,8 @@ def test_damaged_metadata_is_detected_on_open_with_what_to_do(tmp_path: Path, en
         text[1] = " " * (len(text[1].encode("utf-8")) - 1) + "\n"
         (seg / "articles.jsonl").write_text("".join(text), "utf-8")
     with pytest.raises(StoreError, match="restore") as exc:
-        Store.open(root)
+        store = Store.open(root)
+        [store.embedded(p) for p in range(len(store))]
     assert str(root) in str(exc.value)
 
 
@@ -795,7 +798,8 @@ def test_a_flipped_byte_is_found_when_a_check_first_reads_the_segment(tmp_path: 
     with pytest.raises(StoreCorruptError, match=f"{victim} does not match its checksum"):
         reopened.check(arts[0])
     with pytest.raises(StoreCorruptError, match=f"{victim} does not match its checksum"):
-        Store.open(tmp_path / "s").get("a3")
+        reader = Store.open(tmp_path / "s")
+        reader.embedded(reader.position("a3"))
     with pytest.raises(StoreCorruptError, match=f"{victim} does not match its checksum"):
         Store.open(tmp_path / "s", verify=False).verify()
 

@@ -99,10 +99,6 @@ class Columns:
                 blocks.append(part.vectors(lo - first, hi - first))
         return np.vstack(blocks) if blocks else np.zeros((0, self._dim), dtype=np.float32)
 
-    def parts_from(self, position: int) -> list[Part]:
-        """The parts holding positions from ``position`` on."""
-        return [p for p, first in zip(self._parts, self._starts, strict=True) if first + len(p) > position]
-
     def embedded(self, position: int) -> EmbeddedArticle:
         """The article at ``position`` with its passages and vectors."""
         part, row = self._locate(position)

@@ -40,6 +40,7 @@ from dedup.search.manifest import Segment
 __all__ = ["Part", "Payload", "concat_payloads", "encode_payload", "npy_bytes", "open_part"]
 
 PASSAGE_DTYPE = np.float16
+MAPPED = ("articles.jsonl", "vectors.npy", "passages.npy")
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,12 @@ class Part:
         self,
         payload: Payload,
         *,
-        check: Callable[[], None] | None = None,
+        check: Callable[[str], None] | None = None,
         where: str = "in memory",
     ) -> None:
         self._payload = payload
         self._check = check
+        self._unchecked = set(MAPPED) if check is not None else set()
         self._where = where
 
     @classmethod
@@ -121,16 +123,17 @@ class Part:
     def __len__(self) -> int:
         return len(self._payload.ids)
 
-    def check(self) -> None:
-        """Check the mapped files against their SHA-256, once (a no-op afterwards, or in memory).
+    def check(self, names: tuple[str, ...] = ("articles.jsonl", "vectors.npy", "passages.npy")) -> None:
+        """Check the mapped files ``names`` against their SHA-256, each once (a no-op in memory).
 
         Raises:
             StoreCorruptError: A file was altered.
 
         """
-        if self._check is not None:
-            check, self._check = self._check, None
-            check()
+        for name in names:
+            if name in self._unchecked and self._check is not None:
+                self._check(name)
+                self._unchecked.discard(name)
 
     def record(self, row: int) -> dict[str, Any]:
         """The ``articles.jsonl`` record of row ``row``.
@@ -139,7 +142,7 @@ class Part:
             StoreCorruptError: The line does not parse, or is not a record of this article.
 
         """
-        self.check()
+        self.check(("articles.jsonl",))
         start, stop = (int(x) for x in self._payload.offsets[row : row + 2, 0])
         try:
             record = json.loads(self._payload.lines[start:stop].decode("utf-8"))
@@ -151,11 +154,12 @@ class Part:
 
     def vectors(self, start: int = 0, stop: int | None = None) -> NDArray[np.float32]:
         """Article vectors of rows ``[start, stop)`` (a view of the mapped file)."""
+        self.check(("vectors.npy",))
         return self._payload.vectors[start:stop]
 
     def passages(self, row: int) -> NDArray[np.float32]:
         """The passage vectors of row ``row``, as float32."""
-        self.check()
+        self.check(("passages.npy",))
         first, last = (int(x) for x in self._payload.offsets[row : row + 2, 1])
         return np.asarray(self._payload.passages[first:last], dtype=np.float32)
 
@@ -195,7 +199,7 @@ def open_part(folder: Path, segment: Segment, dim: int, handles: dict[str, IO[by
         small[name] = handles[name].read()
         if verify and hashlib.sha256(small[name]).hexdigest() != segment.files[name]["sha256"]:
             raise _altered(folder / name)
-    maps = {name: _map(handles[name]) for name in ("articles.jsonl", "vectors.npy", "passages.npy")}
+    maps = {name: _map(handles[name]) for name in MAPPED}
     try:
         ids = json.loads(small["ids.json"].decode("utf-8"))
         offsets = np.load(io.BytesIO(small["offsets.npy"]), allow_pickle=False)
@@ -213,12 +217,12 @@ def open_part(folder: Path, segment: Segment, dim: int, handles: dict[str, IO[by
     ):
         raise StoreCorruptError(f"segment {folder}: offsets.npy does not match its files; restore it from a backup")
 
-    def check() -> None:
-        for name, data in maps.items():
-            if hashlib.sha256(data).hexdigest() != segment.files[name]["sha256"]:
-                raise _altered(folder / name)
-            if isinstance(data, mmap.mmap):  # hashed: drop the pages from this process's memory
-                data.madvise(mmap.MADV_DONTNEED)
+    def check(name: str) -> None:
+        data = maps[name]
+        if hashlib.sha256(data).hexdigest() != segment.files[name]["sha256"]:
+            raise _altered(folder / name)
+        if isinstance(data, mmap.mmap):  # hashed: drop the pages from this process's memory
+            data.madvise(mmap.MADV_DONTNEED)
 
     payload = Payload(ids, maps["articles.jsonl"], offsets, vectors, passages)  # type: ignore[arg-type]
     return Part(payload, check=check if verify else None, where=str(folder))

@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -152,8 +152,19 @@ def collect_garbage(root: Path, keep: set[str]) -> None:
 
 
 # ------------------------------------------------------------------------------ reading
-def read_generation(root: Path, manifest: dict[str, Any], *, verify: bool, take: Callable[[Segment, Part], None]) -> bytes:
+def read_generation(
+    root: Path,
+    manifest: dict[str, Any],
+    *,
+    verify: bool,
+    take: Callable[[Segment, Part], None],
+    reuse: Mapping[str, Part] | None = None,
+    read_index: bool = True,
+) -> bytes | None:
     """Open the segments ``manifest`` names, handing each part to ``take`` in order; returns the index file's bytes.
+
+    ``reuse``: parts already open, by segment name (segments are immutable), handed on as
+    they are. Without ``read_index``, the index file is not read and None is returned.
 
     Every file's size is checked; the index file, ``ids.json`` and ``offsets.npy`` are read
     (and, with ``verify``, checksummed) now, the rest is mapped and checked on first read
@@ -167,14 +178,21 @@ def read_generation(root: Path, manifest: dict[str, Any], *, verify: bool, take:
     meta = manifest["index"]
     index_path = root / meta["file"]
     segments = [Segment.from_dict(seg) for seg in manifest["segments"]]
-    wanted = [index_path] + [root / seg.name / name for seg in segments for name in SEGMENT_FILES]
+    reuse = reuse or {}
+    wanted = [index_path] if read_index else []
+    wanted += [root / seg.name / name for seg in segments if seg.name not in reuse for name in SEGMENT_FILES]
     with contextlib.ExitStack() as pins:
         handles = {path: pins.enter_context(_open(path)) for path in wanted[:_PINNED_FILES]}
         for segment in segments:
+            if segment.name in reuse:
+                take(segment, reuse[segment.name])
+                continue
             folder = root / segment.name
             with contextlib.ExitStack() as own, _reading(folder):
                 files = {name: handles.get(folder / name) or own.enter_context(_open(folder / name)) for name in SEGMENT_FILES}
                 take(segment, open_part(folder, segment, manifest["dim"], files, verify=verify))
+        if not read_index:
+            return None
         with _reading(index_path):
             _check_open_file(handles[index_path], index_path, meta, verify)
             return handles[index_path].read()

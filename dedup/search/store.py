@@ -1,34 +1,17 @@
 """The persistent store: article metadata, passage vectors, the vector index, a manifest.
 
-Layout of a store directory (the full reference: ``docs/store-format.md``)::
-
-    manifest.json          format/version, model, dimension, cleaning version, segments, index
-    seg-000001/            immutable segments: articles.jsonl, vectors.npy, passages.npy
-    index-000003.faiss     the vector index over the first ``index.count`` articles
-    .lock                  held by a writer while it adds
-
-Writes are atomic: a commit writes its new files under temporary names, flushes them,
-renames them into place and only then replaces ``manifest.json`` (``os.replace``). A
-crash at any point leaves the previous manifest, which names only complete files; files
-that no manifest names are removed by the next writer. Sizes and SHA-256 of every file are
-recorded in the manifest and checked, so a truncated or altered file is reported, never served.
-
-An add writes one segment and the manifest: the articles after the index file's (at most
-:data:`TAIL_MAX`) are searched exactly beside it, so the index file is rewritten only when
-the index is rebuilt or that tail is folded in. Small segments are merged as adds go
-(:mod:`dedup.search.compaction`); :meth:`Store.compact` merges them all.
-
-One writer at a time (a lock file); readers open a consistent snapshot (the manifest
-they read) without locking, and :meth:`Store.refresh` moves them to the latest commit. A
-commit does not remove the files it retires: the manifest lists them under ``retired``
-and the *next* commit removes them, so a reader of the previous manifest still finds its
-files; a reader also opens a generation's files before it reads any, and when a file is
-gone all the same it rereads the manifest and loads the newer generation, for up to
-``RETRY_SECONDS``. :meth:`Store.writing` holds the writer lock around several steps
-(check, then add).
-
-A ``Store`` object is not safe to mutate from several threads at once: a caller that
-shares one between threads (the HTTP service) serialises its adds and refreshes.
+Layout, commit protocol, compaction and the checks a reader makes: ``docs/store-format.md``.
+In short: a commit writes its new files under temporary names, flushes and renames them,
+and only then replaces ``manifest.json`` (the commit point), so a crash at any point
+leaves the previous store. An add writes one segment and the manifest (the newest
+vectors, at most :data:`TAIL_MAX`, are searched exactly beside the index file); small
+segments are merged as adds go (:mod:`dedup.search.compaction`). An open reads the
+manifest, the ids and the index; segment data is memory-mapped and checked against its
+SHA-256 on first read (:mod:`dedup.search.parts`). A commit retires files but removes
+them only at the next commit, and a reader that finds a file gone rereads the manifest
+(:func:`~dedup.search.segments.latest`). One writer at a time (a lock file,
+re-entrant: :meth:`Store.writing` holds it around check-then-add); readers take no lock.
+A ``Store`` object is not safe to mutate from several threads at once.
 """
 
 from __future__ import annotations
@@ -219,15 +202,27 @@ class Store:
             store._plan = replace(store._plan, requested=check_kind(index), calibrated_n=0)
         return store
 
-    def _load(self, manifest: dict[str, Any], *, verify: bool) -> None:
-        """Load the generation ``manifest`` names (its shape already checked by :func:`check_manifest`)."""
+    def _load(self, manifest: dict[str, Any], *, verify: bool, previous: Store | None = None) -> None:
+        """Load the generation ``manifest`` names (its shape already checked by :func:`check_manifest`).
+
+        ``previous``: this store's previous generation, whose open segments and index (if
+        the same file) are taken over rather than read again.
+        """
         assert self._path is not None
         self._generation = manifest["generation"]
         meta = manifest["index"]
-        data = read_generation(self._path, manifest, verify=verify, take=self._take_segment)
+        reuse = dict(zip((s.name for s in previous._segments), previous._columns.parts, strict=True)) if previous else {}
+        same = previous is not None and (previous._index_file, previous._index_entry.get("sha256")) == (
+            meta["file"],
+            meta["sha256"],
+        )
+        data = read_generation(self._path, manifest, verify=verify, take=self._take_segment, reuse=reuse, read_index=not same)
         index_path = self._path / meta["file"]
         self._plan = IndexPlan.from_dict(meta.get("plan", {"kind": meta.get("kind", "flat")}))
-        self._index = VectorIndex.from_bytes(data, self._dim, param=self._plan.param)
+        if previous is not None and data is None:
+            self._index = previous._index
+        else:
+            self._index = VectorIndex.from_bytes(data or b"", self._dim, param=self._plan.param)
         self._index_file = meta["file"]
         self._index_entry = dict(meta)
         self._retired = list(manifest.get("retired", []))
@@ -241,10 +236,7 @@ class Store:
                 f"index {index_path} holds {len(self._index)} vectors, the manifest says {covered} of "
                 f"{len(self._columns)} articles; restore the store from a backup"
             )
-        if verify:  # the tail's vectors are searched from now on: check their segments first
-            for part in self._columns.parts_from(covered):
-                part.check()
-        self._tail.add(self._columns.vectors(covered))
+        self._tail.add(self._columns.vectors(covered))  # checks those segments' vectors.npy
 
     def _take_segment(self, segment: Segment, part: Part) -> None:
         self._columns.append(part)
@@ -581,7 +573,16 @@ class Store:
         manifest = read_manifest(self._path)
         if manifest["generation"] == self._generation:
             return False
-        fresh = Store.open(self._path, verify=False, index=self._plan.requested, recall_floor=self._recall_floor)
+        root = self._path
+
+        def load(manifest: dict[str, Any]) -> Store:
+            fresh = Store(root, manifest["model"], manifest["dim"], recall_floor=self._recall_floor)
+            fresh._load(manifest, verify=True, previous=self)  # only the new segments and index are opened
+            return fresh
+
+        fresh = latest(root, load)
+        if fresh._plan.requested != self._plan.requested:
+            fresh._plan = replace(fresh._plan, requested=self._plan.requested, calibrated_n=0)
         self.__dict__.update(fresh.__dict__)
         return True
 
