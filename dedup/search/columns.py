@@ -2,7 +2,7 @@
 
 :class:`Columns` is what :class:`~dedup.search.store.Store` reads from: one
 :class:`~dedup.search.parts.Part` per segment, in order. Only the id table is in memory;
-records and vectors are read from the parts (memory-mapped segment files) when asked for.
+records and vectors are read from the parts (the segment files, read on demand) when asked for.
 Positions are insertion order, the same as the vector index's; merging consecutive
 segments (compaction) keeps them.
 """

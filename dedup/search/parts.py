@@ -10,10 +10,11 @@ A segment (format version 2) is a folder of five files:
 * ``vectors.npy``: the article vectors, float32;
 * ``passages.npy``: the passage vectors, float16.
 
-The last three are memory-mapped, not read: a check reads the lines and passage vectors
-of its candidates only, so a store's RAM is its id table and its vector index. Each of
-them is checked against its SHA-256 the first time the part is read (:meth:`Part.check`);
-``ids.json`` and ``offsets.npy`` when they are read, at open.
+The last three are not read at open: a check reads the lines and passage vectors of its
+candidates only (``os.pread`` on a file kept open, not a memory map, whose touched pages
+would count in the process's resident memory), so a store's RAM is its id table and its
+vector index. Each of them is checked against its SHA-256 the first time the part reads
+from it (:meth:`Part.check`); ``ids.json`` and ``offsets.npy`` when they are read, at open.
 
 A :class:`Payload` is a segment's content in memory, as written (:func:`encode_payload`) or
 as merged by a compaction (:func:`concat_payloads`): merging is concatenation, with the
@@ -25,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import mmap
+import os
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,20 +94,73 @@ def npy_bytes(array: NDArray[Any]) -> bytes:
     return buf.getvalue()
 
 
-class Part:
-    """A segment's articles by row: ids and offsets in memory; lines and vectors in memory or mapped.
+class FileBytes:
+    """The bytes of an open file, read on demand (``os.pread``): nothing stays in this process's memory.
 
-    Build with :meth:`from_payload` (in memory) or :func:`open_part` (mapped from disk).
+    Not a memory map: pages a map touches (and those the kernel maps around them) count in
+    the process's resident memory; a read copies only what was asked for.
+    """
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fd = os.dup(fh.fileno())  # the file stays readable after a commit removes its name
+        self._size = os.fstat(self._fd).st_size
+        weakref.finalize(self, os.close, self._fd)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, key: slice) -> bytes:
+        start, stop, _ = key.indices(self._size)
+        return os.pread(self._fd, max(stop - start, 0), start)
+
+    def sha256(self) -> str:
+        """SHA-256 of the whole file, read in 1 MiB chunks."""
+        digest = hashlib.sha256()
+        for offset in range(0, self._size, 1 << 20):
+            digest.update(os.pread(self._fd, 1 << 20, offset))
+        return digest.hexdigest()
+
+
+class FileRows:
+    """The rows of a 2-D ``.npy`` array in a file, read on demand (see :class:`FileBytes`)."""
+
+    def __init__(self, data: FileBytes, dtype: type[np.generic], shape: tuple[int, int]) -> None:
+        self._data = data
+        self._dtype = np.dtype(dtype)
+        self._shape = shape
+        self._offset = _header_length(data[0:4096], self._dtype, shape)
+        self._row = shape[1] * self._dtype.itemsize
+        if data.__len__() != self._offset + shape[0] * self._row:
+            raise ValueError(f"the file holds {len(data) - self._offset} bytes of data, not {shape[0] * self._row}")
+
+    def __len__(self) -> int:
+        return self._shape[0]
+
+    def __getitem__(self, key: slice) -> NDArray[Any]:
+        start, stop, _ = key.indices(self._shape[0])
+        stop = max(stop, start)
+        raw = self._data[self._offset + start * self._row : self._offset + stop * self._row]
+        return np.frombuffer(raw, dtype=self._dtype).reshape(stop - start, self._shape[1])
+
+
+class Part:
+    """A segment's articles by row: ids and offsets in memory; lines and vectors in memory or read from disk.
+
+    Build with :meth:`from_payload` (in memory) or :func:`open_part` (from disk).
     """
 
     def __init__(
         self,
         payload: Payload,
         *,
+        files: tuple[FileBytes, FileRows, FileRows] | None = None,
         check: Callable[[str], None] | None = None,
         where: str = "in memory",
     ) -> None:
         self._payload = payload
+        self._lines: bytes | FileBytes = files[0] if files else payload.lines
+        self._vectors: NDArray[Any] | FileRows = files[1] if files else payload.vectors
+        self._passages: NDArray[Any] | FileRows = files[2] if files else payload.passages
         self._check = check
         self._unchecked = set(MAPPED) if check is not None else set()
         self._where = where
@@ -123,8 +178,8 @@ class Part:
     def __len__(self) -> int:
         return len(self._payload.ids)
 
-    def check(self, names: tuple[str, ...] = ("articles.jsonl", "vectors.npy", "passages.npy")) -> None:
-        """Check the mapped files ``names`` against their SHA-256, each once (a no-op in memory).
+    def check(self, names: tuple[str, ...] = MAPPED) -> None:
+        """Check the files ``names`` against their SHA-256, each once (a no-op in memory).
 
         Raises:
             StoreCorruptError: A file was altered.
@@ -145,7 +200,7 @@ class Part:
         self.check(("articles.jsonl",))
         start, stop = (int(x) for x in self._payload.offsets[row : row + 2, 0])
         try:
-            record = json.loads(self._payload.lines[start:stop].decode("utf-8"))
+            record = json.loads(self._lines[start:stop].decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
             raise StoreCorruptError(f"segment {self._where} cannot be read ({exc}); restore it from a backup") from None
         if not _valid_record(record) or record["id"] != self._payload.ids[row]:
@@ -153,21 +208,21 @@ class Part:
         return record  # type: ignore[no-any-return]  # checked by _valid_record
 
     def vectors(self, start: int = 0, stop: int | None = None) -> NDArray[np.float32]:
-        """Article vectors of rows ``[start, stop)`` (a view of the mapped file)."""
+        """Article vectors of rows ``[start, stop)``."""
         self.check(("vectors.npy",))
-        return self._payload.vectors[start:stop]
+        return self._vectors[start:stop]
 
     def passages(self, row: int) -> NDArray[np.float32]:
         """The passage vectors of row ``row``, as float32."""
         self.check(("passages.npy",))
         first, last = (int(x) for x in self._payload.offsets[row : row + 2, 1])
-        return np.asarray(self._payload.passages[first:last], dtype=np.float32)
+        return np.asarray(self._passages[first:last], dtype=np.float32)
 
     def payload(self) -> Payload:
-        """The whole content (for a merge): lines and vectors are read from the mapped files."""
+        """The whole content (for a merge), read from disk."""
         self.check()
         p = self._payload
-        return Payload(p.ids, bytes(p.lines), p.offsets, np.array(p.vectors), np.array(p.passages))
+        return Payload(p.ids, self._lines[:], p.offsets, np.array(self._vectors[:]), np.array(self._passages[:]))
 
 
 def _valid_record(record: object) -> bool:
@@ -185,11 +240,11 @@ def open_part(folder: Path, segment: Segment, dim: int, handles: dict[str, IO[by
     """The part of the segment in ``folder`` from its open files (``handles``: file name -> open file).
 
     Sizes are checked now; ``ids.json`` and ``offsets.npy`` are read (and, with ``verify``,
-    checksummed) now; the other three are mapped and checked on first read.
+    checksummed) now; the other three are kept open, read and checked on first use.
 
     Raises:
         StoreCorruptError: A file fails its checks, does not parse, or disagrees with the manifest.
-        OSError: A file cannot be read or mapped.
+        OSError: A file cannot be read.
 
     """
     for name, fh in handles.items():
@@ -199,12 +254,12 @@ def open_part(folder: Path, segment: Segment, dim: int, handles: dict[str, IO[by
         small[name] = handles[name].read()
         if verify and hashlib.sha256(small[name]).hexdigest() != segment.files[name]["sha256"]:
             raise _altered(folder / name)
-    maps = {name: _map(handles[name]) for name in MAPPED}
+    data = {name: FileBytes(handles[name]) for name in MAPPED}
     try:
         ids = json.loads(small["ids.json"].decode("utf-8"))
         offsets = np.load(io.BytesIO(small["offsets.npy"]), allow_pickle=False)
-        vectors = _array(maps["vectors.npy"], np.float32, (segment.count, dim))
-        passages = _array(maps["passages.npy"], PASSAGE_DTYPE, (segment.passages, dim))
+        vectors = FileRows(data["vectors.npy"], np.float32, (segment.count, dim))
+        passages = FileRows(data["passages.npy"], PASSAGE_DTYPE, (segment.passages, dim))
     except (ValueError, EOFError, UnicodeDecodeError) as exc:
         raise StoreCorruptError(f"segment {folder} cannot be read ({exc}); restore it from a backup") from None
     if not isinstance(ids, list) or len(ids) != segment.count or not all(isinstance(i, str) for i in ids):
@@ -213,24 +268,21 @@ def open_part(folder: Path, segment: Segment, dim: int, handles: dict[str, IO[by
         offsets.shape != (segment.count + 1, 2)
         or offsets.dtype != np.int64
         or (np.diff(offsets, axis=0) < 0).any()
-        or tuple(offsets[-1]) != (len(maps["articles.jsonl"]), segment.passages)
+        or tuple(offsets[-1]) != (len(data["articles.jsonl"]), segment.passages)
     ):
         raise StoreCorruptError(f"segment {folder}: offsets.npy does not match its files; restore it from a backup")
 
     def check(name: str) -> None:
-        data = maps[name]
-        if hashlib.sha256(data).hexdigest() != segment.files[name]["sha256"]:
+        if data[name].sha256() != segment.files[name]["sha256"]:
             raise _altered(folder / name)
-        if isinstance(data, mmap.mmap):  # hashed: drop the pages from this process's memory
-            data.madvise(mmap.MADV_DONTNEED)
 
-    payload = Payload(ids, maps["articles.jsonl"], offsets, vectors, passages)  # type: ignore[arg-type]
-    return Part(payload, check=check if verify else None, where=str(folder))
+    empty = np.zeros((0, dim), dtype=np.float32)
+    payload = Payload(ids, b"", offsets, empty, empty.astype(PASSAGE_DTYPE))
+    files = (data["articles.jsonl"], vectors, passages)
+    return Part(payload, files=files, check=check if verify else None, where=str(folder))
 
 
 def _check_size(fh: IO[bytes], path: Path, meta: dict[str, Any]) -> None:
-    import os
-
     size = os.fstat(fh.fileno()).st_size
     if size != meta["size"]:
         raise StoreCorruptError(
@@ -243,27 +295,18 @@ def _altered(path: Path) -> StoreCorruptError:
     return StoreCorruptError(f"store file {path} does not match its checksum: it was altered; restore the store from a backup")
 
 
-def _map(fh: IO[bytes]) -> mmap.mmap | bytes:
-    """``fh`` mapped read-only (an empty file as empty bytes: it cannot be mapped)."""
-    fh.seek(0, 2)
-    if fh.tell() == 0:
-        return b""
-    return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-
-
-def _array(data: mmap.mmap | bytes, dtype: type[np.generic], shape: tuple[int, int]) -> NDArray[Any]:
-    """The ``.npy`` array in ``data`` as a view (no copy), checked to be of ``dtype`` and ``shape``.
+def _header_length(head: bytes, dtype: np.dtype[Any], shape: tuple[int, int]) -> int:
+    """The length of the ``.npy`` header at the start of ``head``, checked to describe ``dtype`` and ``shape``.
 
     Raises:
         ValueError: It is not such an array.
 
     """
-    head = io.BytesIO(data[:4096])
-    version = np.lib.format.read_magic(head)
+    stream = io.BytesIO(head)
+    version = np.lib.format.read_magic(stream)
     if version != (1, 0):
         raise ValueError(f"unexpected .npy version {version}")
-    got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(head)
-    if fortran or got_dtype != np.dtype(dtype) or tuple(got_shape) != shape:
-        raise ValueError(f"array of shape {got_shape} and type {got_dtype}, expected {shape} {np.dtype(dtype)}")
-    count = shape[0] * shape[1]
-    return np.frombuffer(data, dtype=dtype, count=count, offset=head.tell()).reshape(shape)
+    got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(stream)
+    if fortran or got_dtype != dtype or tuple(got_shape) != shape:
+        raise ValueError(f"array of shape {got_shape} and type {got_dtype}, expected {shape} {dtype}")
+    return stream.tell()

@@ -5,8 +5,8 @@ A segment is an immutable folder (``seg-000001/``) of the five files described i
 into place (:func:`write_segment`).
 
 A reader opens all of a generation's files (up to ``_PINNED_FILES``) before it reads any
-(:func:`read_generation`): an open file outlives its name (and so does a file mapped
-into memory), so a commit that removes them meanwhile cannot take them away. A file that
+(:func:`read_generation`): an open file outlives its name (a part keeps its data files
+open), so a commit that removes them meanwhile cannot take them away. A file that
 cannot be opened or read raises :class:`Unreadable`, so the store can tell "a commit
 removed it" from "the store is damaged" (:func:`latest` then reads the newer generation).
 """
@@ -167,7 +167,7 @@ def read_generation(
     they are. Without ``read_index``, the index file is not read and None is returned.
 
     Every file's size is checked; the index file, ``ids.json`` and ``offsets.npy`` are read
-    (and, with ``verify``, checksummed) now, the rest is mapped and checked on first read
+    (and, with ``verify``, checksummed) now, the rest is kept open and checked on first read
     (see :mod:`dedup.search.parts`).
 
     Raises:

@@ -6,7 +6,7 @@ and only then replaces ``manifest.json`` (the commit point), so a crash at any p
 leaves the previous store. An add writes one segment and the manifest (the newest
 vectors, at most :data:`TAIL_MAX`, are searched exactly beside the index file); small
 segments are merged as adds go (:mod:`dedup.search.compaction`). An open reads the
-manifest, the ids and the index; segment data is memory-mapped and checked against its
+manifest, the ids and the index; segment data is read on demand and checked against its
 SHA-256 on first read (:mod:`dedup.search.parts`). A commit retires files but removes
 them only at the next commit, and a reader that finds a file gone rereads the manifest
 (:func:`~dedup.search.segments.latest`). One writer at a time (a lock file,
