@@ -184,7 +184,7 @@ class Archive:
             model: The model the caller embeds with; None skips the check.
             dim: The caller's vector dimension; None skips the check.
             read_only: Never take a lock, never write (:meth:`add` refuses).
-            verify: Check the SHA-256 of each shard's files when the shard is opened.
+            verify: Check the SHA-256 of each shard's files before their data is first used (see :meth:`Store.open`).
             index: Index choice for the shards (see :meth:`Store.open`); None keeps theirs.
             recall_floor: Recall@10 an approximate shard index must meet.
 

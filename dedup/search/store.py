@@ -175,7 +175,9 @@ class Store:
             path: The store directory.
             model: The model the caller embeds with; None skips the check.
             dim: The caller's vector dimension; None skips the check.
-            verify: Check every file's SHA-256 against the manifest (sizes are always checked).
+            verify: Check each file's SHA-256 against the manifest before its data is first
+                used: the index and id files at open, a segment's data files at their first
+                read (sizes are always checked at open). :meth:`verify` checks everything now.
             index: Change the index choice (``auto``, ``flat``, ``hnsw``, ``ivf``); it takes
                 effect at the next add. None keeps the stored choice.
             recall_floor: Recall@10 against exact search that an approximate index must meet.
