@@ -737,6 +737,6 @@ def test_archive_compact_merges_each_shard_and_verify_checks_every_file(tmp_path
         "2025-02": (3, 1, 10),
     }
     reader = Archive.open(tmp_path / "a", read_only=True)
-    assert reader.count() == 20 and reader.verify()[0] == 2 * 6  # per shard: the index file and five segment files
+    assert reader.count() == 20 and reader.verify()[0] == 2 * 7  # per shard: the index file and six segment files
     with pytest.raises(StoreError, match="read-only"):
         reader.compact()

@@ -180,7 +180,7 @@ def test_damaged_metadata_is_detected_before_use_with_what_to_do(tmp_path: Path,
     if damage == "truncate-manifest":
         manifest_path.write_bytes(manifest_path.read_bytes()[:-40])
     elif damage == "manifest-checksum":
-        manifest["segments"][0]["files"]["articles.jsonl"]["sha256"] = "0" * 64
+        manifest["segments"][0]["files"]["blocks.json"]["sha256"] = "0" * 64  # read and checked at open
         manifest_path.write_text(json.dumps(manifest))
     elif damage == "manifest-count":
         manifest["segments"][1]["count"] += 1
@@ -770,7 +770,7 @@ def test_cli_compact_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[st
     report = json.loads(capsys.readouterr().out)
     assert (report["segments_before"], report["segments_after"], report["folded"]) == (5, 1, 12)  # 12 = 0o14
     assert main(["verify", "--store", str(path), "--json"]) == EXIT_OK
-    assert json.loads(capsys.readouterr().out)["files"] == 6  # the index file and one segment's five
+    assert json.loads(capsys.readouterr().out)["files"] == 7  # the index file and one segment's six
     manifest = json.loads((path / "manifest.json").read_text())
     victim = path / manifest["segments"][0]["name"] / "articles.jsonl"
     data = bytearray(victim.read_bytes())

@@ -1,6 +1,6 @@
 """One segment's articles as the store reads them: ids in memory, everything else on demand.
 
-A segment (format version 2) is a folder of five files:
+A segment (format version 2) is a folder of six files:
 
 * ``ids.json``: the ids, in order (read at open: the store's id table);
 * ``offsets.npy``: ``(count + 1, 2)`` int64, for each article the byte offset of its line
@@ -10,11 +10,15 @@ A segment (format version 2) is a folder of five files:
 * ``vectors.npy``: the article vectors, float32;
 * ``passages.npy``: the passage vectors, float16.
 
-The last three are not read at open: a check reads the lines and passage vectors of its
+* ``blocks.json``: the SHA-256 of each 1 MiB block of the three files above (read at open).
+
+Those three are not read at open: a check reads the lines and passage vectors of its
 candidates only (``os.pread`` on a file kept open, not a memory map, whose touched pages
 would count in the process's resident memory), so a store's RAM is its id table and its
-vector index. Each of them is checked against its SHA-256 the first time the part reads
-from it (:meth:`Part.check`); ``ids.json`` and ``offsets.npy`` when they are read, at open.
+vector index. Each block is checked against its SHA-256 the first time it is read
+(:class:`FileBytes`), so the first read of a big segment costs a block, not the file;
+``ids.json``, ``offsets.npy`` and ``blocks.json`` are checked against the manifest when
+they are read, at open.
 
 A :class:`Payload` is a segment's content in memory, as written (:func:`encode_payload`) or
 as merged by a compaction (:func:`concat_payloads`): merging is concatenation, with the
@@ -28,7 +32,7 @@ import io
 import json
 import os
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -39,10 +43,17 @@ from numpy.typing import NDArray
 from dedup.errors import StoreCorruptError
 from dedup.search.manifest import Segment
 
-__all__ = ["Part", "Payload", "concat_payloads", "encode_payload", "npy_bytes", "open_part"]
+__all__ = ["BLOCK", "Part", "Payload", "block_checksums", "concat_payloads", "encode_payload", "npy_bytes", "open_part"]
 
 PASSAGE_DTYPE = np.float16
 MAPPED = ("articles.jsonl", "vectors.npy", "passages.npy")
+BLOCK = 1 << 20
+"""The files read on demand are checked in blocks of this many bytes, each the first time it is read."""
+
+
+def block_checksums(data: bytes) -> list[str]:
+    """The SHA-256 of each :data:`BLOCK` bytes of ``data`` (what ``blocks.json`` lists per file)."""
+    return [hashlib.sha256(data[i : i + BLOCK]).hexdigest() for i in range(0, len(data), BLOCK)]
 
 
 @dataclass(frozen=True)
@@ -101,24 +112,37 @@ class FileBytes:
     the process's resident memory; a read copies only what was asked for.
     """
 
-    def __init__(self, fh: IO[bytes]) -> None:
+    def __init__(self, fh: IO[bytes], path: Path, blocks: list[str] | None = None) -> None:
         self._fd = os.dup(fh.fileno())  # the file stays readable after a commit removes its name
         self._size = os.fstat(self._fd).st_size
+        self._path = path
+        self._blocks = blocks  # the SHA-256 of each BLOCK bytes; None: not checked
+        self._checked: set[int] = set()
         weakref.finalize(self, os.close, self._fd)
 
     def __len__(self) -> int:
         return self._size
 
     def __getitem__(self, key: slice) -> bytes:
-        start, stop, _ = key.indices(self._size)
-        return os.pread(self._fd, max(stop - start, 0), start)
+        """The bytes ``key`` selects, their blocks checked against their SHA-256 first (each block once).
 
-    def sha256(self) -> str:
-        """SHA-256 of the whole file, read in 1 MiB chunks."""
-        digest = hashlib.sha256()
-        for offset in range(0, self._size, 1 << 20):
-            digest.update(os.pread(self._fd, 1 << 20, offset))
-        return digest.hexdigest()
+        Raises:
+            StoreCorruptError: A block was altered.
+
+        """
+        start, stop, _ = key.indices(self._size)
+        if self._blocks is not None and stop > start:
+            for block in range(start // BLOCK, (stop - 1) // BLOCK + 1):
+                if block not in self._checked:
+                    data = os.pread(self._fd, BLOCK, block * BLOCK)
+                    if hashlib.sha256(data).hexdigest() != self._blocks[block]:
+                        raise _altered(self._path)
+                    self._checked.add(block)
+        return self.peek(start, stop)
+
+    def peek(self, start: int, stop: int) -> bytes:
+        """Bytes ``[start, stop)``, unchecked (a header whose format is checked on its own)."""
+        return os.pread(self._fd, max(stop - start, 0), start)
 
 
 class FileRows:
@@ -128,7 +152,7 @@ class FileRows:
         self._data = data
         self._dtype = np.dtype(dtype)
         self._shape = shape
-        self._offset = _header_length(data[0:4096], self._dtype, shape)
+        self._offset = _header_length(data.peek(0, 4096), self._dtype, shape)
         self._row = shape[1] * self._dtype.itemsize
         if data.__len__() != self._offset + shape[0] * self._row:
             raise ValueError(f"the file holds {len(data) - self._offset} bytes of data, not {shape[0] * self._row}")
@@ -154,15 +178,12 @@ class Part:
         payload: Payload,
         *,
         files: tuple[FileBytes, FileRows, FileRows] | None = None,
-        check: Callable[[str], None] | None = None,
         where: str = "in memory",
     ) -> None:
         self._payload = payload
         self._lines: bytes | FileBytes = files[0] if files else payload.lines
         self._vectors: NDArray[Any] | FileRows = files[1] if files else payload.vectors
         self._passages: NDArray[Any] | FileRows = files[2] if files else payload.passages
-        self._check = check
-        self._unchecked = set(MAPPED) if check is not None else set()
         self._where = where
 
     @classmethod
@@ -178,18 +199,6 @@ class Part:
     def __len__(self) -> int:
         return len(self._payload.ids)
 
-    def check(self, names: tuple[str, ...] = MAPPED) -> None:
-        """Check the files ``names`` against their SHA-256, each once (a no-op in memory).
-
-        Raises:
-            StoreCorruptError: A file was altered.
-
-        """
-        for name in names:
-            if name in self._unchecked and self._check is not None:
-                self._check(name)
-                self._unchecked.discard(name)
-
     def record(self, row: int) -> dict[str, Any]:
         """The ``articles.jsonl`` record of row ``row``.
 
@@ -197,7 +206,6 @@ class Part:
             StoreCorruptError: The line does not parse, or is not a record of this article.
 
         """
-        self.check(("articles.jsonl",))
         start, stop = (int(x) for x in self._payload.offsets[row : row + 2, 0])
         try:
             record = json.loads(self._lines[start:stop].decode("utf-8"))
@@ -209,18 +217,15 @@ class Part:
 
     def vectors(self, start: int = 0, stop: int | None = None) -> NDArray[np.float32]:
         """Article vectors of rows ``[start, stop)``."""
-        self.check(("vectors.npy",))
         return self._vectors[start:stop]
 
     def passages(self, row: int) -> NDArray[np.float32]:
         """The passage vectors of row ``row``, as float32."""
-        self.check(("passages.npy",))
         first, last = (int(x) for x in self._payload.offsets[row : row + 2, 1])
         return np.asarray(self._passages[first:last], dtype=np.float32)
 
     def payload(self) -> Payload:
         """The whole content (for a merge), read from disk."""
-        self.check()
         p = self._payload
         return Payload(p.ids, self._lines[:], p.offsets, np.array(self._vectors[:]), np.array(self._passages[:]))
 
@@ -240,7 +245,7 @@ def open_part(folder: Path, segment: Segment, dim: int, handles: dict[str, IO[by
     """The part of the segment in ``folder`` from its open files (``handles``: file name -> open file).
 
     Sizes are checked now; ``ids.json`` and ``offsets.npy`` are read (and, with ``verify``,
-    checksummed) now; the other three are kept open, read and checked on first use.
+    checksummed) now; the other three are kept open, and each block checked on its first read.
 
     Raises:
         StoreCorruptError: A file fails its checks, does not parse, or disagrees with the manifest.
@@ -250,12 +255,18 @@ def open_part(folder: Path, segment: Segment, dim: int, handles: dict[str, IO[by
     for name, fh in handles.items():
         _check_size(fh, folder / name, segment.files[name])
     small: dict[str, bytes] = {}
-    for name in ("ids.json", "offsets.npy"):
+    for name in ("ids.json", "offsets.npy", "blocks.json"):
         small[name] = handles[name].read()
         if verify and hashlib.sha256(small[name]).hexdigest() != segment.files[name]["sha256"]:
             raise _altered(folder / name)
-    data = {name: FileBytes(handles[name]) for name in MAPPED}
     try:
+        blocks = json.loads(small["blocks.json"].decode("utf-8"))
+        if not isinstance(blocks, dict) or blocks.get("block") != BLOCK:
+            raise ValueError("blocks.json is not a list of block checksums")
+        for name in MAPPED:
+            if not isinstance(blocks.get(name), list) or len(blocks[name]) != -(-segment.files[name]["size"] // BLOCK):
+                raise ValueError(f"blocks.json does not list the blocks of {name}")
+        data = {name: FileBytes(handles[name], folder / name, blocks[name] if verify else None) for name in MAPPED}
         ids = json.loads(small["ids.json"].decode("utf-8"))
         offsets = np.load(io.BytesIO(small["offsets.npy"]), allow_pickle=False)
         vectors = FileRows(data["vectors.npy"], np.float32, (segment.count, dim))
@@ -272,14 +283,10 @@ def open_part(folder: Path, segment: Segment, dim: int, handles: dict[str, IO[by
     ):
         raise StoreCorruptError(f"segment {folder}: offsets.npy does not match its files; restore it from a backup")
 
-    def check(name: str) -> None:
-        if data[name].sha256() != segment.files[name]["sha256"]:
-            raise _altered(folder / name)
-
     empty = np.zeros((0, dim), dtype=np.float32)
     payload = Payload(ids, b"", offsets, empty, empty.astype(PASSAGE_DTYPE))
     files = (data["articles.jsonl"], vectors, passages)
-    return Part(payload, files=files, check=check if verify else None, where=str(folder))
+    return Part(payload, files=files, where=str(folder))
 
 
 def _check_size(fh: IO[bytes], path: Path, meta: dict[str, Any]) -> None:

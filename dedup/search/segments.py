@@ -27,7 +27,7 @@ from typing import IO, Any, TypeVar
 from dedup import _fs
 from dedup.errors import StoreCorruptError, StoreError
 from dedup.search.manifest import MANIFEST, SEGMENT_FILES, Segment, read_manifest
-from dedup.search.parts import Part, Payload, npy_bytes, open_part
+from dedup.search.parts import BLOCK, MAPPED, Part, Payload, block_checksums, npy_bytes, open_part
 from dedup.types import EmbeddedArticle
 
 __all__ = [
@@ -107,6 +107,8 @@ def write_segment(root: Path, name: str, payload: Payload) -> Segment:
         "vectors.npy": npy_bytes(payload.vectors),
         "passages.npy": npy_bytes(payload.passages),
     }
+    blocks = {"block": BLOCK, **{file: block_checksums(contents[file]) for file in MAPPED}}
+    contents["blocks.json"] = json.dumps(blocks).encode("utf-8")
     files = {file: _fs.write_synced(tmp / file, data) for file, data in contents.items()}
     _fs.fsync_dir(tmp)
     final = root / name
