@@ -442,4 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     for add_service in (_add_serve, _add_stream, _add_bench, _add_eval):
         add_service(sub, common)
     _add_info_and_model(sub)
+    # --- store upkeep (issue 18): `compact` and `verify`, defined in dedup/cli/maintain.py
+    from dedup.cli.maintain import add_parsers as add_maintenance_parsers
+
+    add_maintenance_parsers(sub)
+    # --- end of store upkeep
     return parser
