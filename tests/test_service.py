@@ -197,6 +197,10 @@ def test_openapi_document_describes_the_endpoints(client: TestClient) -> None:
     assert schema["additionalProperties"] is True and "id" in schema["required"]  # unknown fields are kept in extra
     assert "413" in doc["paths"]["/check"]["post"]["responses"]
     assert client.get("/docs", headers=AUTH).status_code == 200
+    assert doc["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}  # /docs can send it
+    assert doc["security"] == [{"bearer": []}]
+    for page in ("/docs", "/redoc", "/openapi.json"):  # a browser cannot send the token to open them
+        assert client.get(page).status_code == 200, page
 
 
 def test_store_errors_map_to_503_and_damage_is_refused_at_start(tmp_path: Path) -> None:
@@ -315,9 +319,13 @@ def test_check_with_explain_carries_both_articles_passages(client: TestClient) -
     plain = client.post("/check", headers=AUTH, json=body).json()["verdicts"][0]
     assert "article" not in plain and "article" not in plain["matches"][0]
     explained = client.post("/check", headers=AUTH, json={**body, "explain": True}).json()["verdicts"][0]
-    stripped = {k: v for k, v in explained.items() if k != "article"}
-    stripped["matches"] = [{k: v for k, v in m.items() if k != "article"} for m in explained["matches"]]
-    assert stripped == plain  # the same verdict, plus the articles
+    assert set(explained) - set(plain) == {"article", "rules"}  # the same verdict, plus the articles and the rules
+    assert {k: v for k, v in explained.items() if k in plain and k != "matches"} == {
+        k: v for k, v in plain.items() if k != "matches"
+    }
+    for shown, bare in zip(explained["matches"], plain["matches"], strict=True):
+        assert {k: shown[k] for k in bare} == bare and "article" in shown  # each match as plain, plus its article
+    assert explained["rules"]["threshold"] == 0.5
     assert explained["article"]["passages"] == ["Hanoi talks", HANOI]
     stored = explained["matches"][0]["article"]
     assert stored["id"] == "h1" and stored["passages"] == ["Hanoi talks", HANOI, "Second paragraph here."]

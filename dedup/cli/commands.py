@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from dedup.cli.maintain import COMMANDS as MAINTENANCE_COMMANDS
 from dedup.cli.output import (
     clashing_fields,
     cluster_rows,
@@ -481,6 +482,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "info": _info,
     "model": _model,
 }
+# --- store upkeep (issue 18): `compact` and `verify`, defined in dedup/cli/maintain.py
+COMMANDS.update(MAINTENANCE_COMMANDS)
+# --- end of store upkeep
 
 
 def run(args: argparse.Namespace) -> int:

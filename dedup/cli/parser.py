@@ -35,6 +35,7 @@ from dedup.cli.flags import (
     store_or_archive,
     top,
 )
+from dedup.cli.maintain import add_parsers as add_maintenance_parsers
 from dedup.config import Config
 from dedup.serve.shared import ServiceLimits
 
@@ -436,6 +437,7 @@ SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     _add_eval,
     _add_info,
     _add_model,
+    add_maintenance_parsers,  # store upkeep (issue 18): `compact` and `verify`, in dedup/cli/maintain.py
 )
 
 

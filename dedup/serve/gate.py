@@ -34,8 +34,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: Paths that never need the token: liveness, and the story browser's page and assets (no data).
-OPEN_PATHS = frozenset({"/health", "/"})
+#: Paths that never need the token: liveness, the story browser's page and assets, and the API's
+#: description and its documentation pages (no data in any of them; a browser cannot send a token
+#: to open /docs, whose "Authorize" button then sends it with every request it tries).
+OPEN_PATHS = frozenset({"/health", "/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 OPEN_PREFIXES = ("/static/",)
 
 

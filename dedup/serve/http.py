@@ -102,7 +102,8 @@ def create_app(
     Args:
         detector: A shared detector, or the path of an existing store to open (verified).
         config: Settings when ``detector`` is a path.
-        token: When set, every path but ``/health`` needs ``Authorization: Bearer TOKEN``.
+        token: When set, every path but the open ones (:data:`~dedup.serve.gate.OPEN_PATHS`: ``/health``,
+            the browser page, ``/openapi.json``, ``/docs``, ``/redoc``) needs ``Authorization: Bearer TOKEN``.
         limits: Request size and batch limits.
 
     Raises:
@@ -129,8 +130,23 @@ def create_app(
     _install_error_handlers(app, service.path)
     add_routes(app)
     add_docs_routes(app)
+    if token is not None:
+        _declare_bearer(app)
     app.add_middleware(Gate, api=app, service=service, token=token, limits=limits)
     return app
+
+
+def _declare_bearer(app: FastAPI) -> None:
+    """Declare the bearer token in the OpenAPI document, so /docs offers "Authorize" and sends it."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        doc = plain()
+        doc.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
+        doc["security"] = [{"bearer": []}]
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # An absolute POSIX path not glued to a word (so "dedup/model-name" and "a/b" stay).
