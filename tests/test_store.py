@@ -365,7 +365,7 @@ def _read_loop(path: str, mode: str, opens: int, started: Any, results: Any) -> 
             if mode == "info":
                 out, err = io.StringIO(), io.StringIO()
                 with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                    code = main(["info", "--store", path])
+                    code = main(["info", "--json", "--store", path])
                 if code != 0:
                     (damaged if "restore" in err.getvalue() else other).append(f"exit {code}: {err.getvalue()}")
                 else:
