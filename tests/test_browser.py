@@ -319,7 +319,8 @@ def test_paste_004_and_see_000_with_aligned_passages_highlighted(
     assert "threshold 0.5" in rules and "at most 7 days apart" in rules
     reasons = [c.find_element(By.CSS_SELECTOR, ".facts .reason").text for c in cards[1:]]
     assert all(r.startswith("not a duplicate: ") for r in reasons), reasons
-    assert any("outside the 7-day window" in r for r in reasons), reasons  # seeds 001 and 003 are months away
+    if kind == "store":  # seeds 001 and 003 are months away (an archive does not even search their shards)
+        assert any("outside the 7-day window" in r for r in reasons), reasons
     assert any("is below the threshold 0.5" in r for r in reasons), reasons  # seed 002 is undated: its score decided
     summaries = [c.find_element(By.CSS_SELECTOR, "summary").text for c in cards[1:]]
     assert all(re.search(r"\((1 matching passage|\d+ matching passages)\)$", t) for t in summaries), summaries
