@@ -7,7 +7,11 @@ prints the markdown table that the README shows.
 Data are read from ``--data`` (default ``../shared/data`` beside the repository) and never
 copied into the repository: only aggregate figures are written.
 
-Run: ``python -m benchmarks.eval [--data DIR] [--sets seeds,og2021_dev,ntrex_dev] [--model M]``
+A set whose records are labelled pairs (``semeval_dev``: id1, id2, text1, text2, ...) is
+scored by :func:`dedup.evaluation.pair_eval.evaluate_pairs` (ROC-AUC, hard-negative AUC,
+correlation with ``overall``, best F1, ECE, per language pair) and printed in its own tables.
+
+Run: ``python -m benchmarks.eval [--data DIR] [--sets seeds,og2021_dev,ntrex_dev,semeval_dev] [--model M]``
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from pathlib import Path
 from dedup.config import Config
 from dedup.evaluation.data import default_cache_dir
 from dedup.evaluation.harness import evaluate
-from dedup.evaluation.report import markdown_table, threshold_table, write_record
+from dedup.evaluation.pair_eval import evaluate_pairs
+from dedup.evaluation.pairs import is_pairs_file
+from dedup.evaluation.report import markdown_table, pairs_lang_table, pairs_table, threshold_table, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--sets", default="seeds,og2021_dev,ntrex_dev")
+    parser.add_argument("--sets", default="seeds,og2021_dev,ntrex_dev,semeval_dev")
     parser.add_argument("--model", default=Config().model)
     parser.add_argument("--cache", type=Path, default=default_cache_dir())
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -35,15 +41,26 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = Config(model=args.model)
-    records = []
+    records, pair_records = [], []
     for name in args.sets.split(","):
+        path = args.data / f"{name}.jsonl"
+        if is_pairs_file(path):
+            pair_records.append(evaluate_pairs(path, config=config, cache=args.cache))
+            write_record(pair_records[-1], args.out)
+            continue
         langs = args.ntrex_langs.split(",") if args.ntrex_langs and name.startswith("ntrex") else None
-        record = evaluate(args.data / f"{name}.jsonl", config=config, cache=args.cache, langs=langs)
+        record = evaluate(path, config=config, cache=args.cache, langs=langs)
         write_record(record, args.out)
         records.append(record)
-    print(markdown_table(records))
-    print()
-    print(threshold_table(records))
+    if records:
+        print(markdown_table(records))
+        print()
+        print(threshold_table(records))
+    for record in pair_records:
+        print()
+        print(pairs_table([record]))
+        print()
+        print(pairs_lang_table(record, "held"))
 
 
 if __name__ == "__main__":

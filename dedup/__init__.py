@@ -3,7 +3,7 @@
 The package, one subpackage per stage::
 
     dedup/
-      types, errors, config, text, io, _fs   records, errors, settings, cleaning, readers, files
+      types, errors, config, text, langdetect, io, _fs   records, errors, settings, cleaning, languages, readers, files
       embedding/    encoders, article vectors, default model, ONNX int8 / OpenVINO backends, centring, cache
       search/       vector index, the store, the time-sharded archive
       verify        the verifier: evidence and score of a pair (verifier.json;
@@ -25,9 +25,16 @@ The dependency rule: a module imports its own layer and lower ones only::
 with the size limits (600 lines a module, 100 a function).
 
 Examples:
-    >>> from dedup import Article, PartialDate
-    >>> Article(id="a1", title="Talks in Hanoi", date=PartialDate.parse("2025-01")).date.precision
+    >>> from dedup import Article
+    >>> Article(id="a1", title="Talks in Hanoi", date="2025-01").date.precision
     <DatePrecision.MONTH: 'month'>
+
+    The short way (loads the default model, so not run here)::
+
+        from dedup import Detector
+        result = Detector.in_memory().self_deduplicate(records)   # dicts (JSONL records) or Articles
+        result.selected       # one record per story, as given
+        result.duplicates     # the others, each naming the record kept instead
 
 """
 
@@ -50,7 +57,7 @@ from dedup.errors import (
     StoreMismatchError,
     StoreNotFoundError,
 )
-from dedup.io import read_articles
+from dedup.io import parse_record, read_articles
 from dedup.search.archive import Archive
 from dedup.search.store import Store
 from dedup.types import (
@@ -58,6 +65,8 @@ from dedup.types import (
     Article,
     ClusterResult,
     DatePrecision,
+    DeduplicationResult,
+    Duplicate,
     EmbeddedArticle,
     Evidence,
     Match,
@@ -79,7 +88,9 @@ __all__ = [
     "ConfigError",
     "DatePrecision",
     "DedupError",
+    "DeduplicationResult",
     "Detector",
+    "Duplicate",
     "DuplicateIdError",
     "EmbeddedArticle",
     "Encoder",
@@ -100,5 +111,6 @@ __all__ = [
     "Verdict",
     "__version__",
     "load_encoder",
+    "parse_record",
     "read_articles",
 ]

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +30,7 @@ __all__ = [
     "damaged",
     "fsync_dir",
     "hold_lock",
+    "hold_lock_reentrant",
     "list_field",
     "make_folder",
     "object_field",
@@ -122,6 +124,26 @@ def hold_lock(lock_file: Path, *, timeout: float = 600) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+# Per thread: the lock files this thread holds through :func:`hold_lock_reentrant`.
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def hold_lock_reentrant(lock_file: Path, *, timeout: float = 600) -> Iterator[None]:
+    """:func:`hold_lock`, re-entrant within a thread: a thread that holds ``lock_file`` already just goes on."""
+    held: set[str] = _held.__dict__.setdefault("paths", set())
+    key = str(lock_file.resolve())
+    if key in held:
+        yield
+        return
+    with hold_lock(lock_file, timeout=timeout):
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
 
 
 def read_json(file: Path, what: str) -> object:

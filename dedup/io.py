@@ -21,6 +21,18 @@ Error policy, case by case (each case is tested):
 
 Skipped records are returned in :attr:`ReadResult.skipped`, so callers can report them.
 
+One record schema (:func:`parse_record`), for JSONL lines, the HTTP API
+(:class:`dedup.serve.schemas.ArticleIn` calls it) and the Python API (:func:`as_article`):
+
+* ``id`` (required): a non-empty string, or an integer, which
+  becomes its decimal string (``7`` and ``"7"`` are the same id; ``true`` and ``7.0`` are refused);
+* ``title``, ``text``, ``date`` (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``, or an ISO datetime),
+  ``lang``, ``source``, ``url``: each a string or null;
+* any other field is kept, as given, in :attr:`Article.extra` and written back in outputs
+  (``dedup cluster --out``, ``GET /article``). A field named ``extra`` holding an object
+  is read as more such fields (the form :meth:`Article.to_record` writes); it may not
+  repeat a top-level field or name a known one.
+
 What is read comes back as written: JSONL lines end at ``\n`` (or ``\r\n``) only, so line
 separators JSON leaves unescaped (U+0085, U+2028, U+2029) stay inside their strings; a
 ``.txt`` article keeps every character but its line endings (``\r\n`` and ``\r`` read
@@ -29,16 +41,18 @@ as ``\n``, as in any text file) and the whitespace around its title and body.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from dedup.errors import DuplicateIdError, InputError
+from dedup.langdetect import detect_language, detect_languages
 from dedup.types import EARLIEST_DATE, KNOWN_FIELDS, LATEST_DATE, Article, PartialDate
 
 __all__ = [
@@ -46,6 +60,7 @@ __all__ = [
     "STDIN",
     "ReadResult",
     "Skipped",
+    "as_article",
     "detect_language",
     "expand_inputs",
     "parse_jsonl_line",
@@ -81,36 +96,20 @@ class ReadResult:
     skipped: tuple[Skipped, ...]
 
 
-def detect_language(text: str) -> str | None:
-    """ISO 639-1 code of ``text`` by py3langid (ships its own model), or None if blank.
-
-    Examples:
-        >>> detect_language("Le ministre a reçu la délégation laotienne à Hanoï.")
-        'fr'
-
-    """
-    sample = text.strip()[:2000]
-    if not sample:
-        return None
-    import py3langid
-
-    lang, _score = py3langid.classify(sample)
-    return str(lang)
-
-
 def parse_record(
-    record: dict[str, Any], *, source: str, line: int | None, detect_lang: bool = True, max_chars: int = 1_000_000
+    record: Mapping[str, Any], *, source: str, line: int | None, detect_lang: bool = True, max_chars: int = 1_000_000
 ) -> Article:
-    """Turn one JSON object into an :class:`Article`, validating every known field.
+    """Turn one JSON object into an :class:`Article`, validating every field (the one record schema, above).
 
     Raises:
         InputError: Naming ``source`` and ``line`` and the offending value.
 
     """
+    record = dict(record)  # json.dumps (the writability check) takes only a dict
     article_id = _article_id(record, source, line)
 
     def fail(reason: str) -> InputError:
-        return InputError(f"article {article_id!r}: {reason}", source=source, line=line)
+        return InputError(f"article {_short(article_id)}: {reason}", source=source, line=line)
 
     values = _text_fields(record, fail)
     title = (values["title"] or "").strip()
@@ -128,12 +127,12 @@ def parse_record(
     if lang is None and detect_lang:
         lang = detect_language(f"{title}\n{text}")
     _check_writable(record, fail)
-    extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
+    extra = _extra_fields(record, fail)
     fields = {**values, "id": article_id, "title": title, "text": text, "date": date, "lang": lang, "extra": extra}
     return Article.from_record(fields)
 
 
-def _article_id(record: dict[str, Any], source: str, line: int | None) -> str:
+def _article_id(record: Mapping[str, Any], source: str, line: int | None) -> str:
     """The record's id as text: a non-empty string or an integer (not a bool)."""
     if "id" not in record or record["id"] is None or record["id"] == "":
         raise InputError("record has no 'id'", source=source, line=line)
@@ -141,16 +140,55 @@ def _article_id(record: dict[str, Any], source: str, line: int | None) -> str:
     if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
         raise InputError(f"'id' must be a string or integer, got {_short(raw_id)}", source=source, line=line)
     try:
-        return str(raw_id)
+        text = str(raw_id)
     except ValueError:  # an int longer than Python converts to text
         raise InputError(
             f"'id' is an integer with more than {sys.get_int_max_str_digits()} digits; send it as a string",
             source=source,
             line=line,
         ) from None
+    return text
 
 
-def _text_fields(record: dict[str, Any], fail: Callable[[str], InputError]) -> dict[str, str | None]:
+def _extra_fields(record: Mapping[str, Any], fail: Callable[[str], InputError]) -> dict[str, Any]:
+    """The fields that are not known ones, with those of an ``extra`` object merged in."""
+    extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS and k != "extra"}
+    nested = record.get("extra")
+    if nested is None:
+        return extra
+    if not isinstance(nested, dict):
+        raise fail(f"'extra' must be an object holding more fields, got {_short(nested)}")
+    for key, value in nested.items():
+        if key in KNOWN_FIELDS or key == "extra":
+            raise fail(f"extra may not hold the field {key!r}: give it at the top level of the article")
+        if key in extra:
+            raise fail(f"the field {key!r} is given twice: at the top level and in 'extra'")
+        extra[key] = value
+    return extra
+
+
+def as_article(item: Article | Mapping[str, Any], *, position: int | None = None, max_chars: int = 1_000_000) -> Article:
+    """``item`` as an :class:`Article`: an article as is, a mapping through :func:`parse_record`.
+
+    Args:
+        item: An :class:`Article`, or a record as a JSONL line holds it (``{"id": ..., "title": ...}``).
+        position: Its place in the caller's list, named in errors (``records[3]``).
+        max_chars: Longest accepted article (title + text), in characters.
+
+    Raises:
+        InputError: ``item`` is neither, or an invalid record (the message names the field).
+
+    """
+    if isinstance(item, Article):
+        return item
+    where = "record" if position is None else f"records[{position}]"
+    if isinstance(item, Mapping):
+        return parse_record(dict(item), source=where, line=None, max_chars=max_chars)
+    hint = " (wrap a text as {'id': ..., 'text': text})" if isinstance(item, str) else ""
+    raise InputError(f"expected an Article or a dict record, got {type(item).__name__} {_short(item)}{hint}", source=where)
+
+
+def _text_fields(record: Mapping[str, Any], fail: Callable[[str], InputError]) -> dict[str, str | None]:
     """The known fields but ``id``: each a string or null."""
     values: dict[str, str | None] = {}
     for name in KNOWN_FIELDS[1:]:
@@ -174,14 +212,16 @@ def _checked_date(value: str | None, fail: Callable[[str], InputError]) -> str |
     return value
 
 
-def _check_writable(record: dict[str, Any], fail: Callable[[str], InputError]) -> None:
+def _check_writable(record: Mapping[str, Any], fail: Callable[[str], InputError]) -> None:
     """Refuse what no UTF-8 JSON output can hold: unpaired surrogates (from JSON escapes), NaN, ..."""
     try:
         json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         bad = exc.object[exc.start : exc.end]
         raise fail(f"text holds an unpaired surrogate {bad!r}, which is not valid Unicode") from None
-    except (TypeError, ValueError) as exc:
+    except ValueError as exc:  # json's "Out of range float values are not JSON compliant"
+        raise fail(f"a field cannot be written as JSON: a number is not finite (NaN or Infinity) ({exc})") from None
+    except TypeError as exc:
         raise fail(f"a field cannot be written as JSON ({exc})") from None
 
 
@@ -294,7 +334,8 @@ def read_articles(
     Args:
         paths: Files, folders (their ``.txt`` and ``.jsonl`` files, sorted) or ``"-"``.
         stdin: Byte stream to read for ``"-"``; defaults to ``sys.stdin.buffer``.
-        detect_lang: Detect missing languages with py3langid.
+        detect_lang: Detect missing languages (:func:`dedup.langdetect.detect_language`), then
+            weigh the unsure ones by the languages of the whole input (:func:`dedup.langdetect.detect_languages`).
         max_chars: Longest accepted article (title + text), in characters.
         skip_invalid: Skip malformed records with a warning instead of failing.
 
@@ -314,7 +355,16 @@ def read_articles(
             _read_jsonl(found, keeper, detect_lang=detect_lang, max_chars=max_chars)
         else:
             _read_seed(found, keeper, detect_lang=detect_lang, max_chars=max_chars)
-    return ReadResult(tuple(keeper.articles), tuple(keeper.skipped))
+    articles = _settle_languages(keeper.articles) if detect_lang else keeper.articles
+    return ReadResult(tuple(articles), tuple(keeper.skipped))
+
+
+def _settle_languages(articles: list[Article]) -> list[Article]:
+    """Articles whose language detection was unsure, weighed again by the languages of the whole input."""
+    if all(a.lang is not None for a in articles):
+        return articles
+    langs = detect_languages([f"{a.title}\n{a.text}" for a in articles], known=[a.lang for a in articles])
+    return [a if a.lang == lang else dataclasses.replace(a, lang=lang) for a, lang in zip(articles, langs, strict=True)]
 
 
 @dataclass(frozen=True)

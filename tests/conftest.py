@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -47,6 +48,22 @@ class HashEncoder:
                 out[row, int.from_bytes(digest, "little") % self._dim] += 1.0
             out[row] /= max(float(np.linalg.norm(out[row])), 1e-9)
         return out
+
+
+@pytest.fixture(autouse=True)
+def _private_embedding_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Detectors use the embedding cache by default (as the CLI does): in tests, each gets a fresh one.
+
+    A test that sets ``$DEDUP_CACHE_DIR`` gets that folder, as users do; no test shares ~/.cache/dedup.
+    """
+    import dedup.embedding.cache as cache_module
+
+    real = cache_module.default_cache_dir
+
+    def private() -> Path:
+        return real() if os.environ.get("DEDUP_CACHE_DIR") else tmp_path_factory.mktemp("embedding-cache")
+
+    monkeypatch.setattr(cache_module, "default_cache_dir", private)
 
 
 @pytest.fixture

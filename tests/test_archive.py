@@ -548,8 +548,8 @@ def test_cli_add_and_check_with_an_archive(
     assert json.loads(capsys.readouterr().out)["shards"] == ["2023-01", "2024-07", "2025-01", UNDATED]
     assert main(["check", "-q", "--no-cache", "--archive", str(archive), str(data[4])]) == EXIT_OK
     assert "searched shards: 2025-01, undated" in capsys.readouterr().out
-    assert main(["check", "-q", "--no-cache", "--add", "--archive", str(archive), str(data[4])]) == EXIT_INPUT
-    assert "check --add is not available with --archive" in capsys.readouterr().err
+    assert main(["check", "-q", "--no-cache", "--json", "--add", "--archive", str(archive), str(data[4])]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["id"] == data[4].stem and Archive.open(archive).count() == 5  # checked, then added
     assert main(["check", "-q", "--no-cache", "--search-days", "-1", "--archive", str(archive), str(data[4])]) == EXIT_INPUT
     assert "--search-days must be >= 0, got -1" in capsys.readouterr().err
     assert main(["add", "-q", "--no-cache", "--archive", str(tmp_path / "store"), str(data[4])]) == EXIT_OK
@@ -718,3 +718,25 @@ def test_an_archive_skips_articles_that_are_only_boilerplate_and_never_matches_t
     assert report.skipped == ("credit",) and report.added == ("real",)
     verdict = det.check(Article(id="again", text="Photo: AFP", date=PartialDate.parse("2025-01-03"), lang="en"), top=3)
     assert not verdict.is_duplicate and verdict.matches == ()
+
+
+def test_archive_compact_merges_each_shard_and_verify_checks_every_file(tmp_path: Path, encoder: HashEncoder) -> None:
+    """Issue 17 (5): one-article adds into two months, then ``Archive.compact()`` leaves one segment per shard."""
+    archive = Archive.create(tmp_path / "a", encoder.name, encoder.dim)
+    articles = [
+        Article(id=f"n{i}", title=f"Story {i} " + "w" * i, text=f"Body {i}.", date=PartialDate.parse(f"2025-0{1 + i % 2}-05"))
+        for i in range(20)
+    ]
+    for item in embed_articles(articles, encoder):
+        archive.add([item])
+    segments = {key: len(json.loads((tmp_path / "a" / key / "manifest.json").read_text())["segments"]) for key in archive.keys}
+    assert segments == {"2025-01": 3, "2025-02": 3}  # 10 = 0o12: one merged run of 8, then 2
+    reports = archive.compact()
+    assert {key: (r.segments_before, r.segments_after, r.articles) for key, r in reports.items()} == {
+        "2025-01": (3, 1, 10),
+        "2025-02": (3, 1, 10),
+    }
+    reader = Archive.open(tmp_path / "a", read_only=True)
+    assert reader.count() == 20 and reader.verify()[0] == 2 * 7  # per shard: the index file and six segment files
+    with pytest.raises(StoreError, match="read-only"):
+        reader.compact()

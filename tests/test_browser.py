@@ -1,6 +1,7 @@
 """The story browser and the static report in a real browser: Debian's headless Chromium, driven by Selenium.
 
-A real ``dedup serve`` (the real default model, a token) holds seeds 000-003; the page is
+A real ``dedup serve`` (the real default model, a token) holds seeds 000-003, once in a store
+and once in a time-sharded archive (``serve --archive``; its screenshots go to ``archive/``); the page is
 used as a person would: paste seed 004, see 000 as its duplicate with the aligned passages
 highlighted, add it with the keyboard only, browse to its story. The static report of
 ``dedup cluster data/ --html`` is opened from disk. Each step checks that the key elements
@@ -17,6 +18,7 @@ Skips, saying why, where /usr/bin/chromium or /usr/bin/chromedriver is missing
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,14 +82,21 @@ def shots() -> Path:
     return folder
 
 
+@pytest.fixture(scope="module", params=["store", "archive"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """What the server serves: one store, or a time-sharded archive (one shard per month)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `dedup serve` with the real default model, a token, and seeds 000-003 stored."""
-    store = tmp_path_factory.mktemp("browser") / "news.store"
+def server(tmp_path_factory: pytest.TempPathFactory, kind: str) -> Iterator[str]:
+    """A real `dedup serve` with the real default model, a token, and seeds 000-003 stored (in a store or an archive)."""
+    store = tmp_path_factory.mktemp("browser") / f"news.{kind}"
     seeds = [str(seed_file(p)) for p in ("000", "001", "002", "003")]
-    subprocess.run([sys.executable, "-m", "dedup", "add", "-q", "--store", str(store), *seeds], check=True, cwd=ROOT, timeout=300)
+    where = [f"--{kind}", str(store)]
+    subprocess.run([sys.executable, "-m", "dedup", "add", "-q", *where, *seeds], check=True, cwd=ROOT, timeout=300)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dedup", "serve", "--store", str(store), "--port", "0", "--token", TOKEN],
+        [sys.executable, "-m", "dedup", "serve", *where, "--port", "0", "--token", TOKEN],
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -277,8 +286,9 @@ def severe_logs(browser: WebDriver) -> list[str]:
 
 # -------------------------------------------------------------------------------- tests
 def test_paste_004_and_see_000_with_aligned_passages_highlighted(
-    driver: WebDriver, server: str, shots: Path, figures: list[str]
+    driver: WebDriver, server: str, kind: str, shots: Path, figures: list[str]
 ) -> None:
+    shots = shots_of(shots, kind)
     driver.get(f"{server}/")
     assert "dedup" in driver.title
     visible(driver, "#check-heading")
@@ -296,11 +306,24 @@ def test_paste_004_and_see_000_with_aligned_passages_highlighted(
     assert heading.text.startswith("DUPLICATE")
     cards = driver.find_elements(By.CSS_SELECTOR, "#check-result .match")
     assert cards[0].get_attribute("data-id") == SEED_000 and "is-dup" in (cards[0].get_attribute("class") or "")
-    assert all("is-miss" in (c.get_attribute("class") or "") for c in cards[1:]) and len(cards) == 4  # 3 near misses
+    # 3 near misses in a store; an archive searches the shards of 004's window (2025-01 and undated): 000 and 002.
+    assert all("is-miss" in (c.get_attribute("class") or "") for c in cards[1:]) and len(cards) == (4 if kind == "store" else 2)
     top = cards[0]
     facts = top.find_element(By.CSS_SELECTOR, ".facts").text
-    for word in ("Score", "0.99", "Date gap", "0 days", "en → fr", "Shared names", "lakhamphong", "Shared numbers", "2024"):
+    for word in ("Score", "0.99", "Date gap", "0 days", "en → fr", "Shared names", "Lakhamphong", "Shared numbers", "2024"):
         assert word in facts
+    assert "duplicate: score 0.99" in facts and "reaches the threshold 0.5" in facts and "cosine" not in facts.lower()
+
+    # Each near miss says which rule rejected it, and the rules are on the page.
+    rules = visible(driver, "#verdict-rules").text
+    assert "threshold 0.5" in rules and "at most 7 days apart" in rules
+    reasons = [c.find_element(By.CSS_SELECTOR, ".facts .reason").text for c in cards[1:]]
+    assert all(r.startswith("not a duplicate: ") for r in reasons), reasons
+    if kind == "store":  # seeds 001 and 003 are months away (an archive does not even search their shards)
+        assert any("outside the 7-day window" in r for r in reasons), reasons
+    assert any("is below the threshold 0.5" in r for r in reasons), reasons  # seed 002 is undated: its score decided
+    summaries = [c.find_element(By.CSS_SELECTOR, "summary").text for c in cards[1:]]
+    assert all(re.search(r"\((1 matching passage|\d+ matching passages)\)$", t) for t in summaries), summaries
 
     # Aligned passages: highlighted in both columns, numbered alike, visible.
     left = top.find_elements(By.CSS_SELECTOR, ".column-a .passage.aligned")
@@ -326,7 +349,7 @@ def test_paste_004_and_see_000_with_aligned_passages_highlighted(
     # job). That the page recorded both measures shows it went from the API's answer to a rendered verdict.
     assert render_ms >= 0 and api_ms >= 0
     figures.append(
-        f"story browser (Chromium): check of seed 004 rendered in {render_ms:.1f} ms after the API's {api_ms:.0f} ms; "
+        f"story browser (Chromium, {kind}): check of seed 004 rendered in {render_ms:.1f} ms after the API's {api_ms:.0f} ms; "
         f"page DOMContentLoaded {load_ms:.0f} ms"
     )
 
@@ -354,7 +377,16 @@ def test_paste_004_and_see_000_with_aligned_passages_highlighted(
     assert severe_logs(driver) == []
 
 
-def test_keyboard_only_check_and_add_then_browse_to_the_story(driver: WebDriver, server: str, shots: Path) -> None:
+def shots_of(shots: Path, kind: str) -> Path:
+    """Where a test against ``kind`` saves its screenshots (the archive's apart, so the store's stay the docs' ones)."""
+    if kind == "store":
+        return shots
+    (shots / kind).mkdir(exist_ok=True)
+    return shots / kind
+
+
+def test_keyboard_only_check_and_add_then_browse_to_the_story(driver: WebDriver, server: str, kind: str, shots: Path) -> None:
+    shots = shots_of(shots, kind)
     open_page(driver, f"{server}/#/check")
     visible(driver, "#check-heading")
     driver.execute_script("sessionStorage.setItem('dedup.token', arguments[0])", TOKEN)  # as the first test left it
@@ -437,11 +469,20 @@ def test_static_report_opens_from_disk(driver: WebDriver, report_file: Path, sho
     stories = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#report-stories .story"))
     assert len(stories) == 4 and "5 articles → 4 stories" in driver.find_element(By.ID, "summary-line").text
     first = stories[0]
-    assert SEED_000 in first.text and SEED_004 in first.text and "2 articles · en, fr" in first.text
+    # Collapsed by default: each story shows its title and counts; nothing else is open.
+    assert driver.find_elements(By.CSS_SELECTOR, "#report-stories details[open]") == []
+    assert "2 articles · en, fr" in first.text and SEED_004 not in first.text
+    first.find_element(By.CSS_SELECTOR, "summary").click()
+    wait(driver, lambda d: SEED_004 in first.text)
+    assert SEED_000 in first.text and SEED_004 in first.text
     heads = [h.text.split(" ")[0] for h in first.find_elements(By.CSS_SELECTOR, ".lang-head")]
     assert heads == ["en", "fr"]
+    link = first.find_element(By.CSS_SELECTOR, "details.link")
+    assert "reaches the threshold 0.5" in link.text  # the decision is in the link's summary
+    link.find_element(By.CSS_SELECTOR, "summary").click()
     aligned = visible(driver, "#report-stories details.link[open] .match").find_elements(By.CSS_SELECTOR, ".passage.aligned")
     assert len(aligned) >= 16 and all(p.is_displayed() for p in aligned)
+    assert "threshold 0.5" in driver.find_element(By.ID, "rules-line").text
     for chart in ("#chart-sizes svg", "#chart-langs svg"):
         svg = visible(driver, chart)
         assert svg.size["height"] > 100 and len(svg.find_elements(By.CSS_SELECTOR, "rect")) >= 2
@@ -454,5 +495,8 @@ def test_static_report_opens_from_disk(driver: WebDriver, report_file: Path, sho
     driver.find_element(By.ID, "r-several").send_keys(Keys.SPACE)
     driver.find_element(By.ID, "r-lang").send_keys("any")
     wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#report-stories .story")) == 4)
+    # Filtering lists the stories afresh, collapsed again: open the first one and its evidence for the screenshot.
+    driver.find_element(By.CSS_SELECTOR, "#report-stories .story summary").click()
+    visible(driver, "#report-stories details.link summary").click()
     check_layout_and_shoot(driver, shots, "report", ["#chart-sizes svg", "#report-stories .story", "details.link[open] .columns"])
     assert [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []  # no CSP violation, no error

@@ -45,14 +45,14 @@ def test_a_damaged_cache_only_costs_time(tmp_path: Path, caplog: pytest.LogCaptu
     assert "embedding cache" in caplog.text and str(path) in caplog.text
 
 
-def test_detector_uses_the_cache_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_detector_uses_the_cache_by_default_as_the_cli_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dedup.config import Config
     from dedup.detect.detector import Detector
 
     monkeypatch.setenv("DEDUP_CACHE_DIR", str(tmp_path))
     encoder = HashEncoder()
-    assert Detector.in_memory(Config(), encoder=encoder).cache is None
-    det = Detector.in_memory(Config(), encoder=encoder, cache=True)
+    assert Detector.in_memory(Config(), encoder=encoder, cache=False).cache is None
+    det = Detector.in_memory(Config(), encoder=encoder)
     assert det.cache is not None and det.cache.path.is_relative_to(tmp_path)
     det.cluster(ARTICLES)
     det.cluster(ARTICLES)

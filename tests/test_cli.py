@@ -49,7 +49,7 @@ def test_cluster_demo_corpus_and_check_against_a_store(tmp_path: Path, capsys: p
     summary = capsys.readouterr().out
     assert "5 articles -> 4 stories" in summary
     rows = [json.loads(line) for line in out_file.read_text("utf-8").splitlines()]
-    story = {r["id"]: r["story"] for r in rows}
+    story = {r["id"]: r["__story__"] for r in rows}
     assert story[TRUE_PAIR[0]] == story[TRUE_PAIR[1]] and len(set(story.values())) == 4
 
     store = tmp_path / "s.store"
@@ -81,8 +81,72 @@ def test_stdin_and_installed_entry_point(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    rows = {json.loads(r)["id"]: json.loads(r)["story"] for r in proc.stdout.splitlines()}
+    rows = {json.loads(r)["id"]: json.loads(r)["__story__"] for r in proc.stdout.splitlines()}
     assert rows["x"] == rows[TRUE_PAIR[1]] == rows[TRUE_PAIR[0]]
+
+
+#: Flags a subcommand must not show (the issue: every flag appeared on every subcommand).
+FOREIGN_FLAGS = {
+    "add": ["--threshold", "--max-date-gap", "--candidates", "--top", "--out", "--html"],
+    "check": ["--replace", "--out", "--html", "--engine"],
+    "cluster": ["--index", "--recall-floor", "--archive", "--replace", "--top"],
+    "serve": ["--skip-invalid", "--json", "--out", "--top"],
+    "stream": ["--skip-invalid", "--host", "--html"],
+    "bench": ["--threshold", "--skip-invalid", "--no-cache", "--index", "--out "],
+    "eval": ["--index", "--skip-invalid", "--out "],
+    "info": ["--model", "--threshold", "-q"],
+    "model": ["--model", "--store", "--threshold"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(FOREIGN_FLAGS))
+def test_each_subcommand_shows_its_own_flags_and_exit_codes(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: dedup {command}")
+    assert not [flag for flag in FOREIGN_FLAGS[command] if flag in text.replace("--out-dir", "")], text
+    codes = text.split("exit codes:\n", 1)[1]
+    assert "  0  " in codes and "  1  internal error" in codes and "  2  usage" in codes, codes
+    assert ("  3  store error" in codes) == (command not in ("bench", "eval", "model")), codes
+    if command != "info":
+        assert "-q, --quiet" in text
+    if command not in ("serve", "stream"):
+        assert "--json" in text
+
+
+def test_info_describes_an_archive(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import dedup.detect.archive
+    import dedup.detect.detector
+
+    from .conftest import HashEncoder
+
+    encoder = HashEncoder()
+    monkeypatch.setattr(dedup.detect.detector, "load_encoder", lambda model, **kwargs: encoder)
+    monkeypatch.setattr(dedup.detect.archive, "load_encoder", lambda model, **kwargs: encoder)
+    rows = [("a", "2025-01-03"), ("b", "2025-01-20"), ("c", "2025-02-01"), ("d", None)]
+    feed = _feed(
+        tmp_path / "f.jsonl",
+        *(json.dumps({"id": i, "title": f"Story {i}", "lang": "en", **({"date": d} if d else {})}) for i, d in rows),
+    )
+    archive = tmp_path / "a"
+    assert main(["add", "-q", "--no-cache", "--archive", str(archive), str(feed)]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["info", "--archive", str(archive)]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "4 articles in 3 shard(s), model test/hash-encoder (512 dimensions)" in text
+    assert "  2025-01: 2 articles" in text and "  undated: 1 articles" in text
+    assert main(["info", "--json", "--archive", str(archive)]) == EXIT_OK
+    about = json.loads(capsys.readouterr().out)
+    assert about == {
+        "archive": str(archive),
+        "articles": 4,
+        "model": "test/hash-encoder",
+        "dim": 512,
+        "shards": {"2025-01": 2, "2025-02": 1, "undated": 1},
+    }
+    assert main(["info", "--store", str(archive)]) == EXIT_STORE  # an archive is not a store
 
 
 def test_info_describes_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,6 +154,9 @@ def test_info_describes_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
     Store.create(tmp_path / "s", "test/model", 8)
     assert main(["info", "--store", str(tmp_path / "s")]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "0 articles, model test/model (8 dimensions)" in text and "index: flat (exact)" in text
+    assert main(["info", "--json", "--store", str(tmp_path / "s")]) == EXIT_OK
     info = json.loads(capsys.readouterr().out)
     plan = info.pop("index_plan")
     reason = info.pop("index_reason")
@@ -177,7 +244,7 @@ def test_issue14_cli_add_keeps_raw_line_separators(tmp_path: Path, capsys: pytes
     store = tmp_path / "s"
     assert main(["add", "-q", "--no-cache", "--store", str(store), str(feed)]) == EXIT_OK
     assert "Traceback" not in capsys.readouterr().err
-    assert main(["info", "--store", str(store)]) == EXIT_OK
+    assert main(["info", "--json", "--store", str(store)]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["articles"] == 1
     from dedup.search.store import Store
 
@@ -270,6 +337,11 @@ def _lock_as_folder(store: Path) -> None:
     (store / ".lock").mkdir()
 
 
+def _file(tmp: Path, name: str, data: bytes) -> Path:
+    (tmp / name).write_bytes(data)
+    return tmp / name
+
+
 def _jsonl(tmp: Path, data: bytes) -> str:
     (tmp / "in.jsonl").write_bytes(data)
     return str(tmp / "in.jsonl")
@@ -312,7 +384,8 @@ BAD_INPUTS = [
     row("missing input file", lambda t: ["cluster", str(t / "nothing.jsonl")], 2, ["nothing.jsonl"]),
     row("check on a missing store", lambda t: ["check", "--store", str(t / "none"), _jsonl(t, OK_LINE)], 3, ["no store at"]),
     row("info on a missing store", lambda t: ["info", "--store", str(t / "none")], 3, ["no store at"]),
-    row("stream on a missing store", lambda t: ["stream", "--store", str(t / "none")], 3, ["no store at"]),
+    row("stream on a missing store", lambda t: ["stream", "--store", str(t / "none")],
+     3, ["no store at", "dedup stream --store", "--create"]),
     row(
         "5,000-digit integer in a JSONL file",
         lambda t: ["cluster", _jsonl(t, b'{"id": "a", "title": "t", "n": ' + b"9" * 5000 + b"}\n")],
@@ -327,6 +400,20 @@ BAD_INPUTS = [
         lambda t: ["cluster", _jsonl(t, b'{"id": "a", "title": "t", "date": "2025-01-01 garbage"}\n')],
         2, ["in.jsonl:1", "garbage"],
     ),
+    row("a .csv input", lambda t: ["cluster", str(_file(t, "feed.csv", b"id,title\na,x\n"))], 2, ["'.csv'", ".jsonl", ".txt"]),
+    row("an input without extension", lambda t: ["add", "--store", str(t / "s"), str(_file(t, "feed", OK_LINE))],
+     2, ["no extension", ".jsonl"]),
+    row("a .CSV input to check", lambda t: ["check", "--store", str(t / "s"), str(_file(t, "f.CSV", OK_LINE))], 2, [".csv"]),
+    row("unknown flag of a subcommand", lambda t: ["cluster", "--bogus", _jsonl(t, OK_LINE)],
+     2, ["usage: dedup cluster", "unrecognized arguments: --bogus"]),
+    row("a flag of another subcommand", lambda t: ["add", "--store", str(t / "s"), "--threshold", "0.5", _jsonl(t, OK_LINE)],
+     2, ["usage: dedup add", "--threshold"]),
+    row("cluster --index (not a cluster flag)", lambda t: ["cluster", "--index", "flat", _jsonl(t, OK_LINE)],
+     2, ["usage: dedup cluster", "--index"]),
+    row("bench --out (now --out-dir)", lambda t: ["bench", "--out", str(t)], 2, ["usage: dedup bench", "--out-dir"]),
+    row("eval --out (now --out-dir)", lambda t: ["eval", _jsonl(t, OK_LINE), "--out", str(t)], 2, ["dedup eval", "--out-dir"]),
+    row("info without --store or --archive", lambda t: ["info"], 2, ["usage: dedup info", "--store", "--archive"]),
+    row("info on a missing archive", lambda t: ["info", "--archive", str(t / "none")], 3, ["no archive at"]),
     row(
         "manifest of the wrong shape",
         lambda t: ["check", "--store", str(_damaged(t, _manifest_of_wrong_shape)), _jsonl(t, OK_LINE)],
@@ -360,6 +447,16 @@ def test_bad_input_table_gives_exit_2_or_3_naming_the_value_and_never_a_tracebac
 
 
 @pytest.mark.usefixtures("fake_model")
+def test_serve_on_a_missing_store_suggests_its_own_create(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dedup.serve.http
+
+    monkeypatch.setattr(dedup.serve.http, "listen", lambda host, port: None)  # the store fails before any use
+    code, _, err = run_cli(["serve", "--store", str(tmp_path / "none")], capsys)
+    assert code == EXIT_STORE and f"`dedup serve --store {tmp_path / 'none'} --create`" in err, err
+
+
 def test_text_output_escapes_ids_and_titles_so_no_line_can_be_forged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     forged = "x\nb [en]: DUPLICATE\n  duplicate of a (score 1.000)"
     rows = [
@@ -474,7 +571,7 @@ def test_bench_names_given_data_and_refuses_a_missing_folder(tmp_path: Path, cap
 
 
 def test_eval_without_data_exits_2_naming_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["eval", "--out", "results"], capsys)
+    code, _, err = run_cli(["eval", "--out-dir", "results"], capsys)
     assert code == EXIT_INPUT
     assert "the following arguments are required: DATA" in err
 

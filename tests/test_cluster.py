@@ -1,12 +1,20 @@
 from __future__ import annotations
 
 import itertools
+import json
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import dedup.detect.detector
+from dedup.cli import EXIT_INPUT, EXIT_OK, main
 from dedup.clustering.linkage import average_linkage
+
+from .conftest import HashEncoder
 
 
 def _run(n: int, scores: dict[tuple[int, int], float], linkage: float = 0.5) -> list[int]:
@@ -96,3 +104,113 @@ def test_a_given_cross_mean_replaces_the_sampled_one() -> None:
     assert average_linkage(4, edges, score, threshold=0.5, linkage=0.6, cross_mean=exact) == [0, 0, 1, 1]
     # A sample of one cross pair (the first, (0, 2) at 0.9) accepts what the exact mean refuses.
     assert average_linkage(4, edges, score, threshold=0.5, linkage=0.6, max_pairs=1) == [0, 0, 0, 0]
+
+
+# ------------------------------------------- issue 17: the clustering decision from the command line
+_DEAL = [
+    "Vietnam and Laos signed a trade agreement in Hanoi on Sunday.",
+    "The deal cuts tariffs on rice, coffee and timber by 20 percent over five years.",
+]
+_CRITICS = ["Critics in Vientiane said farmers would lose out.", "Opposition groups called for a vote.", "Markets rose."]
+#: A chain: a~b (0.91 with the fake encoder), b~c (0.90), a and c unrelated (0.0).
+CHAIN = [
+    {
+        "id": "a",
+        "title": "Vietnam and Laos sign trade deal",
+        "date": "2025-01-12",
+        "lang": "en",
+        "feed": "wire",
+        "story": "label-1",
+        "text": "\n\n".join(
+            [
+                *_DEAL,
+                "Prime Minister Pham Minh Chinh called the agreement a milestone for the region.",
+                "Officials said exports between the two countries reached 1.6 billion dollars last year.",
+            ]
+        ),
+    },
+    {"id": 2, "title": "Vietnam, Laos trade deal", "date": "2025-01-12", "lang": "en", "text": "\n\n".join(_DEAL + _CRITICS)},
+    {
+        "id": "c",
+        "title": "Farmers protest in Vientiane",
+        "date": "2025-01-13",
+        "lang": "en",
+        "extra": {"desk": "asia"},
+        "text": "\n\n".join([*_CRITICS, "Rice farmers in the north marched on Monday."]),
+    },
+]
+
+
+def _chain_file(tmp_path: Path) -> Path:
+    path = tmp_path / "chain.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in CHAIN), encoding="utf-8")
+    return path
+
+
+def _stories(argv: list[str], capsys: pytest.CaptureFixture[str]) -> list[list[str]]:
+    assert main(["cluster", "-q", "--no-cache", "--json", *argv]) == EXIT_OK
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        groups.setdefault(row["__story__"], []).append(row["id"])
+    return sorted(sorted(g) for g in groups.values())
+
+
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dedup.detect.detector, "load_encoder", lambda model, **kwargs: HashEncoder())
+
+
+@pytest.mark.usefixtures("fake_model")
+def test_cluster_threshold_and_linkage_flags_change_the_stories(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feed = str(_chain_file(tmp_path))
+    assert _stories([feed, "--threshold", "0.95"], capsys) == [["2"], ["a"], ["c"]]  # no pair is linked
+    assert _stories([feed, "--threshold", "0.5"], capsys) == [["2", "a", "c"]]  # a~2~c, average 0.6 >= 0.3
+    assert _stories([feed, "--threshold", "0.5", "--linkage", "0.7"], capsys) == [["2", "a"], ["c"]]
+    assert _stories([feed, "--threshold", "0.5", "--linkage", "0"], capsys) == [["2", "a", "c"]]  # single linkage
+    assert _stories([feed], capsys) == [["2", "a", "c"]]  # the defaults: 0.7 to link, 0.3 average
+    with pytest.raises(SystemExit) as stop:
+        main(["cluster", "-q", feed, "--linkage", "1.5"])
+    assert stop.value.code == EXIT_INPUT and "--linkage: must be in [0, 1], got 1.5" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("fake_model")
+def test_cluster_rows_keep_the_input_fields_and_put_the_story_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    feed = _chain_file(tmp_path)
+    out = tmp_path / "stories.jsonl"
+    assert main(["cluster", "-q", "--no-cache", str(feed), "--out", str(out), "--linkage", "0.7", "--threshold", "0.5"]) == 0
+    rows = {r["id"]: r for r in map(json.loads, out.read_text("utf-8").splitlines())}
+    assert set(rows) == {"a", "2", "c"}  # the integer id 2 is the id "2"
+    a = rows["a"]
+    assert (a["feed"], a["story"], a["title"], a["date"]) == ("wire", "label-1", CHAIN[0]["title"], "2025-01-12")
+    assert a["text"] == CHAIN[0]["text"] and rows["c"]["desk"] == "asia"  # an `extra` object's fields, flattened
+    assert a["__story__"] == rows["2"]["__story__"] != rows["c"]["__story__"]  # the input's own `story` is untouched
+    assert a["__stored__"] is False and list(a)[:3] == ["id", "__story__", "__stored__"]
+    assert "replaced" not in caplog.text
+    capsys.readouterr()
+
+    clash = tmp_path / "clash.jsonl"
+    clash.write_text(json.dumps({"id": "x", "title": "Hanoi talks", "__story__": "mine"}) + "\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        assert main(["cluster", "-q", "--no-cache", "--json", str(clash)]) == EXIT_OK
+    (row,) = map(json.loads, capsys.readouterr().out.splitlines())
+    assert row["__story__"] == "story-0001" and "'__story__' is replaced" in caplog.text
+
+
+@pytest.mark.usefixtures("fake_model")
+def test_cluster_rows_of_stored_articles_carry_their_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feed = _chain_file(tmp_path)
+    store = tmp_path / "s.store"
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps(CHAIN[0]) + "\n", encoding="utf-8")
+    assert main(["add", "-q", "--no-cache", "--store", str(store), str(one)]) == EXIT_OK
+    capsys.readouterr()
+    rest = tmp_path / "rest.jsonl"
+    rest.write_text("".join(json.dumps(r) + "\n" for r in CHAIN[1:]), encoding="utf-8")
+    assert main(["cluster", "-q", "--no-cache", "--json", "--store", str(store), str(rest), "--threshold", "0.5"]) == 0
+    rows = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["a"]["__stored__"] is True and rows["a"]["feed"] == "wire" and rows["2"]["__stored__"] is False
+    assert rows["a"]["__story__"] == rows["2"]["__story__"]
+    assert feed.exists()

@@ -184,3 +184,56 @@ def test_calibration_hand_case():
     assert [n for _, _, n in c.bins] == [1, 3]
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         calibration([True], [1.5])
+
+
+# ------------------------------------------------------------------ ranking of labelled pairs
+def test_ranking_scores_hand_case():
+    from dedup.evaluation.ranking import ranking_scores
+
+    # labelled: positives score 0.9, 0.4; negatives 0.5 (hard), 0.2; the fifth pair is unlabelled.
+    # AUC: of the 4 (positive, negative) pairs, 0.4 < 0.5 is the only one ranked wrong -> 3/4.
+    # hard AUC: positives against 0.5 only -> 1/2.
+    # best F1: t=0.4 takes 3 pairs, 2 true: P 2/3, R 1 -> F1 0.8 (t=0.9: 0.667, t=0.5: 0.5, t=0.2: 0.667).
+    # Spearman with overall (1, 1.5, 3, 4): score ranks 4, 2, 3, 1; d = 3, 0, 0, -3 -> 1 - 6*18/(4*15) = -0.8.
+    # ECE (10 bins, one pair each): (|1-.9| + |1-.4| + |0-.5| + |0-.2|) / 4 = 0.35.
+    r = ranking_scores(
+        [0.9, 0.4, 0.5, 0.2, 0.99],
+        labels=[1, 1, 0, 0, None],
+        overall=[1.0, 1.5, 3.0, 4.0, 2.0],
+        hard=[False, False, True, False, False],
+        probability=True,
+    )
+    assert (r.pairs, r.positives, r.negatives, r.hard_negatives) == (5, 2, 2, 1)
+    assert r.auc == pytest.approx(0.75)
+    assert r.hard_auc == pytest.approx(0.5)
+    assert (r.best_f1, r.best_threshold) == (pytest.approx(0.8), 0.4)
+    assert r.spearman == pytest.approx(-0.8)
+    stats = pytest.importorskip("scipy.stats")
+    assert r.pearson == pytest.approx(stats.pearsonr([0.9, 0.4, 0.5, 0.2], [1.0, 1.5, 3.0, 4.0])[0])
+    assert r.ece == pytest.approx(0.35)
+    d = r.to_dict()
+    assert d["abs_spearman"] == 0.8 and d["spearman"] == -0.8
+
+
+def test_ranking_scores_without_a_class_is_nan_and_not_a_crash():
+    from dedup.evaluation.ranking import ranking_scores
+
+    r = ranking_scores([0.3, 0.2], labels=[0, 0], overall=[3.0, 4.0], hard=[True, False])
+    assert np.isnan(r.auc) and np.isnan(r.hard_auc) and np.isnan(r.best_f1) and r.ece is None
+    assert r.to_dict()["auc"] is None
+    with pytest.raises(ValueError, match="one label"):
+        ranking_scores([0.3], labels=[0, 1], overall=[3.0], hard=[False])
+
+
+@given(st.lists(st.tuples(st.floats(0, 1), st.integers(0, 5)), min_size=4, max_size=30))
+def test_spearman_matches_scipy_with_ties(rows):
+    stats = pytest.importorskip("scipy.stats")
+    from dedup.evaluation.ranking import ranking_scores
+
+    scores = [round(s, 1) for s, _ in rows]
+    overall = [1.0 + o / 2 for _, o in rows]
+    r = ranking_scores(scores, labels=[1] * len(rows), overall=overall, hard=[False] * len(rows))
+    if np.ptp(scores) == 0 or np.ptp(overall) == 0:
+        assert np.isnan(r.spearman)
+    else:
+        assert r.spearman == pytest.approx(stats.spearmanr(scores, overall)[0])

@@ -108,7 +108,10 @@ def test_cli_eval_prints_the_table(tmp_path, encoder, monkeypatch, capsys):
     data = _write(tmp_path / "feed.jsonl")
     monkeypatch.setattr("dedup.embedding.embed.load_encoder", lambda model, cache_dir=None: encoder)
     code = cli.main(
-        ["eval", str(data), "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "r"), "--no-plot", "-q", "--held-days", "1"]
+        [
+            *("eval", str(data), "--cache", str(tmp_path / "c"), "--out-dir", str(tmp_path / "r")),
+            *("--no-plot", "-q", "--held-days", "1"),
+        ]
     )
     assert code == 0
     assert "| feed | held" in capsys.readouterr().out
@@ -163,3 +166,86 @@ def test_matrix_linkage_agrees_with_scipy_average_linkage_on_separated_stories()
             tree = hierarchy.linkage(squareform(1.0 - sims, checks=False), method="average")
             expected = hierarchy.fcluster(tree, t=1.0 - t, criterion="distance")
             assert _partition(cluster_by_matrix(n, pairs, sims, t)) == _partition(expected) == _partition(truth)
+
+
+# ------------------------------------------------------------------ labelled pairs
+def _write_pairs(path: Path) -> Path:
+    rows = []
+    for k, (story, titles) in enumerate(STORIES.items()):
+        other = list(STORIES.values())[(k + 1) % len(STORIES)][0]
+        for c in range(4):
+            a, b = f"{story}-{c}-a", f"{story}-{c}-b"
+            same = titles[-1] + f" report {c}"
+            rows.append(
+                {
+                    "id1": a,
+                    "id2": b,
+                    "text1": titles[0] + f" report {c}",
+                    "text2": same,
+                    "lang1": "en",
+                    "lang2": "fr",
+                    "overall": 1.0,
+                    "label": 1,
+                    "scores": {"Entities": 1.0},
+                }
+            )
+            rows.append(
+                {
+                    "id1": a,
+                    "id2": f"{story}-{c}-x",
+                    "text1": titles[0] + f" report {c}",
+                    "text2": other + f" other {c}",
+                    "lang1": "en",
+                    "lang2": "en",
+                    "overall": 4.0,
+                    "label": 0,
+                    "scores": {"Entities": 2.0 if c % 2 else 4.0},
+                }
+            )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_pairs_evaluation_end_to_end(tmp_path, encoder):
+    from dedup.evaluation.pair_eval import evaluate_pairs
+    from dedup.evaluation.report import pairs_lang_table, pairs_table
+    from dedup.evaluation.results import PAIR_SYSTEMS
+
+    data = _write_pairs(tmp_path / "pairs.jsonl")
+    record = evaluate_pairs(data, encoder=encoder, cache=tmp_path / "cache")
+    calls = encoder.calls
+    split = record["split"]
+    assert split["tune"]["pairs"] + split["held"]["pairs"] == 40
+    assert split["tune"]["pairs"] and split["held"]["pairs"]
+    assert set(record["systems"]) == set(PAIR_SYSTEMS)
+    for part in ("tune", "held"):
+        for system in PAIR_SYSTEMS:
+            rep = record["systems"][system][part]
+            assert rep["all"]["pairs"] == split[part]["pairs"]
+            assert set(rep["by_lang_pair"]) <= {"en-fr", "en-en"}
+            assert (rep["all"]["ece"] is not None) == (system == "dedup")
+        # Same words against another story's words: TF-IDF ranks every true pair first.
+        assert record["systems"]["tfidf"][part]["all"]["auc"] == 1.0
+    # Every distinct article was embedded once; a second run embeds nothing.
+    again = evaluate_pairs(data, encoder=encoder, cache=tmp_path / "cache")
+    assert encoder.calls == calls
+    assert again["systems"] == record["systems"]
+    table = pairs_table([record])
+    assert table.count("| pairs |") == 8
+    assert "| en-fr (" in pairs_lang_table(record)
+    only_en = evaluate_pairs(data, encoder=encoder, cache=tmp_path / "cache", langs=["en"])
+    assert only_en["split"]["tune"]["positives"] + only_en["split"]["held"]["positives"] == 0
+    with pytest.raises(InputError, match="no pair with both languages"):
+        evaluate_pairs(data, encoder=encoder, cache=tmp_path / "cache", langs=["de"])
+
+
+def test_cli_eval_reads_pairs_by_their_fields(tmp_path, encoder, monkeypatch, capsys):
+    data = _write_pairs(tmp_path / "pairs.jsonl")
+    monkeypatch.setattr("dedup.embedding.embed.load_encoder", lambda model, cache_dir=None: encoder)
+    code = cli.main(["eval", str(data), "--cache", str(tmp_path / "c"), "--out-dir", str(tmp_path / "r"), "-q"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| pairs | held (" in out and "hard AUC" in out and "| held: languages" in out
+    record = json.loads((tmp_path / "r" / "eval_pairs.json").read_text(encoding="utf-8"))
+    assert record["benchmark"] == "eval_pairs"
+    assert not (tmp_path / "r" / "eval_pairs_pr.png").exists()

@@ -144,3 +144,28 @@ def test_ivf_retrains_when_the_data_drifts() -> None:
     rebuilt, fresh = update_index(kept, kept_plan, elsewhere, lambda: everything)
     assert rebuilt is not kept and fresh.kind == "ivf" and "retrained" in fresh.reason
     assert len(rebuilt) == len(everything)
+
+
+def test_store_search_over_an_ivf_file_and_its_exact_tail_meets_the_recall_floor(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18: adds after the IVF build are searched exactly beside it; recall@10 against brute force stays >= 0.95."""
+    import dedup.search.index as index_module
+    import dedup.search.store as store_module
+    from dedup.search.index import exact_neighbours, recall_at_k
+    from dedup.search.store import Store
+
+    monkeypatch.setattr(index_module, "FLAT_MAX", 400)
+    monkeypatch.setattr(store_module, "TAIL_MAX", 150)
+    vectors = _clustered(11, 1000, d=16)
+    store = Store.create(tmp_path / "s", "m", 16)
+    store.add([_embedded(f"a{i}", vectors[i]) for i in range(500)])
+    for start in range(500, 950, 50):  # 450 more in 9 adds: one fold at 650, 800, 950; the rest in the tail
+        store.add([_embedded(f"a{i}", vectors[i]) for i in range(start, start + 50)])
+    assert store.index_kind == "ivf"
+    queries = vectors[950:]
+    truth = exact_neighbours(vectors[:950], queries, 10)
+    for reader in (store, Store.open(tmp_path / "s")):
+        found = reader.search(queries, 10)
+        assert recall_at_k(found, truth) >= 0.95
+        assert [reader.ids[int(p)] for p in reader.search(vectors[:950:37], 1).positions[:, 0]] == [
+            f"a{i}" for i in range(0, 950, 37)
+        ]

@@ -34,9 +34,11 @@ MAX_FUNCTION_LINES = 100
 FOUNDATION: dict[str, int] = {
     "dedup.errors": 0,
     "dedup.text": 0,
+    "dedup.progress": 0,  # progress bars and lines; imports no dedup module
     "dedup.types": 1,  # records; cleaning version and passage splitting from text
     "dedup.config": 1,  # validated settings; raises ConfigError
     "dedup._fs": 1,  # atomic writes, fsync, cache folder; raises errors
+    "dedup.langdetect": 1,  # language identification (py3langid, restricted to covered languages)
     "dedup.io": 2,  # readers: builds records, raises InputError
 }
 FOUNDATION_LAYER = 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import dedup.detect.detector
-from dedup.browse.report import SIZE_BINS, lang_chart, size_chart
+from dedup.browse.report import SIZE_BINS, lang_chart, nice_ticks, plural, size_chart
 from dedup.cli import EXIT_INPUT, EXIT_OK, main
 from dedup.types import Story
 
@@ -80,7 +80,8 @@ def test_cluster_html_writes_one_self_contained_escaped_file(
     evidence = data["evidence"][f"{link['a']}\n{link['b']}"]  # type: ignore[index]
     assert evidence["duplicate"] is True and evidence["aligned"] and evidence["date_gap_days"] == 0
     passages = data["articles"][link["a"]]["passages"]  # type: ignore[index]
-    assert passages[evidence["aligned"][0]["a"]] == evidence["aligned"][0]["a_text"]
+    assert 0 <= evidence["aligned"][0]["a"] < len(passages)  # the page shows passages by index ...
+    assert "a_text" not in evidence["aligned"][0]  # ... so the report does not hold their texts twice
     assert data["summary"] == {  # type: ignore[comparison-overlap]
         "articles": 3,
         "stories": 2,
@@ -90,6 +91,14 @@ def test_cluster_html_writes_one_self_contained_escaped_file(
         "langs": {"en": 2, "fr": 1},
     }
     assert 'id="chart-sizes"' in html and 'id="chart-langs"' in html
+
+    # The rules on the page, and each link's decision in words; names as written.
+    assert "reaches the threshold 0.5 and their dates are at most 7 days apart" in html
+    assert data["rules"] == {"threshold": 0.5, "max_date_gap_days": 7, "cluster_threshold": 0.7}
+    assert evidence["decision"]["rule"] == "score" and evidence["decision"]["reason"].endswith("reaches the threshold 0.5")
+    assert "Hanoi" in evidence["names_shown"] and "hanoi" in evidence["shared_names"]
+    # Collapsed by default: no story or link is opened by the script.
+    assert ".open = true" not in script and "open: true" not in script.split("function linkItem", 1)[0]
 
 
 def test_unwritable_report_path_is_an_input_error(feed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,3 +117,34 @@ def test_charts_count_and_escape() -> None:
     svg = lang_chart({"en": 5, "<b>": 2, **{f"l{i}": 1 for i in range(20)}}, most=3)
     labels = re.findall(r"<title>([^<]+): (\d+)</title>", svg)
     assert labels == [("en", "5"), ("&lt;b&gt;", "2"), ("l0", "1"), ("other", "19")]
+
+
+@pytest.mark.parametrize(
+    ("peak", "ticks"),
+    [
+        (1, [0, 1]),
+        (3, [0, 1, 2, 3]),
+        (7, [0, 2, 4, 6, 8]),
+        (10, [0, 2, 4, 6, 8, 10]),
+        (123, [0, 50, 100, 150]),
+        (61, [0, 20, 40, 60, 80]),
+    ],
+)
+def test_chart_ticks_fall_at_round_values(peak: int, ticks: list[int]) -> None:
+    assert nice_ticks(peak) == ticks
+
+
+def test_chart_axis_reaches_a_round_value_above_the_tallest_bar() -> None:
+    svg = lang_chart({"en": 123, "fr": 40})
+    labels = re.findall(r'text-anchor="end" font-size="12" fill="[^"]+">(\d+)</text>', svg)
+    assert labels == ["0", "50", "100", "150"]
+
+
+def test_plurals() -> None:
+    assert [plural(1, "article"), plural(2, "article"), plural(1, "story"), plural(0, "story"), plural(2, "day")] == [
+        "1 article",
+        "2 articles",
+        "1 story",
+        "0 stories",
+        "2 days",
+    ]

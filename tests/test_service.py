@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from starlette.routing import Route
 
 from dedup import Detector
+from dedup.detect.archive import ArchiveDetector
 from dedup.search.store import Store
 from dedup.serve.http import ServiceLimits, create_app, is_open
 from dedup.serve.shared import SharedDetector
@@ -35,14 +36,21 @@ def art(id_: str, title: str, text: str = "", **more: object) -> dict[str, objec
     return {"id": id_, "title": title, "text": text, "lang": "en", **more}
 
 
-def make_client(path: Path, *, token: str | None = TOKEN, limits: ServiceLimits | None = None) -> TestClient:
-    service = SharedDetector(Detector.open(path, encoder=HashEncoder(), create=True))
+#: What a service serves: one store, or a time-sharded archive (the same routes and guarantees).
+KINDS = ["store", "archive"]
+
+
+def make_client(path: Path, *, token: str | None = TOKEN, limits: ServiceLimits | None = None, kind: str = "store") -> TestClient:
+    if kind == "archive":
+        service = SharedDetector(ArchiveDetector.open(path, encoder=HashEncoder(), create=True))
+    else:
+        service = SharedDetector(Detector.open(path, encoder=HashEncoder(), create=True))
     return TestClient(create_app(service, token=token, limits=limits), raise_server_exceptions=False)
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> TestClient:
-    return make_client(tmp_path / "s.store")
+@pytest.fixture(params=KINDS)
+def client(tmp_path: Path, request: pytest.FixtureRequest) -> TestClient:
+    return make_client(tmp_path / f"s.{request.param}", kind=request.param)
 
 
 def assert_error(response: httpx.Response, status: int, code: str, *words: str) -> dict[str, object]:
@@ -89,7 +97,7 @@ def test_add_check_get_story_and_check_and_add(client: TestClient) -> None:
     labels = r.json()["labels"]
     assert labels["x"] == labels["h1"] != labels["p1"]
 
-    m = client.get("/metrics", headers=AUTH).json()
+    m = client.get("/metrics.json", headers=AUTH).json()
     assert m["counts"]["articles_added"] == 4 and m["counts"]["articles_unchanged"] == 1
     assert m["counts"]["duplicates_found"] >= 3 and m["store"]["articles"] == 4
     assert m["latency_ms"]["POST /check"]["count"] == 1 and m["latency_ms"]["POST /check"]["p99_ms"] > 0
@@ -107,8 +115,9 @@ def test_conflicting_content_is_409_and_replace_overwrites(client: TestClient) -
     assert client.get("/article", headers=AUTH, params={"id": "h1"}).json()["title"] == "Other"
 
 
-def test_bad_requests_get_clear_4xx(tmp_path: Path) -> None:
-    client = make_client(tmp_path / "s", limits=ServiceLimits(max_body_bytes=4096, max_batch=3, max_top=5))
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_requests_get_clear_4xx(tmp_path: Path, kind: str) -> None:
+    client = make_client(tmp_path / "s", limits=ServiceLimits(max_body_bytes=4096, max_batch=3, max_top=5), kind=kind)
     post = lambda body, **kw: client.post("/check", headers={**AUTH, **kw.pop("headers", {})}, content=body, **kw)  # noqa: E731
     js = {"Content-Type": "application/json"}
     assert_error(post(b"", headers=js), 400, "bad_request", "empty")
@@ -124,10 +133,10 @@ def test_bad_requests_get_clear_4xx(tmp_path: Path) -> None:
     )
 
     body = assert_error(
-        client.post("/check", headers=AUTH, json={"articles": [{"id": 5}], "color": "red"}), 422, "invalid_request"
+        client.post("/check", headers=AUTH, json={"articles": [{"id": 5.5}], "color": "red"}), 422, "invalid_request"
     )
     locs = {e["loc"]: e["type"] for e in body["errors"]}  # type: ignore[union-attr]
-    assert locs == {"body.articles.0.id": "string_type", "body.color": "extra_forbidden"}
+    assert locs == {"body.articles.0": "value_error", "body.color": "extra_forbidden"}  # ids: strings or integers
     cases = {
         "date": (art("a", "t", date="2025-02-30"), "2025-02-30"),
         "empty": (art("a", "", ""), "empty"),
@@ -185,9 +194,13 @@ def test_openapi_document_describes_the_endpoints(client: TestClient) -> None:
     assert doc["info"]["title"] == "dedup"
     assert {"/check", "/add", "/check-and-add", "/article", "/story", "/cluster", "/health", "/metrics"} <= set(doc["paths"])
     schema = doc["components"]["schemas"]["ArticleIn"]
-    assert schema["additionalProperties"] is False and "id" in schema["required"]
+    assert schema["additionalProperties"] is True and "id" in schema["required"]  # unknown fields are kept in extra
     assert "413" in doc["paths"]["/check"]["post"]["responses"]
     assert client.get("/docs", headers=AUTH).status_code == 200
+    assert doc["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}  # /docs can send it
+    assert doc["security"] == [{"bearer": []}]
+    for page in ("/docs", "/redoc", "/openapi.json"):  # a browser cannot send the token to open them
+        assert client.get(page).status_code == 200, page
 
 
 def test_store_errors_map_to_503_and_damage_is_refused_at_start(tmp_path: Path) -> None:
@@ -306,9 +319,13 @@ def test_check_with_explain_carries_both_articles_passages(client: TestClient) -
     plain = client.post("/check", headers=AUTH, json=body).json()["verdicts"][0]
     assert "article" not in plain and "article" not in plain["matches"][0]
     explained = client.post("/check", headers=AUTH, json={**body, "explain": True}).json()["verdicts"][0]
-    stripped = {k: v for k, v in explained.items() if k != "article"}
-    stripped["matches"] = [{k: v for k, v in m.items() if k != "article"} for m in explained["matches"]]
-    assert stripped == plain  # the same verdict, plus the articles
+    assert set(explained) - set(plain) == {"article", "rules"}  # the same verdict, plus the articles and the rules
+    assert {k: v for k, v in explained.items() if k in plain and k != "matches"} == {
+        k: v for k, v in plain.items() if k != "matches"
+    }
+    for shown, bare in zip(explained["matches"], plain["matches"], strict=True):
+        assert {k: shown[k] for k in bare} == bare and "article" in shown  # each match as plain, plus its article
+    assert explained["rules"]["threshold"] == 0.5
     assert explained["article"]["passages"] == ["Hanoi talks", HANOI]
     stored = explained["matches"][0]["article"]
     assert stored["id"] == "h1" and stored["passages"] == ["Hanoi talks", HANOI, "Second paragraph here."]
@@ -513,7 +530,7 @@ def test_limit_concurrency_counts_requests_in_flight_and_answers_503_with_retry_
         health = await Exchange("GET", "/health", {}, []).run(app)  # never refused
         release.set()
         await first
-        after = await Exchange("GET", "/metrics", AUTH, []).run(app)
+        after = await Exchange("GET", "/metrics.json", AUTH, []).run(app)
         return slow, refused, health, after
 
     slow, refused, health, after = asyncio.run(scenario())
@@ -523,8 +540,9 @@ def test_limit_concurrency_counts_requests_in_flight_and_answers_503_with_retry_
     assert after.body["counts"]["status_503"] == 1  # type: ignore[index]
 
 
-def test_embedding_routes_refuse_a_request_over_max_request_chars_with_413(tmp_path: Path) -> None:
-    client = make_client(tmp_path / "s", limits=ServiceLimits(max_request_chars=1000))
+@pytest.mark.parametrize("kind", KINDS)
+def test_embedding_routes_refuse_a_request_over_max_request_chars_with_413(tmp_path: Path, kind: str) -> None:
+    client = make_client(tmp_path / "s", limits=ServiceLimits(max_request_chars=1000), kind=kind)
     small, large = art("s", "Hanoi", "x" * 500), art("l", "Hanoi", "y" * 600)
     for path in ("/check", "/add", "/check-and-add", "/cluster"):
         assert_error(

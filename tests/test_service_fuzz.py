@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dedup import Config, Detector
+from dedup.detect.archive import ArchiveDetector
 from dedup.serve.http import ServiceLimits, create_app
 from dedup.serve.shared import SharedDetector
 
@@ -31,11 +32,15 @@ LIMITS = ServiceLimits(max_body_bytes=64 * 1024, max_batch=5, max_top=5)
 CASES = {"requests": 400, "articles": 200}
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+@pytest.fixture(scope="module", params=["store", "archive"])
+def client(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> TestClient:
     path = tmp_path_factory.mktemp("fuzz") / "s"
-    detector = Detector.open(path, Config(max_article_chars=20_000), encoder=HashEncoder(dim=64), create=True)
-    app = create_app(SharedDetector(detector), token=TOKEN, limits=LIMITS)
+    config, encoder = Config(max_article_chars=20_000), HashEncoder(dim=64)
+    if request.param == "archive":  # the same requests against a time-sharded archive: far dates route to shards
+        service = SharedDetector(ArchiveDetector.open(path, config, encoder=encoder, create=True))
+    else:
+        service = SharedDetector(Detector.open(path, config, encoder=encoder, create=True))
+    app = create_app(service, token=TOKEN, limits=LIMITS)
     c = TestClient(app, raise_server_exceptions=False)
     c.post("/add", headers=AUTH, json={"articles": [{"id": "seed", "title": "Hanoi talks", "text": "Ministers met in Hanoi."}]})
     return c
@@ -122,7 +127,7 @@ def test_fuzzed_requests_never_500(client: TestClient, figures: list[str]) -> No
     assert statuses[422] > 0 and statuses[400] > 5 and statuses[401] > 5, statuses  # every layer is reached
     assert not [s for s in statuses if s >= 500]
     by_status = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))
-    figures.append(f"service fuzz: {tried} random requests; statuses {by_status}")
+    figures.append(f"service fuzz ({client.app.state.service.kind}): {tried} random requests; statuses {by_status}")  # type: ignore[attr-defined]
 
 
 well_formed = st.fixed_dictionaries(
@@ -169,4 +174,4 @@ def test_fuzzed_articles_are_checked_or_refused_never_500(client: TestClient, fi
     assert statuses[200] > 20 and statuses[422] > 5, statuses
     assert not [s for s in statuses if s >= 500]
     by_status = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))
-    figures.append(f"service fuzz: {batches} article batches; statuses {by_status}")
+    figures.append(f"service fuzz ({client.app.state.service.kind}): {batches} article batches; statuses {by_status}")  # type: ignore[attr-defined]

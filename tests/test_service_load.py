@@ -107,7 +107,7 @@ def test_concurrent_clients_lose_and_double_nothing(tmp_path: Path, figures: lis
             t.join(timeout=DEADLINE_S + 60)
         wall = time.monotonic() - started
         health = httpx.get(f"{url}/health", timeout=10).json()
-        metrics = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).json()
+        metrics = httpx.get(f"{url}/metrics.json", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).json()
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -1,4 +1,4 @@
-"""Concurrency: many threads and several processes on one store, no lost or doubled adds."""
+"""Concurrency: many threads and several processes on one store (and threads on an archive), no lost or doubled adds."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from dedup import Detector
+from dedup.detect.archive import ArchiveDetector
 from dedup.errors import IdConflictError
+from dedup.search.archive import Archive
 from dedup.search.store import Store
 from dedup.serve.shared import Metrics, ReadWriteLock, SharedDetector
 from dedup.types import Article
@@ -22,8 +24,21 @@ from .conftest import ROOT, HashEncoder
 STORY = "Ministers of Vietnam and Laos met in Hanoi on Sunday and signed three cooperation agreements on trade and security."
 
 
-def shared(path: Path) -> SharedDetector:
+KINDS = ["store", "archive"]
+
+
+def shared(path: Path, kind: str = "store") -> SharedDetector:
+    if kind == "archive":
+        return SharedDetector(ArchiveDetector.open(path, encoder=HashEncoder(), create=True))
     return SharedDetector(Detector.open(path, encoder=HashEncoder(), create=True))
+
+
+def stored_ids(path: Path) -> list[str]:
+    """The ids of the store or archive at ``path``, opened and verified (a doubled id would make a store raise)."""
+    if (path / "archive.json").exists():
+        archive = Archive.open(path, verify=True)
+        return [i for key in archive.keys for i in archive.shard(key).ids]
+    return Store.open(path, verify=True).ids
 
 
 def unique(i: int, prefix: str = "u") -> Article:
@@ -54,30 +69,32 @@ def run_threads(n: int, target: object) -> list[object]:
     return results
 
 
-def test_threads_adding_the_same_article_leave_one_copy(tmp_path: Path) -> None:
-    service = shared(tmp_path / "s")
+@pytest.mark.parametrize("kind", KINDS)
+def test_threads_adding_the_same_article_leave_one_copy(tmp_path: Path, kind: str) -> None:
+    service = shared(tmp_path / "s", kind)
     same = Article(id="same", title="Hanoi talks", text=STORY, lang="en")
     reports = run_threads(8, lambda k: service.add([same, unique(k)]))
     added = [r.added for r in reports]  # type: ignore[attr-defined]
     assert sum("same" in a for a in added) == 1  # exactly one worker stored it...
     assert sum("same" in r.unchanged for r in reports) == 7  # type: ignore[attr-defined]  # ...the others were told so
-    store = Store.open(tmp_path / "s")  # verified; a doubled id would make this raise
-    assert sorted(store.ids) == sorted(["same", *(f"u{k}" for k in range(8))])
+    assert sorted(stored_ids(tmp_path / "s")) == sorted(["same", *(f"u{k}" for k in range(8))])
 
 
-def test_simultaneous_check_and_add_of_one_story_is_linearisable(tmp_path: Path) -> None:
-    service = shared(tmp_path / "s")
+@pytest.mark.parametrize("kind", KINDS)
+def test_simultaneous_check_and_add_of_one_story_is_linearisable(tmp_path: Path, kind: str) -> None:
+    service = shared(tmp_path / "s", kind)
     results = run_threads(
         6, lambda k: service.check_and_add([Article(id=f"copy{k}", title="Hanoi talks", text=STORY, lang="en")])
     )
     verdicts = [r.verdicts[0] for r in results]  # type: ignore[attr-defined]
     # Serialised: the first to commit is new, each later one duplicates every earlier one.
     assert sorted(len(v.duplicates) for v in verdicts) == [0, 1, 2, 3, 4, 5]
-    assert len(Store.open(tmp_path / "s")) == 6
+    assert len(stored_ids(tmp_path / "s")) == 6
 
 
-def test_readers_never_see_half_a_commit(tmp_path: Path) -> None:
-    service = shared(tmp_path / "s")
+@pytest.mark.parametrize("kind", KINDS)
+def test_readers_never_see_half_a_commit(tmp_path: Path, kind: str) -> None:
+    service = shared(tmp_path / "s", kind)  # undated articles: one shard of an archive, one commit per batch
     service.add([unique(i, "seed") for i in range(5)])
     stop = threading.Event()
     seen_sizes: list[int] = []
@@ -105,11 +122,12 @@ def test_readers_never_see_half_a_commit(tmp_path: Path) -> None:
             t.join(timeout=60)
     assert not problems
     assert seen_sizes and all((s - 5) % 4 == 0 for s in seen_sizes)  # whole batches only
-    assert len(Store.open(tmp_path / "s")) == 45
+    assert len(stored_ids(tmp_path / "s")) == 45
 
 
-def test_conflicting_content_is_refused_whatever_the_order(tmp_path: Path) -> None:
-    service = shared(tmp_path / "s")
+@pytest.mark.parametrize("kind", KINDS)
+def test_conflicting_content_is_refused_whatever_the_order(tmp_path: Path, kind: str) -> None:
+    service = shared(tmp_path / "s", kind)
     versions = [Article(id="x", title=f"Version {k}", text=f"Text {k}", lang="en") for k in range(4)]
 
     def attempt(k: int) -> str:
@@ -121,13 +139,14 @@ def test_conflicting_content_is_refused_whatever_the_order(tmp_path: Path) -> No
 
     outcomes = run_threads(4, attempt)
     assert sorted(outcomes) == ["refused", "refused", "refused", "stored"]  # type: ignore[type-var]
-    assert len(Store.open(tmp_path / "s")) == 1
+    assert len(stored_ids(tmp_path / "s")) == 1
 
 
 WORKER = r"""
 import json, sys, time
 from pathlib import Path
 from dedup import Detector
+from dedup.detect.archive import ArchiveDetector
 from dedup.serve.shared import SharedDetector
 from dedup.types import Article
 from tests.conftest import HashEncoder

@@ -44,7 +44,9 @@ def test_create_add_reopen_roundtrip(tmp_path: Path, encoder: HashEncoder, seed_
     assert len(again) == 5 and again.ids == [a.id for a in arts]
     assert again.get(arts[2].id) == arts[2]  # metadata (partial date, lang, text) survives
     stored = again.embedded(again.position(arts[4].id))
-    np.testing.assert_allclose(stored.passage_vectors, items[4].passage_vectors)
+    # Passage vectors are stored as float16 (issue 18): exactly the float16 rounding of the input.
+    np.testing.assert_array_equal(stored.passage_vectors, items[4].passage_vectors.astype(np.float16).astype(np.float32))
+    assert stored.passage_vectors.dtype == np.float32
     assert stored.passages == items[4].passages
     found = again.search(items[4].vector[None, :], 1)
     assert found.positions[0][0] == 4
@@ -109,7 +111,8 @@ def test_missing_and_unreadable_store(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("victim", ["vectors.npy", "articles.jsonl", "index"])
 @pytest.mark.parametrize("damage", ["truncate", "alter"])
-def test_damaged_files_are_detected_on_open(tmp_path: Path, encoder: HashEncoder, victim: str, damage: str) -> None:
+def test_damaged_files_are_detected_before_use(tmp_path: Path, encoder: HashEncoder, victim: str, damage: str) -> None:
+    """Sizes and the index are checked at open; a segment's mapped files on first read (issue 18)."""
     store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
     store.add(_items(encoder, *_arts(4)))
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
@@ -121,7 +124,8 @@ def test_damaged_files_are_detected_on_open(tmp_path: Path, encoder: HashEncoder
         data[-3] ^= 0xFF
         path.write_bytes(bytes(data))
     with pytest.raises(StoreCorruptError, match="restore"):
-        Store.open(tmp_path / "s")
+        store = Store.open(tmp_path / "s")
+        [store.embedded(p) for p in range(len(store))]
 
 
 def test_crash_before_commit_leaves_previous_store(tmp_path: Path, encoder: HashEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,7 +169,7 @@ def test_in_memory_store(encoder: HashEncoder) -> None:
         "articles-line-dropped",
     ],
 )
-def test_damaged_metadata_is_detected_on_open_with_what_to_do(tmp_path: Path, encoder: HashEncoder, damage: str) -> None:
+def test_damaged_metadata_is_detected_before_use_with_what_to_do(tmp_path: Path, encoder: HashEncoder, damage: str) -> None:
     store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
     store.add(_items(encoder, *_arts(4)))
     store.add(_items(encoder, *_arts(2, "b")))
@@ -176,7 +180,7 @@ def test_damaged_metadata_is_detected_on_open_with_what_to_do(tmp_path: Path, en
     if damage == "truncate-manifest":
         manifest_path.write_bytes(manifest_path.read_bytes()[:-40])
     elif damage == "manifest-checksum":
-        manifest["segments"][0]["files"]["articles.jsonl"]["sha256"] = "0" * 64
+        manifest["segments"][0]["files"]["blocks.json"]["sha256"] = "0" * 64  # read and checked at open
         manifest_path.write_text(json.dumps(manifest))
     elif damage == "manifest-count":
         manifest["segments"][1]["count"] += 1
@@ -193,18 +197,19 @@ def test_damaged_metadata_is_detected_on_open_with_what_to_do(tmp_path: Path, en
         text[1] = " " * (len(text[1].encode("utf-8")) - 1) + "\n"
         (seg / "articles.jsonl").write_text("".join(text), "utf-8")
     with pytest.raises(StoreError, match="restore") as exc:
-        Store.open(root)
+        store = Store.open(root)
+        [store.embedded(p) for p in range(len(store))]
     assert str(root) in str(exc.value)
 
 
-def test_article_records_keep_format_version_1(tmp_path: Path, encoder: HashEncoder) -> None:
-    """A segment's article record is byte for byte what format version 1 wrote, so existing stores still open."""
+def test_article_records_of_format_version_2(tmp_path: Path, encoder: HashEncoder) -> None:
+    """A segment's article record is version 1's without ``passage_offset`` (``offsets.npy`` holds it now)."""
     article = Article(id="é1", title="Titre", text="Corps.", date=PartialDate.parse("2025-01"), lang="fr", extra={"story": 7})
     store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
     (item,) = _items(encoder, article)
     store.add([item])
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text("utf-8"))
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     written = (tmp_path / "s" / manifest["segments"][0]["name"] / "articles.jsonl").read_text("utf-8")
     core = {"id": "é1", "title": "Titre", "text": "Corps.", "date": "2025-01", "lang": "fr", "source": None, "url": None}
     record = {
@@ -212,7 +217,6 @@ def test_article_records_keep_format_version_1(tmp_path: Path, encoder: HashEnco
         "content_hash": article.content_hash,
         "article": {**core, "extra": {"story": 7}},
         "passages": list(item.passages),
-        "passage_offset": 0,
     }
     assert written == json.dumps(record, ensure_ascii=False) + "\n"
     assert Store.open(tmp_path / "s").get("é1").to_dict() == {**core, "story": 7}
@@ -293,10 +297,11 @@ def test_issue14_store_keeps_raw_line_separators(tmp_path: Path, encoder: HashEn
 def test_issue14_store_round_trips_any_unicode(tmp_path_factory: pytest.TempPathFactory, arts: list[Article]) -> None:
     path = tmp_path_factory.mktemp("store") / "s"
     enc = HashEncoder(dim=32)
-    Store.create(path, enc.name, enc.dim).add(embed_articles(arts, enc))
+    report = Store.create(path, enc.name, enc.dim).add(embed_articles(arts, enc))
     reopened = Store.open(path)
-    assert reopened.ids == [a.id for a in arts]
-    for article in arts:
+    kept = [a for a in arts if a.id not in report.skipped]  # empty after cleaning ("»"): never stored
+    assert reopened.ids == [a.id for a in kept]
+    for article in kept:
         got = reopened.get(article.id)
         assert got == article and dict(got.extra) == dict(article.extra)
 
@@ -318,7 +323,7 @@ def _random_items(rng: np.random.Generator, prefix: str, n: int, dim: int = DIM,
 def _commit_loop(path: str, started: Any, stop: Any, commits: Any) -> None:
     """In a spawned process: commit back to back until ``stop`` (at most 300 s).
 
-    Commits alternate: 5 new articles (retires the index), then 5 of them replaced
+    Commits alternate: 5 new articles (a new segment), then 5 of them replaced
     (rewrites the store as one segment: retires every segment and the index).
     """
     store = Store.open(path)
@@ -360,7 +365,7 @@ def _read_loop(path: str, mode: str, opens: int, started: Any, results: Any) -> 
             if mode == "info":
                 out, err = io.StringIO(), io.StringIO()
                 with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                    code = main(["info", "--store", path])
+                    code = main(["info", "--json", "--store", path])
                 if code != 0:
                     (damaged if "restore" in err.getvalue() else other).append(f"exit {code}: {err.getvalue()}")
                 else:
@@ -429,7 +434,8 @@ def test_readers_never_see_a_half_collected_generation(tmp_path: Path, figures: 
     assert opens >= 200
     assert during >= 20, f"only {during} commits while the readers read: the test did not race"
     assert all(r[5] >= 5 for r in reports), "a reader saw fewer than 5 generations"
-    assert Store.open(path, verify=True).generation == commits.value + 11
+    # The creation, 10 seed adds, the merge of the first 8 seed segments (compaction), then the writer's commits.
+    assert Store.open(path, verify=True).generation == commits.value + 12
 
 
 def test_a_commit_keeps_the_previous_generation_until_the_next(tmp_path: Path) -> None:
@@ -441,13 +447,12 @@ def test_a_commit_keeps_the_previous_generation_until_the_next(tmp_path: Path) -
     first = json.loads((path / "manifest.json").read_text())
     store.add(_random_items(rng, "b", 3))
     second = json.loads((path / "manifest.json").read_text())
-    assert second["retired"] == [first["index"]["file"]]
-    assert (path / first["index"]["file"]).is_file()  # a reader of the first manifest still finds it
+    # An add writes its segment and the manifest only: the index file stays, retiring nothing.
+    assert second["retired"] == [] and second["index"] == first["index"]
     store.add(_random_items(rng, "a", 1, version=1), replace=True)  # rewrites everything as one segment
     third = json.loads((path / "manifest.json").read_text())
     assert third["retired"] == sorted([s["name"] for s in second["segments"]] + [second["index"]["file"]])
-    assert not (path / first["index"]["file"]).exists()
-    assert all((path / name).exists() for name in third["retired"])
+    assert all((path / name).exists() for name in third["retired"])  # a reader of the second manifest finds them
     store.add(_random_items(rng, "c", 1))
     assert not any((path / name).exists() for name in third["retired"])
     assert len(Store.open(path, verify=True)) == 7
@@ -685,3 +690,125 @@ def test_a_lock_that_is_a_folder_is_a_clear_store_error(
     (tmp_path / "new" / ".lock").mkdir(parents=True)  # a first add into a folder holding only such a lock
     assert main(["add", "-q", "--no-cache", "--store", str(tmp_path / "new"), str(feed)]) == EXIT_STORE
     assert str(tmp_path / "new" / ".lock") in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- issue 18: adds that cost O(batch)
+def test_an_add_writes_no_index_file_until_the_tail_is_folded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The newest vectors are searched exactly beside the index file; past TAIL_MAX a commit folds them in."""
+    import dedup.search.store as store_mod
+
+    monkeypatch.setattr(store_mod, "TAIL_MAX", 10)
+    path = tmp_path / "s"
+    store = Store.create(path, "m", DIM)
+    rng = np.random.default_rng(5)
+    files = []
+    for batch in range(6):
+        store.add(_random_items(rng, f"b{batch}-", 3))
+        files.append(json.loads((path / "manifest.json").read_text())["index"])
+    # 3, 6, 9 articles beside the empty index file; the fourth add (12 > 10) folds them; then 3, 6 again.
+    assert [f["count"] for f in files] == [0, 0, 0, 12, 12, 12]
+    assert len({f["file"] for f in files}) == 2
+    every = np.vstack([store.embedded(p).vector for p in range(len(store))])
+    for reader in (store, Store.open(path)):
+        found = reader.search(every, 4)
+        truth = every @ every.T
+        assert [int(p) for p in found.positions[:, 0]] == list(range(len(every)))  # each finds itself first
+        np.testing.assert_allclose(found.similarities, -np.sort(-truth, axis=1)[:, :4], atol=1e-5)
+        assert found.truncated.all()
+    assert Store.open(path).search(every[:1], 100).positions.shape == (1, 18)
+
+
+# --------------------------------------------------------------------------- issues 17 and 18: compaction
+def test_one_article_adds_are_merged_as_they_go_and_compact_merges_the_rest(tmp_path: Path) -> None:
+    """100 one-article adds keep one segment per octal digit (size-tiered merging), not 100 segments."""
+    path = tmp_path / "s"
+    store = Store.create(path, "m", DIM)
+    rng = np.random.default_rng(8)
+    items = _random_items(rng, "x", 100)
+    for item in items:
+        store.add([item])
+    manifest = json.loads((path / "manifest.json").read_text())
+    counts = [s["count"] for s in manifest["segments"]]
+    assert counts == [64, 8, 8, 8, 8, 1, 1, 1, 1]  # 100 = 0o144
+    assert sorted(p.name for p in path.iterdir() if p.name.startswith("seg-")) == sorted(
+        {s["name"] for s in manifest["segments"]} | {n for n in manifest["retired"] if n.startswith("seg-")}
+    )
+    queries = np.vstack([i.vector for i in items])
+    before = store.search(queries, 5)
+    report = store.compact()
+    assert (report.segments_before, report.segments_after, report.merged, report.folded, report.articles) == (9, 1, 9, 100, 100)
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert [s["count"] for s in manifest["segments"]] == [100] and manifest["index"]["count"] == 100
+    generation = store.generation
+    assert store.compact().merged == 0 and store.generation == generation  # nothing left to do: no commit
+    for reader in (store, Store.open(path, verify=True)):
+        assert reader.ids == [i.id for i in items]
+        after = reader.search(queries, 5)
+        np.testing.assert_array_equal(after.positions, before.positions)
+        for position in (0, 37, 99):
+            got = reader.embedded(position)
+            assert got.article == items[position].article and got.passages == items[position].passages
+            f16 = items[position].passage_vectors.astype(np.float16).astype(np.float32)
+            np.testing.assert_array_equal(got.passage_vectors, f16)
+            np.testing.assert_array_equal(got.vector, items[position].vector)
+
+
+def test_compaction_in_memory_is_a_no_op() -> None:
+    store = Store.in_memory("m", DIM)
+    store.add(_random_items(np.random.default_rng(1), "a", 3))
+    assert store.compact().merged == 0 and len(store) == 3
+
+
+def test_cli_compact_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dedup.cli import EXIT_OK, EXIT_STORE, main
+
+    path = tmp_path / "s"
+    store = Store.create(path, "m", DIM)
+    for item in _random_items(np.random.default_rng(2), "x", 12):
+        store.add([item])
+    assert main(["compact", "--store", str(path), "--json"]) == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    assert (report["segments_before"], report["segments_after"], report["folded"]) == (5, 1, 12)  # 12 = 0o14
+    assert main(["verify", "--store", str(path), "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["files"] == 7  # the index file and one segment's six
+    manifest = json.loads((path / "manifest.json").read_text())
+    victim = path / manifest["segments"][0]["name"] / "articles.jsonl"
+    data = bytearray(victim.read_bytes())
+    data[data.index(b"x" * 10)] = ord("y")  # same size, other content
+    victim.write_bytes(bytes(data))
+    assert main(["verify", "--store", str(path)]) == EXIT_STORE
+    assert "articles.jsonl does not match its checksum" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- issue 18: opens that cost O(manifest)
+@pytest.mark.parametrize("victim", ["articles.jsonl", "passages.npy", "vectors.npy"])
+def test_a_flipped_byte_is_found_when_a_check_first_reads_the_segment(tmp_path: Path, encoder: HashEncoder, victim: str) -> None:
+    """An open reads the manifest, ids, offsets and the index; a segment's data files are checked on first read."""
+    from dedup.detect.detector import Detector
+
+    arts = _arts(6)
+    detector = Detector.open(tmp_path / "s", encoder=encoder, create=True)
+    detector.add(arts)
+    detector.store.compact()  # every vector in the index file: an open reads no segment data
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    path = tmp_path / "s" / manifest["segments"][0]["name"] / victim
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0x01  # the same size: only the checksum can tell
+    path.write_bytes(bytes(data))
+    reopened = Detector.open(tmp_path / "s", encoder=encoder)  # the open itself succeeds
+    with pytest.raises(StoreCorruptError, match=f"{victim} does not match its checksum"):
+        reopened.check(arts[0])
+    with pytest.raises(StoreCorruptError, match=f"{victim} does not match its checksum"):
+        reader = Store.open(tmp_path / "s")
+        reader.embedded(reader.position("a3"))
+    with pytest.raises(StoreCorruptError, match=f"{victim} does not match its checksum"):
+        Store.open(tmp_path / "s", verify=False).verify()
+
+
+def test_a_store_of_format_version_1_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    Store.create(tmp_path / "s", "m", DIM)
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    manifest["format_version"] = 1
+    (tmp_path / "s" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StoreMismatchError, match=r"format version 1.*rebuild the store"):
+        Store.open(tmp_path / "s")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,8 @@ def test_kill_9_mid_add_leaves_whole_batches_only(tmp_path: Path) -> None:
         live = {"manifest.json", ".lock", manifest["index"]["file"], *(s["name"] for s in manifest["segments"])}
         live.update(manifest.get("retired", []))
         interrupted_writes += any(entry.name not in live for entry in path.iterdir())
-        store = Store.open(path, verify=True)  # sizes and SHA-256 of every file
+        store = Store.open(path, verify=True)
+        store.verify()  # sizes and SHA-256 of every file
         per_batch = Counter(article_id.rsplit("-", 1)[0] for article_id in store.ids)
         assert set(per_batch.values()) <= {20}, f"trial {trial}: a partial batch is visible: {per_batch}"
         # Every batch the writer reported as committed is there.
@@ -106,8 +108,8 @@ def _embedded(prefix: str, n: int, dim: int, seed: int) -> list[EmbeddedArticle]
     return items
 
 
-def _die_at(path: Path, items: list[EmbeddedArticle], replace: bool, kill_at: int, phase: str) -> None:
-    """In a forked child: add ``items`` and SIGKILL this process at call ``kill_at`` (never returns)."""
+def _die_at(run: Callable[[], object], kill_at: int, phase: str) -> None:
+    """In a forked child: ``run()`` and SIGKILL this process at file-system call ``kill_at`` (never returns)."""
     import shutil as shutil_mod
     import tempfile
 
@@ -151,14 +153,56 @@ def _die_at(path: Path, items: list[EmbeddedArticle], replace: bool, kill_at: in
             (tempfile, "mkdtemp"),
         ]:
             wrap(owner, name)
-        Store.open(path).add(items, replace=replace)
-        os._exit(0)  # the add finished before call kill_at: every step has been tried
+        run()
+        os._exit(0)  # it finished before call kill_at: every step has been tried
     except BaseException:
         os._exit(70)
 
 
+def _kill_at_every_step(
+    tmp_path: Path, base: Path, run: Callable[[Path], object], outcome: Callable[[Path], str], label: str
+) -> tuple[int, Counter[str], Path]:
+    """Copy ``base`` and ``run`` on the copy in a child killed at each file-system step in turn.
+
+    Returns the number of kills, the ``outcome`` of each, and the copy the uninterrupted run left.
+    After each kill, the next writer recovers: it cleans up what the dead one left and commits.
+    """
+    outcomes: Counter[str] = Counter()
+    trials = 0
+    for phase in ("before", "after", "partial"):
+        kill_at = 1
+        while True:
+            trial = tmp_path / f"t-{phase}-{kill_at}"
+            shutil.copytree(base, trial)
+            pid = os.fork()
+            if pid == 0:
+                _die_at(lambda: run(trial), kill_at, phase)  # noqa: B023  # the child runs it at once
+            deadline = time.monotonic() + 60
+            while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    pytest.fail(f"{label} {phase} {kill_at}: the child hung")
+                time.sleep(0.002)
+            status = done[1]
+            if os.WIFEXITED(status):
+                assert os.WEXITSTATUS(status) == 0, f"{label} {phase} {kill_at}: the child failed"
+                assert outcome(trial) != "none"
+                break
+            assert os.WTERMSIG(status) == signal.SIGKILL
+            trials += 1
+            outcomes[outcome(trial)] += 1
+            again = Store.open(trial)
+            again.add(_embedded("later", 2, 8, seed=4))
+            assert not [p.name for p in trial.iterdir() if p.name.startswith(".tmp")]
+            assert len(Store.open(trial, verify=True)) == len(again)
+            shutil.rmtree(trial)
+            kill_at += 1
+    return trials, outcomes, trial
+
+
 def _outcome(path: Path, before: list[str], batch: list[EmbeddedArticle], replace: bool) -> str:
-    store = Store.open(path, verify=True)  # sizes, SHA-256, shapes, counts, index size
+    store = Store.open(path, verify=True)  # sizes, shapes, counts, index size
+    store.verify()  # SHA-256 of every file
     ids = store.ids
     batch_ids = [i.id for i in batch]
     whole = [i for i in before if i not in batch_ids] + batch_ids if replace else before + batch_ids
@@ -173,8 +217,14 @@ def _outcome(path: Path, before: list[str], batch: list[EmbeddedArticle], replac
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["first-add", "append", "replace"])
-def test_kill_9_at_every_step_of_a_commit(tmp_path: Path, scenario: str, figures: list[str]) -> None:
+@pytest.mark.parametrize("scenario", ["first-add", "append", "fold", "replace"])
+def test_kill_9_at_every_step_of_a_commit(
+    tmp_path: Path, scenario: str, figures: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``fold``: the add that makes the exactly searched tail exceed TAIL_MAX writes a new index file."""
+    import dedup.search.store as store_mod
+
+    monkeypatch.setattr(store_mod, "TAIL_MAX", 10 if scenario == "fold" else 10_000)
     dim = 8
     base = tmp_path / "base"
     store = Store.create(base, "test/crash", dim)
@@ -182,42 +232,64 @@ def test_kill_9_at_every_step_of_a_commit(tmp_path: Path, scenario: str, figures
         store.add(_embedded("old", 6, dim, seed=1))
         store.add(_embedded("more", 3, dim, seed=2))
     before = store.ids
+    index_file = json.loads((base / "manifest.json").read_text())["index"]["file"]
     batch = _embedded("old" if scenario == "replace" else "new", 4, dim, seed=3)
     replace = scenario == "replace"
-    outcomes: Counter[str] = Counter()
-    trials = 0
-    for phase in ("before", "after", "partial"):
-        kill_at = 1
-        while True:
-            trial = tmp_path / f"t-{phase}-{kill_at}"
-            shutil.copytree(base, trial)
-            pid = os.fork()
-            if pid == 0:
-                _die_at(trial, batch, replace, kill_at, phase)
-            deadline = time.monotonic() + 60
-            while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0):
-                if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)
-                    pytest.fail(f"{scenario} {phase} {kill_at}: the child hung")
-                time.sleep(0.002)
-            status = done[1]
-            if os.WIFEXITED(status):
-                assert os.WEXITSTATUS(status) == 0, f"{scenario} {phase} {kill_at}: the child failed"
-                assert _outcome(trial, before, batch, replace) == "whole"
-                break
-            assert os.WTERMSIG(status) == signal.SIGKILL
-            trials += 1
-            outcomes[_outcome(trial, before, batch, replace)] += 1
-            # The next writer recovers: it cleans up what the dead one left and commits.
-            again = Store.open(trial)
-            again.add(_embedded("later", 2, dim, seed=4))
-            assert not [p.name for p in trial.iterdir() if p.name.startswith(".tmp")]
-            assert len(Store.open(trial, verify=True)) == len(again)
-            shutil.rmtree(trial)
-            kill_at += 1
+    trials, outcomes, trial = _kill_at_every_step(
+        tmp_path,
+        base,
+        lambda path: Store.open(path).add(batch, replace=replace),
+        lambda path: _outcome(path, before, batch, replace),
+        scenario,
+    )
+    if scenario in ("fold", "replace"):  # those commits write a new index file; an add to the tail does not
+        assert json.loads((trial / "manifest.json").read_text())["index"]["file"] != index_file
+    else:
+        assert json.loads((trial / "manifest.json").read_text())["index"]["file"] == index_file
     # Kills landed both before the commit point (previous store) and after it (whole batch).
     assert outcomes["none"] >= 5 and outcomes["whole"] >= 2, outcomes
     figures.append(
         f"store kill -9 at every commit step ({scenario}): {trials} trials, {outcomes['none']} left the previous store, "
         f"{outcomes['whole']} the whole batch, 0 partial"
+    )
+
+
+def _segments(path: Path) -> list[int]:
+    return [s["count"] for s in json.loads((path / "manifest.json").read_text())["segments"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["auto", "explicit"])
+def test_kill_9_at_every_step_of_a_compaction(tmp_path: Path, scenario: str, figures: list[str]) -> None:
+    """``auto``: the add that makes 8 one-article segments merges them; ``explicit``: ``Store.compact()``."""
+    dim = 8
+    base = tmp_path / "base"
+    store = Store.create(base, "test/crash", dim)
+    for i in range(7 if scenario == "auto" else 10):
+        store.add(_embedded(f"one{i}-", 1, dim, seed=10 + i))
+    before, segments_before = store.ids, _segments(base)
+    batch = _embedded("new", 4, dim, seed=3) if scenario == "auto" else []
+
+    def outcome(path: Path) -> str:
+        state = _outcome(path, before, batch, replace=False)
+        counts = _segments(path)
+        if scenario == "auto":  # the add commits, then the merge: either may be missing, never half of one
+            assert (state, counts) in (("none", segments_before), ("whole", [*segments_before, 4]), ("whole", [11]))
+            return "none" if state == "none" else ("merged" if counts == [11] else "whole")
+        assert state == "none" and counts in (segments_before, [10])
+        return "whole" if counts == [10] else "none"
+
+    def run(path: Path) -> object:
+        opened = Store.open(path)
+        return opened.add(batch) if batch else opened.compact()
+
+    trials, outcomes, trial = _kill_at_every_step(tmp_path, base, run, outcome, f"compaction ({scenario})")
+    assert outcome(trial) == ("merged" if scenario == "auto" else "whole")
+    assert outcomes["none"] >= 3 and outcomes["whole"] >= 2, outcomes
+    figures.append(
+        f"store kill -9 at every step of a compaction ({scenario}): {trials} trials, {outcomes['none']} left the "
+        f"previous store, {outcomes['whole']} the add without its merge, {outcomes['merged']} the merge, 0 partial"
+        if scenario == "auto"
+        else f"store kill -9 at every step of a compaction ({scenario}): {trials} trials, {outcomes['none']} left the "
+        f"previous segments, {outcomes['whole']} the compacted store, 0 partial"
     )

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from dedup import Config, Detector, read_articles
 from dedup.errors import InputError
+from dedup.search.archive import Archive
 from dedup.search.store import Store
 from dedup.serve.shared import SharedDetector
 from dedup.serve.stream import run_stream
@@ -98,11 +99,45 @@ def test_output_can_be_piped_and_a_closed_pipe_stops_quietly(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_kill_9_mid_stream_then_rerun_loses_and_doubles_nothing(tmp_path: Path, figures: list[str]) -> None:
+def test_stream_on_an_archive_adds_to_month_shards_and_no_add_writes_nothing(tmp_path: Path) -> None:
+    archive = tmp_path / "a"
+    proc = fake_stream(["--archive", str(archive)], b"")
+    assert proc.returncode == 3 and b"no archive at" in proc.stderr
+    feed = [line("a", "Hanoi talks", date="2025-01-30"), line("b", "Hanoi talks", date="2025-02-01")]
+    feed.append(line("c", "Louvre", "Paris."))
+    proc = fake_stream(["--archive", str(archive), "--create"], ("\n".join(feed) + "\n").encode())
+    assert proc.returncode == 0, proc.stderr
+    verdicts = [json.loads(x) for x in proc.stdout.decode().splitlines()]
+    assert [v["stored"] for v in verdicts] == ["added"] * 3
+    assert verdicts[1]["duplicate"] and verdicts[1]["matches"][0]["id"] == "a" and verdicts[1]["shards"] == ["2025-01"]
+    assert Archive.open(archive).keys == ("2025-01", "2025-02", "undated")
+    before = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in archive.rglob("*"))
+    proc = fake_stream(["--archive", str(archive), "--no-add"], (line("d", "Hanoi talks", date="2025-01-31") + "\n").encode())
+    assert proc.returncode == 0, proc.stderr
+    verdict = json.loads(proc.stdout)
+    assert verdict["stored"] is None and {m["id"] for m in verdict["matches"] if m["duplicate"]} == {"a", "b"}
+    assert sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in archive.rglob("*")) == before  # no lock, no write
+
+
+def stored_ids(path: Path, kind: str) -> list[str]:
+    """Every stored id of a store, or of an archive shard by shard (each opened and verified)."""
+    if kind == "store":
+        return Store.open(path, verify=True).ids
+    archive = Archive.open(path, verify=True)
+    return [i for key in archive.keys for i in archive.shard(key).ids]
+
+
+@pytest.mark.parametrize("kind", ["store", "archive"])
+def test_kill_9_mid_stream_then_rerun_loses_and_doubles_nothing(tmp_path: Path, kind: str, figures: list[str]) -> None:
     n = 120
-    feed = "".join(line(f"n{i}", f"Item {i}", f"Unrelated text number {i * 37} here.") + "\n" for i in range(n)).encode()
+    dates = ("2025-01-30", "2025-02-01", None)  # an archive: three shards
+    feed = "".join(
+        line(f"n{i}", f"Item {i}", f"Unrelated text number {i * 37} here.", **({"date": d} if (d := dates[i % 3]) else {})) + "\n"
+        for i in range(n)
+    ).encode()
+    where = [f"--{kind}", str(tmp_path / "s")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_cli", "stream", "-q", "--store", str(tmp_path / "s"), "--create"],
+        [sys.executable, "-m", "tests.fake_cli", "stream", "-q", *where, "--create"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=ROOT,
@@ -114,16 +149,18 @@ def test_kill_9_mid_stream_then_rerun_loses_and_doubles_nothing(tmp_path: Path, 
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     first_run = {json.loads(x)["id"] for x in printed}
-    stored = set(Store.open(tmp_path / "s", verify=True).ids)
+    stored = set(stored_ids(tmp_path / "s", kind))
     assert first_run <= stored  # a printed verdict is committed
-    rerun = fake_stream(["-q", "--store", str(tmp_path / "s")], feed)
+    rerun = fake_stream(["-q", *where], feed)
     assert rerun.returncode == 0, rerun.stderr
     verdicts = [json.loads(x) for x in rerun.stdout.decode().splitlines()]
     assert len(verdicts) == n
     assert {v["id"] for v in verdicts if v["stored"] == "unchanged"} == stored
-    final = Store.open(tmp_path / "s", verify=True).ids
+    final = stored_ids(tmp_path / "s", kind)
     assert sorted(final) == sorted(f"n{i}" for i in range(n)) and len(final) == n
-    figures.append(f"stream kill -9: killed after {len(stored)} of {n} articles committed; rerun stored the rest, none doubled")
+    figures.append(
+        f"stream kill -9 ({kind}): killed after {len(stored)} of {n} articles committed; rerun stored the rest, none doubled"
+    )
 
 
 # Bad lines of every kind, in process (fast): never an exception, exactly one verdict per good line.

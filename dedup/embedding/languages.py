@@ -11,21 +11,12 @@ from collections.abc import Sequence
 
 from dedup.embedding.encoders import USE_MODEL
 from dedup.embedding.naming import parse_space
+from dedup.langdetect import XLMR_LANGUAGES
 from dedup.types import Article
 
 __all__ = ["MODEL_LANGUAGES", "XLMR_LANGUAGES", "uncovered", "warn_uncovered"]
 
 logger = logging.getLogger(__name__)
-
-#: XLM-RoBERTa's 100 pre-training languages (Conneau et al. 2020; romanised and second-script
-#: variants folded into their language), as ISO 639-1 codes: what multilingual-e5 covers.
-XLMR_LANGUAGES = frozenset(
-    (  # noqa: SIM905 - one line of codes reads better than 93 lines of strings
-        "af am ar as az be bg bn br bs ca cs cy da de el en eo es et eu fa fi fr fy ga gd gl gu ha he hi hr hu hy id "
-        "is it ja jv ka kk km kn ko ku ky la lo lt lv mg mk ml mn mr ms my ne nl no om or pa pl ps pt ro ru sa sd si "
-        "sk sl so sq sr su sv sw ta te th tl tr ug uk ur uz vi xh yi zh"
-    ).split()
-)
 
 #: Languages (ISO 639-1) each known model was trained on, by model name (without the
 #: backend and prompt suffixes of an encoder's name); models not listed are taken to cover

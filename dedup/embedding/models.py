@@ -26,12 +26,14 @@ __all__ = ["DEFAULT_MODEL", "load_sentence_transformer", "resolve_model"]
 logger = logging.getLogger(__name__)
 
 
-def resolve_model(name: str, cache_dir: Path | None = None) -> str:
+def resolve_model(name: str, cache_dir: Path | None = None, *, weights: bool = True) -> str:
     """Turn a configured model name into something sentence-transformers loads.
 
     Args:
         name: :data:`DEFAULT_MODEL`, a local directory, or a Hugging Face hub name.
         cache_dir: The cache root for the default model.
+        weights: Whether the caller needs the default model's float32 weights (they are
+            dropped once its int8 model is built, and brought back when asked for).
 
     Returns:
         The default model's folder (built if needed) for :data:`DEFAULT_MODEL`,
@@ -43,7 +45,7 @@ def resolve_model(name: str, cache_dir: Path | None = None) -> str:
 
     """
     if name == DEFAULT_MODEL:
-        return str(materialize_default_model(cache_dir))
+        return str(materialize_default_model(cache_dir, weights=weights))
     # A local directory, or a hub name: both are given to sentence-transformers as is.
     return name
 

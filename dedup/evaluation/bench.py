@@ -8,7 +8,8 @@ The vectors: :mod:`dedup.evaluation.bench_data` (the demo corpus, or given devel
 data, grown with synthetic vectors; every report names its source). The parts:
 :mod:`dedup.evaluation.bench_search` (indexes, check latency),
 :mod:`dedup.evaluation.bench_embed` (embedding throughput) and the clustering growth curve
-here. Tables: :mod:`dedup.evaluation.bench_report`.
+here; the live archive (sustained adds and checks, open time, memory and disk per
+article): :mod:`dedup.evaluation.bench_ingest`. Tables: :mod:`dedup.evaluation.bench_report`.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from dedup.config import Config
 from dedup.embedding.embed import embed_articles, load_encoder
 from dedup.evaluation.bench_data import BenchOptions, bench_articles, grow, real_vectors, throughput_articles
 from dedup.evaluation.bench_embed import embedding_throughput
+from dedup.evaluation.bench_ingest import IngestOptions, describe, ingest_benchmark
 from dedup.evaluation.bench_search import check_latency, search_benchmark
 from dedup.evaluation.machine import machine_info
 from dedup.types import Article, EmbeddedArticle, PartialDate
 from dedup.verify import Verifier
 
-__all__ = ["PARTS", "cluster_growth", "run"]
+__all__ = ["DEFAULT_PARTS", "PARTS", "cluster_growth", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,20 +101,25 @@ def _peak_rss_mb() -> float:
     return _status_mb("VmHWM")
 
 
-PARTS = ("embed", "search", "check", "cluster")
+PARTS = ("embed", "search", "check", "cluster", "ingest")
+#: The parts a run covers unless told otherwise (``ingest`` builds an archive on disk: asked for by name).
+DEFAULT_PARTS = PARTS[:4]
 
 
 def run(
     options: BenchOptions,
     config: Config | None = None,
     *,
-    parts: Sequence[str] = PARTS,
+    parts: Sequence[str] = DEFAULT_PARTS,
     checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    ingest_options: IngestOptions | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark parts and return one JSON-ready object.
 
     ``checkpoint`` is called with the report so far after each part, so a long run that
-    fails late keeps what it measured.
+    fails late keeps what it measured. The ``ingest`` part (not run unless asked for)
+    measures the live archive (:mod:`dedup.evaluation.bench_ingest`) at ``ingest_options``,
+    by default at ``options.sizes``; asked for alone, it loads no model.
     """
 
     def save(report: dict[str, Any]) -> None:
@@ -121,6 +128,8 @@ def run(
 
     config = config or Config()
     started = time.perf_counter()
+    if not set(parts) - {"ingest"}:  # the live-archive benchmark alone: no model, no grown vectors
+        return _run_ingest({"machine": machine_info()}, options, config, ingest_options, save, started)
     encoder = load_encoder(config.model, backend=config.backend)
     real, source = real_vectors(options, encoder)
     largest = max([*options.sizes, *options.cluster_sizes])
@@ -160,5 +169,24 @@ def run(
         titles = [a.title for a in bench_articles(options)[0]] or ["untitled"]
         report["cluster"] = cluster_growth(base, titles, options, config)
         save(report)
+    if "ingest" in parts:
+        return _run_ingest(report, options, config, ingest_options, save, started)
     report["seconds"] = round(time.perf_counter() - started, 1)
+    return report
+
+
+def _run_ingest(
+    report: dict[str, Any],
+    options: BenchOptions,
+    config: Config,
+    ingest_options: IngestOptions | None,
+    save: Callable[[dict[str, Any]], None],
+    started: float,
+) -> dict[str, Any]:
+    """Add the live-archive part to ``report`` (at ``options.sizes`` unless ``ingest_options`` says otherwise)."""
+    ingest = ingest_options or IngestOptions(sizes=tuple(options.sizes))
+    report["ingest_setup"] = describe(ingest)
+    report["ingest"] = ingest_benchmark(ingest, config, on_row=lambda rows: save({**report, "ingest": rows}))
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    save(report)
     return report

@@ -121,7 +121,7 @@ def real_vectors(options: BenchOptions, encoder: Encoder) -> tuple[Vectors, str]
 
     articles, source = bench_articles(options)
     cache = EmbeddingCache.for_model(encoder.name, encoder.dim)
-    embedded = embed_articles(articles, encoder, show_progress=True, cache=cache)
+    embedded = embed_articles(articles, encoder, cache=cache)  # progress: as the command says (-q)
     return np.vstack([e.vector for e in embedded]).astype(np.float32), source
 
 

@@ -64,12 +64,40 @@ def markdown(report: dict[str, Any]) -> str:
             f"{e['articles']} articles, {e['passages']} passages, in {e.get('groups', '?')} groups of 8 articles"
             + (f", from {e['source']}." if e.get("source") else "."),
         ]
+    if "ingest" in report:
+        lines += _ingest_table(report["ingest"], report.get("ingest_setup", {}))
     lines += _data_line(report.get("data", {}))
     machine = report.get("machine", {})
     if machine:
         isa = ", ".join(machine.get("isa", [])) or "not read"
         lines += ["", f"Machine: {machine.get('cpus', '?')} cores, {machine.get('cpu', '?')}; int8/bf16 instruction sets: {isa}."]
     return "\n".join(lines) + "\n"
+
+
+def _ingest_table(rows: list[dict[str, Any]], setup: dict[str, Any]) -> list[str]:
+    """The live-archive table: sustained add and check latency, open time, memory and disk per article."""
+    lines = [
+        "",
+        "| archive size | shards | add 10 p50 ms | add 10 p99 ms | check p50 ms | check p99 ms | of which retrieval "
+        "p50 / p99 ms | open ms | open all shards ms | RSS bytes/article | disk bytes/article | near-copies found "
+        "| new flagged |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['n']:,} | {r['shards']} | {r['add_p50_ms']:.1f} | {r['add_p99_ms']:.1f} | {r['check_p50_ms']:.1f} | "
+            f"{r['check_p99_ms']:.1f} | {_pair(r, 'retrieval')} | {r['open_ms']:.0f} | {r['open_all_shards_ms']:.0f} | "
+            f"{r['rss_bytes_per_article']:,.0f} | {r['disk_bytes_per_article']:,.0f} | "
+            f"{r['near_copies_found']}/{r['near_copies']} | {r['new_articles_flagged']}/{r['new_articles']} |"
+        )
+    if setup.get("method"):
+        lines += ["", f"Ingest: {setup['method']}; {setup.get('vectors', '')}."]
+    return lines
+
+
+def _pair(row: dict[str, Any], name: str) -> str:
+    p50, p99 = row.get(f"{name}_p50_ms"), row.get(f"{name}_p99_ms")
+    return "-" if p50 is None or p99 is None else f"{p50:.1f} / {p99:.1f}"
 
 
 def _data_line(data: dict[str, Any]) -> list[str]:

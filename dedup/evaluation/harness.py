@@ -40,7 +40,7 @@ from dedup.evaluation.results import SYSTEM_NAMES, SYSTEMS, PartReport, pair_rep
 from dedup.types import Article, EmbeddedArticle
 from dedup.verify import Verifier
 
-__all__ = ["evaluate", "run_part"]
+__all__ = ["embed_items", "evaluate", "run_part", "source_commit"]
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def evaluate(
         articles, stories = [articles[i] for i in keep], [stories[i] for i in keep]
         embedded = [embedded[i] for i in keep] if embedded is not None else None
     split = split_parts(articles, stories, held_days=held_days)
-    items, model_name = _embedded(path, articles, config, encoder, cache, embedded)
+    items, model_name = embed_items(path, articles, config, encoder, cache, embedded)
     timings = {"read_and_embed_s": round(time.perf_counter() - started, 1)}
     parts: dict[str, dict[str, PartReport]] = {}
     thresholds: dict[str, tuple[float, float]] = {}
@@ -155,7 +155,7 @@ def evaluate(
         "dataset": path.stem,
         "data_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "dedup": __version__,
-        "commit": _commit(),
+        "commit": source_commit(),
         "machine": machine_info(),
         "model": model_name,
         "langs": sorted({a.lang or "?" for a in articles}),
@@ -176,7 +176,7 @@ def _in_languages(articles: Sequence[Article], langs: Sequence[str], path: Path)
     return keep
 
 
-def _embedded(
+def embed_items(
     path: Path,
     articles: Sequence[Article],
     config: Config,
@@ -206,7 +206,8 @@ def _describe(split: Split, stories: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _commit() -> str:
+def source_commit() -> str:
+    """The short git commit of the running code ("unknown" outside a git checkout)."""
     root = Path(__file__).resolve().parents[2]
     try:
         done = subprocess.run(

@@ -12,16 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from dedup.errors import OptionalDependencyError
-from dedup.evaluation.results import SYSTEMS
+from dedup.evaluation.results import PAIR_SYSTEMS, SYSTEMS
 
-__all__ = ["markdown_table", "plot_pr_curves", "threshold_table", "write_record"]
+__all__ = ["markdown_table", "pairs_lang_table", "pairs_table", "plot_pr_curves", "threshold_table", "write_record"]
 
 
 def markdown_table(records: Sequence[dict[str, Any]]) -> str:
-    """One markdown table row per data set, part and system."""
+    """One markdown table row per data set, part and system.
+
+    ECE: the expected calibration error of the detector's pair scores on the candidate pairs
+    (10 bins; the baselines' cosines are no probabilities).
+    """
     head = (
-        "| data | part | system | B³ P | B³ R | B³ F1 | ARI | pair P | pair R | pair F1 | R@1 | R@10 | worst pair R@1 |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| data | part | system | B³ P | B³ R | B³ F1 | ARI | pair P | pair R | pair F1 | R@1 | R@10 | worst pair R@1 | ECE |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     rows = [head]
     for rec in records:
@@ -40,13 +44,52 @@ def markdown_table(records: Sequence[dict[str, Any]]) -> str:
                     f"| {bc['precision']:.3f} | {bc['recall']:.3f} | **{bc['f1']:.3f}** | **{c['ari']:.3f}** "
                     f"| {p['precision']:.3f} | {p['recall']:.3f} | {p['f1']:.3f} "
                     f"| {_fmt(ret.get('recall@1'))} | {_fmt(ret.get('recall@10'))} "
-                    f"| {worst_text} |"
+                    f"| {worst_text} | {_fmt((r.get('calibration') or {}).get('ece'))} |"
                 )
     return "\n".join(rows)
 
 
 def _fmt(value: object) -> str:
-    return f"{value:.3f}" if isinstance(value, float) and value == value else "–"
+    return f"{value:.3f}" if isinstance(value, int | float) and not isinstance(value, bool) and value == value else "–"
+
+
+_PAIR_HEAD = "| AUC | hard AUC | Pearson | \\|Pearson\\| | Spearman | best F1 (t) | ECE |"
+
+
+def _pair_cells(r: dict[str, Any]) -> str:
+    f1 = f"{_fmt(r['best_f1'])} ({_fmt(r['best_threshold'])})" if r["best_f1"] is not None else "–"
+    abs_r = _fmt(r["abs_pearson"])
+    return (
+        f"| {_fmt(r['auc'])} | {_fmt(r['hard_auc'])} | {_fmt(r['pearson'])} | {abs_r} | {_fmt(r['spearman'])} "
+        f"| {f1} | {_fmt(r['ece'])} |"
+    )
+
+
+def pairs_table(records: Sequence[dict[str, Any]]) -> str:
+    """One markdown row per pairs data set, part and system (records of ``evaluate_pairs``)."""
+    rows = [f"| data | part (pairs: +/-/hard) | system {_PAIR_HEAD}", "|---|---|---" + "|---" * 7 + "|"]
+    for rec in records:
+        for part in ("tune", "held"):
+            split = rec["split"].get(part)
+            if split is None or part not in rec["systems"]["dedup"]:
+                continue
+            counts = f"{split['pairs']}: {split['positives']}/{split['negatives']}/{split['hard_negatives']}"
+            for system in PAIR_SYSTEMS:
+                cells = _pair_cells(rec["systems"][system][part]["all"])
+                rows.append(f"| {rec['dataset']} | {part} ({counts}) | {system} {cells}")
+    return "\n".join(rows)
+
+
+def pairs_lang_table(record: dict[str, Any], part: str = "held") -> str:
+    """Per language pair and system, on one part of a pairs record."""
+    rows = [f"| {part}: languages (pairs: +/-/hard) | system {_PAIR_HEAD}", "|---|---" + "|---" * 7 + "|"]
+    if part not in record["systems"]["dedup"]:
+        return "\n".join(rows)
+    for lang, r0 in record["systems"]["dedup"][part]["by_lang_pair"].items():
+        counts = f"{r0['pairs']}: {r0['positives']}/{r0['negatives']}/{r0['hard_negatives']}"
+        for system in PAIR_SYSTEMS:
+            rows.append(f"| {lang} ({counts}) | {system} " + _pair_cells(record["systems"][system][part]["by_lang_pair"][lang]))
+    return "\n".join(rows)
 
 
 def threshold_table(records: Sequence[dict[str, Any]], thresholds: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9)) -> str:
@@ -113,10 +156,13 @@ def plot_pr_curves(record: dict[str, Any], path: Path) -> None:
 
 
 def write_record(record: dict[str, Any], out_dir: Path, *, plot: bool = True) -> Path:
-    """Write ``eval_<dataset>.json`` (and the PR plot ``eval_<dataset>_pr.png``) into ``out_dir``."""
+    """Write ``eval_<dataset>.json`` (and the PR plot ``eval_<dataset>_pr.png``) into ``out_dir``.
+
+    Records of labelled pairs (``"benchmark": "eval_pairs"``) have no plot.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"eval_{record['dataset']}.json"
     path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    if plot:
+    if plot and record.get("benchmark") == "eval":
         plot_pr_curves(record, out_dir / f"eval_{record['dataset']}_pr.png")
     return path

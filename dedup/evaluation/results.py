@@ -18,7 +18,16 @@ from numpy.typing import NDArray
 
 from dedup.evaluation.metrics import PRF, Calibration, ClusteringScores, PRCurve, RetrievalScores, pair_scores, pr_curve
 
-__all__ = ["SYSTEMS", "SYSTEM_NAMES", "PairReport", "PartReport", "pair_report", "true_pairs_by_lang"]
+__all__ = [
+    "PAIR_SYSTEMS",
+    "PAIR_SYSTEM_NAMES",
+    "SYSTEMS",
+    "SYSTEM_NAMES",
+    "PairReport",
+    "PartReport",
+    "pair_report",
+    "true_pairs_by_lang",
+]
 
 #: The systems every run compares, in report order.
 SYSTEMS = ("tfidf", "cosine", "dedup")
@@ -26,6 +35,15 @@ SYSTEM_NAMES = {
     "tfidf": "TF-IDF char 3-5 grams + threshold",
     "cosine": "article embedding cosine + threshold",
     "dedup": "dedup (verifier + average linkage)",
+}
+
+#: The systems compared on labelled pairs (:mod:`dedup.evaluation.pair_eval`), in report order.
+PAIR_SYSTEMS = ("tfidf", "cosine", "centred", "dedup")
+PAIR_SYSTEM_NAMES = {
+    "tfidf": "TF-IDF char 3-5 grams cosine",
+    "cosine": "plain article cosine (uncentred, same model)",
+    "centred": "dedup's centred article cosine",
+    "dedup": "dedup score (Detector.compare)",
 }
 
 

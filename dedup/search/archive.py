@@ -44,6 +44,7 @@ from typing import Any
 
 from dedup import _fs
 from dedup.errors import StoreCorruptError, StoreError, StoreMismatchError, StoreNotFoundError
+from dedup.search.compaction import CompactReport
 from dedup.search.manifest import LOCK, MANIFEST
 from dedup.search.manifest import read_manifest as read_store_manifest
 from dedup.search.routing import group_by_shard, is_shard_name, shard_key, shards_to_search
@@ -183,7 +184,7 @@ class Archive:
             model: The model the caller embeds with; None skips the check.
             dim: The caller's vector dimension; None skips the check.
             read_only: Never take a lock, never write (:meth:`add` refuses).
-            verify: Check the SHA-256 of each shard's files when the shard is opened.
+            verify: Check the SHA-256 of each shard's files before their data is first used (see :meth:`Store.open`).
             index: Index choice for the shards (see :meth:`Store.open`); None keeps theirs.
             recall_floor: Recall@10 an approximate shard index must meet.
 
@@ -386,6 +387,34 @@ class Archive:
         reports = {key: self._writable(key).add(group, replace=replace) for key, group in sorted(group_by_shard(items).items())}
         self._keys = self._scan()
         return _merge_reports(reports.values(), [i.id for i in items])
+
+    def compact(self) -> dict[str, CompactReport]:
+        """Compact every shard (see :meth:`Store.compact`), each in its own atomic commit; the reports by shard.
+
+        Raises:
+            StoreError: When the archive was opened read-only.
+
+        """
+        if self._read_only:
+            raise StoreError(f"archive {self._path} was opened read-only")
+        self._keys = self._scan()
+        return {key: self._writable(key).compact() for key in self._keys}
+
+    def verify(self) -> tuple[int, int]:
+        """Check the size and SHA-256 of every file of every shard; returns (files, bytes) checked.
+
+        Raises:
+            StoreCorruptError: A file is damaged; the message names the shard.
+
+        """
+        files = size = 0
+        for key in self._scan():
+            try:
+                found = self.shard(key).verify()
+            except StoreCorruptError as exc:
+                raise StoreCorruptError(f"archive shard {self._path / key} is damaged: {exc}") from None
+            files, size = files + found[0], size + found[1]
+        return files, size
 
     def _writable(self, key: str) -> Store:
         if key in self._keys or key in self._shards:

@@ -40,6 +40,8 @@ __all__ = [
     "build_index",
     "calibrate",
     "exact_neighbours",
+    "merge_results",
+    "needs_rebuild",
     "plan_index",
     "plan_reason",
     "recall_at_k",
@@ -494,16 +496,43 @@ def update_index(
     (an IVF index then also gets more lists). ``index`` is modified in place unless a new
     one is built; pass a copy for atomic commits.
     """
-    n = len(index) + len(new)
+    if needs_rebuild(index, plan, new, len(index) + len(new)):
+        built, fresh = build_index(all_vectors(), plan.requested, floor=floor)
+        if fresh.kind == "ivf" and plan.kind == "ivf":
+            fresh = replace(fresh, reason=f"{fresh.reason} (retrained: the data drifted or grew)")
+        return built, fresh
+    index.add(new)
+    return index, plan
+
+
+def needs_rebuild(index: VectorIndex, plan: IndexPlan, new: NDArray[np.float32], n: int) -> bool:
+    """Whether adding ``new`` (making ``n`` vectors in all) calls for a rebuild (see :func:`update_index`).
+
+    ``index`` is the trained index (its centroids measure drift); it may hold fewer than
+    ``n - len(new)`` vectors when the store keeps recent vectors beside it.
+    """
     kind, rebuild = plan_index(n, plan.requested, plan)
     if not rebuild and kind == "ivf" and plan.centroid_similarity - index.centroid_similarity(new) > IVF_DRIFT:
         rebuild = True  # the new data sits far from the trained centroids
     if not rebuild and kind != "flat" and n >= RECALIBRATE_GROWTH * max(plan.calibrated_n, 1):
         rebuild = True  # re-measured from scratch: amortised, like a growing array
-    if rebuild:
-        built, fresh = build_index(all_vectors(), plan.requested, floor=floor)
-        if kind == "ivf" and plan.kind == "ivf":
-            fresh = replace(fresh, reason=f"{fresh.reason} (retrained: the data drifted or grew)")
-        return built, fresh
-    index.add(new)
-    return index, plan
+    return rebuild
+
+
+def merge_results(first: SearchResult, second: SearchResult, offset: int, k: int, total: int) -> SearchResult:
+    """The best ``k`` of two searches over disjoint vectors, ``second``'s positions shifted by ``offset``.
+
+    ``total`` is the number of vectors both searched together; ``truncated`` is set when
+    more than ``k`` exist.
+    """
+    shifted = np.where(second.positions >= 0, second.positions + offset, -1)
+    positions = np.hstack([first.positions, shifted])
+    sims = np.hstack([first.similarities, second.similarities])
+    width = min(k, total)
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :width]
+    n = len(positions)
+    return SearchResult(
+        np.take_along_axis(positions, order, axis=1),
+        np.take_along_axis(sims, order, axis=1),
+        np.full(n, total > width, dtype=bool),
+    )

@@ -6,7 +6,10 @@ the expected form (``seg-000001``, ``index-000001.faiss``, the three segment fil
 reported as :class:`~dedup.errors.StoreCorruptError` naming the manifest and the field,
 so a damaged or hostile manifest can never make dedup read files outside the store.
 
-Format version 1: a change that an existing store could not open needs a new version.
+Format version 2 (issue 18: ids and offsets files, float16 passage vectors read from
+disk, an index file over the first ``index.count`` articles). A version-1 store is refused
+with a clear error saying how to rebuild it. A change that an existing store could not
+open needs a new version.
 """
 
 from __future__ import annotations
@@ -36,11 +39,11 @@ __all__ = [
 ]
 
 FORMAT = "dedup-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 LOCK = ".lock"
-SEGMENT_FILES = ("articles.jsonl", "vectors.npy", "passages.npy")
-_SEGMENT_NAME = re.compile(r"seg-\d{6,}")
+SEGMENT_FILES = ("articles.jsonl", "ids.json", "offsets.npy", "vectors.npy", "passages.npy", "blocks.json")
+_SEGMENT_NAME = re.compile(r"seg-\d{6,}(-\d+)?")
 _INDEX_NAME = re.compile(r"index-\d{6,}\.faiss")
 _RETIRED_NAME = re.compile(rf"{_SEGMENT_NAME.pattern}|{_INDEX_NAME.pattern}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -91,6 +94,12 @@ def read_manifest(root: Path) -> dict[str, Any]:
         create_hint="create one with `dedup add`",
         missing_hint=" (create one with `dedup add`)",
     )
+    if manifest.get("format_version") == 1:
+        raise StoreMismatchError(
+            f"store {root} has format version 1 (dedup before issue 18), this dedup reads {FORMAT_VERSION}: its "
+            "passage vectors are now float16 and read from disk; rebuild the store by adding its articles to a new one "
+            "(`dedup add --store NEW FILES`), see docs/store-format.md"
+        )
     if manifest.get("format_version") != FORMAT_VERSION:
         raise StoreMismatchError(
             f"store {root} has format version {manifest.get('format_version')}, this dedup reads {FORMAT_VERSION}"
@@ -140,6 +149,8 @@ def check_manifest(file: Path, manifest: dict[str, Any]) -> None:
     index = object_field(file, "index", manifest.get("index"))
     plain_name(file, "index.file", index.get("file"), _INDEX_NAME)
     _check_file_meta(file, "index", index)
+    if "count" in index and count_field(file, "index.count", index.get("count")) > total:
+        raise damaged(file, "index.count", f"at most the article count ({total})", index.get("count"))
     plan = object_field(file, "index.plan", index.get("plan", {"kind": index.get("kind", "flat")}))
     try:
         IndexPlan.from_dict(plan)

@@ -1,48 +1,23 @@
 """The persistent store: article metadata, passage vectors, the vector index, a manifest.
 
-Layout of a store directory::
-
-    manifest.json          format/version, model, dimension, cleaning version, segments, index
-    seg-000001/            one immutable segment per add: articles.jsonl, vectors.npy, passages.npy
-    index-000003.faiss     the vector index over all article vectors, rewritten per add
-    .lock                  held by a writer while it adds
-
-Writes are atomic: an add writes a new segment and a new index under temporary names,
-flushes them to disk, renames them into place and only then replaces ``manifest.json``
-(``os.replace``). A crash or Ctrl-C at any point leaves the previous manifest, which
-names only complete files, so the previous store opens intact. Files that no manifest
-names are removed by the next writer. Every file's size and SHA-256 are recorded in the
-manifest and checked on open, so a truncated or altered file is reported, never served.
-
-One writer at a time (a lock file); readers open a consistent snapshot (the manifest
-they read) without locking, and :meth:`Store.refresh` moves them to the latest commit.
-A commit does not remove the files it retires (the previous generation's index, the
-segments a replace rewrote): the manifest lists them under ``retired`` and the *next*
-commit removes them, so a reader that read the previous manifest an instant before the
-commit still finds its files. A reader also opens a generation's files before it
-reads any (an open file outlives its name), and when a file is gone all the same it
-rereads the manifest and loads the newer generation, for up to ``RETRY_SECONDS``: it
-reports a store as damaged only when a file its *current* manifest names is missing or
-fails its size, checksum or format check.
-
-The manifest's shape is checked before anything is read (see :mod:`dedup.search.manifest`);
-segments are written and read by :mod:`dedup.search.segments`.
-:meth:`Store.writing` holds the writer lock around several steps (check, then add), so a
-check-and-add is serialised with every other writer, in this process or another.
-
-A ``Store`` object is not safe to mutate from several threads at once: a caller that
-shares one between threads (the HTTP service) serialises its adds and refreshes.
+Layout, commit protocol, compaction and the checks a reader makes: ``docs/store-format.md``.
+In short: a commit writes its new files under temporary names, flushes and renames them,
+and only then replaces ``manifest.json`` (the commit point), so a crash at any point
+leaves the previous store. An add writes one segment and the manifest (the newest
+vectors, at most :data:`TAIL_MAX`, are searched exactly beside the index file); small
+segments are merged as adds go (:mod:`dedup.search.compaction`). An open reads the
+manifest, the ids and the index; segment data is read on demand and checked against its
+SHA-256 on first read (:mod:`dedup.search.parts`). A commit retires files but removes
+them only at the next commit, and a reader that finds a file gone rereads the manifest
+(:func:`~dedup.search.segments.latest`). One writer at a time (a lock file,
+re-entrant: :meth:`Store.writing` holds it around check-then-add); readers take no lock.
+A ``Store`` object is not safe to mutate from several threads at once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
-import shutil
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -53,8 +28,20 @@ from numpy.typing import NDArray
 
 from dedup import _fs
 from dedup.embedding.naming import mismatch_hint
-from dedup.errors import DuplicateIdError, IdConflictError, StoreCorruptError, StoreError, StoreMismatchError
-from dedup.search.index import IndexPlan, SearchResult, VectorIndex, build_index, check_kind, plan_reason, update_index
+from dedup.errors import StoreCorruptError, StoreError
+from dedup.search.columns import Columns
+from dedup.search.compaction import CompactReport, pack, tiers
+from dedup.search.index import (
+    IndexPlan,
+    SearchResult,
+    VectorIndex,
+    build_index,
+    check_kind,
+    merge_results,
+    needs_rebuild,
+    plan_reason,
+    update_index,
+)
 from dedup.search.manifest import (
     FORMAT_VERSION,
     LOCK,
@@ -65,17 +52,29 @@ from dedup.search.manifest import (
     new_manifest,
     read_manifest,
 )
-from dedup.search.segments import Rows, SegmentData, Unreadable, article_record, read_generation, write_segment
+from dedup.search.parts import Part, Payload, encode_payload
+from dedup.search.segments import (
+    RETRY_SECONDS,
+    article_record,
+    collect_garbage,
+    latest,
+    open_written,
+    read_generation,
+    verify_generation,
+    write_index_file,
+    write_manifest,
+    write_segment,
+)
 from dedup.types import AddReport, Article, EmbeddedArticle
 
-__all__ = ["FORMAT_VERSION", "LOCK", "MANIFEST", "RETRY_SECONDS", "SEGMENT_FILES", "Store", "check_manifest"]
+__all__ = ["FORMAT_VERSION", "LOCK", "MANIFEST", "RETRY_SECONDS", "SEGMENT_FILES", "TAIL_MAX", "Store", "check_manifest"]
 
 logger = logging.getLogger(__name__)
 
-# How long a reader keeps rereading the manifest while commits remove the files it was loading.
-RETRY_SECONDS = 30.0
-# Per thread: the store folders whose writer lock this thread holds (the lock is re-entrant).
-_held = threading.local()
+# The newest vectors are searched exactly beside the index file (which they are not in) until they
+# number this many; then a commit folds them into a new index file. So an add writes its segment and
+# the manifest, O(batch), and the O(store) index write happens once per TAIL_MAX articles.
+TAIL_MAX = 10_000
 
 
 class Store:
@@ -89,12 +88,10 @@ class Store:
         self._model = model
         self._dim = dim
         self._segments: list[Segment] = []
-        self._records: list[dict[str, Any]] = []
-        self._positions: dict[str, int] = {}
-        self._vectors = Rows(dim)
-        self._passage_vectors = Rows(dim)
-        self._passage_start: list[int] = []
-        self._index = VectorIndex(dim)
+        self._columns = Columns(dim)
+        self._index = VectorIndex(dim)  # the index file's vectors: the first len(self._index) articles
+        self._tail = VectorIndex(dim)  # the articles after those, searched exactly
+        self._index_entry: dict[str, Any] = {}  # the manifest's entry of the index file
         self._plan = IndexPlan("flat", plan_reason(index, "flat", 0), check_kind(index))
         self._recall_floor = recall_floor
         self._generation = 0
@@ -178,7 +175,9 @@ class Store:
             path: The store directory.
             model: The model the caller embeds with; None skips the check.
             dim: The caller's vector dimension; None skips the check.
-            verify: Check every file's SHA-256 against the manifest (sizes are always checked).
+            verify: Check each file's SHA-256 against the manifest before its data is first
+                used: the index and id files at open, a segment's data files at their first
+                read (sizes are always checked at open). :meth:`verify` checks everything now.
             index: Change the index choice (``auto``, ``flat``, ``hnsw``, ``ivf``); it takes
                 effect at the next add. None keeps the stored choice.
             recall_floor: Recall@10 against exact search that an approximate index must meet.
@@ -192,69 +191,58 @@ class Store:
 
         """
         root = Path(path)
-        deadline = time.monotonic() + RETRY_SECONDS
-        changes = 0
-        while True:
-            manifest = read_manifest(root)
+
+        def load(manifest: dict[str, Any]) -> Store:
             store = cls(root, manifest["model"], manifest["dim"], recall_floor=recall_floor)
             advice = " or build a new store with this one" + (mismatch_hint(store._model, model) if model else "")
             _fs.check_vectors("store", root, (store._model, store._dim), model, dim, advice=advice)
-            try:
-                store._load(manifest, verify=verify)
-            except (StoreCorruptError, Unreadable) as exc:
-                # Writers in another process may have committed twice, and removed files this
-                # manifest named, while it was being read: then read the new manifest and load that.
-                if read_manifest(root)["generation"] == manifest["generation"]:
-                    raise (exc.reported() if isinstance(exc, Unreadable) else exc) from None
-                changes += 1
-                if time.monotonic() > deadline:
-                    raise StoreError(
-                        f"store {root} changed {changes} times while it was being read (writers commit faster "
-                        f"than it loads) and could not be loaded whole within {RETRY_SECONDS:.0f} s; try again"
-                    ) from None
-                logger.debug("store %s: generation %s changed while loading; reading it again", root, manifest["generation"])
-                continue
-            if index is not None and check_kind(index) != store._plan.requested:
-                store._plan = replace(store._plan, requested=check_kind(index), calibrated_n=0)
+            store._load(manifest, verify=verify)
             return store
 
-    def _load(self, manifest: dict[str, Any], *, verify: bool) -> None:
-        """Load the generation ``manifest`` names (its shape already checked by :func:`check_manifest`)."""
+        store = latest(root, load)
+        if index is not None and check_kind(index) != store._plan.requested:
+            store._plan = replace(store._plan, requested=check_kind(index), calibrated_n=0)
+        return store
+
+    def _load(self, manifest: dict[str, Any], *, verify: bool, previous: Store | None = None) -> None:
+        """Load the generation ``manifest`` names (its shape already checked by :func:`check_manifest`).
+
+        ``previous``: this store's previous generation, whose open segments and index (if
+        the same file) are taken over rather than read again.
+        """
         assert self._path is not None
         self._generation = manifest["generation"]
         meta = manifest["index"]
-        data = read_generation(self._path, manifest, verify=verify, take=self._take_segment)
+        reuse = dict(zip((s.name for s in previous._segments), previous._columns.parts, strict=True)) if previous else {}
+        same = previous is not None and (previous._index_file, previous._index_entry.get("sha256")) == (
+            meta["file"],
+            meta["sha256"],
+        )
+        data = read_generation(self._path, manifest, verify=verify, take=self._take_segment, reuse=reuse, read_index=not same)
         index_path = self._path / meta["file"]
         self._plan = IndexPlan.from_dict(meta.get("plan", {"kind": meta.get("kind", "flat")}))
-        self._index = VectorIndex.from_bytes(data, self._dim, param=self._plan.param)
+        if previous is not None and data is None:
+            self._index = previous._index
+        else:
+            self._index = VectorIndex.from_bytes(data or b"", self._dim, param=self._plan.param)
         self._index_file = meta["file"]
+        self._index_entry = dict(meta)
         self._retired = list(manifest.get("retired", []))
+        covered = int(meta.get("count", len(self._columns)))
         if self._index.kind != self._plan.kind:
             raise StoreCorruptError(
                 f"index {index_path} is {self._index.kind}, the manifest says {self._plan.kind}; restore the store from a backup"
             )
-        if len(self._index) != len(self._records):
+        if len(self._index) != covered or covered > len(self._columns):
             raise StoreCorruptError(
-                f"index {index_path} holds {len(self._index)} vectors for {len(self._records)} articles; "
-                "restore the store from a backup"
+                f"index {index_path} holds {len(self._index)} vectors, the manifest says {covered} of "
+                f"{len(self._columns)} articles; restore the store from a backup"
             )
+        self._tail.add(self._columns.vectors(covered))  # checks those segments' vectors.npy
 
-    def _take_segment(self, data: SegmentData) -> None:
-        self._append_memory(data.records, data.vectors, data.passages)
-        self._segments.append(data.segment)
-
-    def _append_memory(
-        self, records: Sequence[dict[str, Any]], vectors: NDArray[np.float32], passages: NDArray[np.float32]
-    ) -> None:
-        offset = len(self._passage_vectors)
-        for record in records:
-            if record["id"] in self._positions:
-                raise StoreCorruptError(f"id {record['id']!r} is stored twice")
-            self._positions[record["id"]] = len(self._records)
-            self._passage_start.append(offset + int(record["passage_offset"]))
-            self._records.append(record)
-        self._vectors.append(vectors)
-        self._passage_vectors.append(passages)
+    def _take_segment(self, segment: Segment, part: Part) -> None:
+        self._columns.append(part)
+        self._segments.append(segment)
 
     # ------------------------------------------------------------------- properties
     @property
@@ -288,15 +276,15 @@ class Store:
         return self._plan
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._columns)
 
     def __contains__(self, article_id: object) -> bool:
-        return article_id in self._positions
+        return article_id in self._columns
 
     @property
     def ids(self) -> list[str]:
         """Stored ids, in insertion order."""
-        return [r["id"] for r in self._records]
+        return self._columns.ids
 
     # ---------------------------------------------------------------------- reading
     def get(self, article_id: str) -> Article:
@@ -306,28 +294,26 @@ class Store:
             KeyError: When no article has this id.
 
         """
-        return Article.from_record(self._records[self._positions[article_id]]["article"])
+        return Article.from_record(self._columns.record(self._columns.position(article_id))["article"])
 
     def embedded(self, position: int) -> EmbeddedArticle:
         """The stored article at ``position`` with its passages and vectors."""
-        record = self._records[position]
-        start = self._passage_start[position]
-        count = len(record["passages"])
-        passages = self._passage_vectors.rows[start : start + count]
-        return EmbeddedArticle(
-            Article.from_record(record["article"]),
-            tuple(record["passages"]),
-            np.asarray(passages),
-            self._vectors.rows[position],
-        )
+        return self._columns.embedded(position)
 
     def position(self, article_id: str) -> int:
         """Insertion position of an id (raises KeyError)."""
-        return self._positions[article_id]
+        return self._columns.position(article_id)
 
     def search(self, queries: NDArray[np.float32], k: int) -> SearchResult:
-        """The ``k`` stored articles most similar to each query vector."""
-        return self._index.search(queries, k)
+        """The ``k`` stored articles most similar to each query vector.
+
+        The index file's vectors and the newest ones beside it (searched exactly) are
+        searched together, the best ``k`` kept.
+        """
+        found = self._index.search(queries, k)
+        if not len(self._tail):
+            return found
+        return merge_results(found, self._tail.search(queries, k), len(self._index), k, len(self))
 
     # ---------------------------------------------------------------------- writing
     def add(self, items: Sequence[EmbeddedArticle], *, replace: bool = False) -> AddReport:
@@ -344,43 +330,15 @@ class Store:
         """
         with self._locked():
             self._refresh()
-            added, unchanged, replaced = self._sort_batch(items, replace=replace)
+            added, unchanged, replaced = self._columns.sort_batch(items, replace=replace)
             if added:
                 self._write(added, set(replaced))
+                if self._path is not None and not replaced:  # size-tiered merging of small segments
+                    ranges = tiers([s.count for s in self._segments])
+                    if len(ranges) < len(self._segments):
+                        self._compact(ranges, fold=False)
             empty = tuple(item.id for item in items if not item.passages)
             return AddReport(tuple(a.id for a in added if a.id not in replaced), tuple(unchanged), tuple(replaced), empty)
-
-    def _sort_batch(
-        self, items: Sequence[EmbeddedArticle], *, replace: bool
-    ) -> tuple[list[EmbeddedArticle], list[str], list[str]]:
-        """What an add of ``items`` does: the items to write, the ids unchanged, the ids replaced."""
-        added: list[EmbeddedArticle] = []
-        unchanged: list[str] = []
-        replaced: list[str] = []
-        batch_ids: set[str] = set()
-        for item in items:
-            if not item.passages:  # empty after cleaning: never stored, never matched
-                continue
-            if item.vector.shape != (self._dim,):
-                raise StoreMismatchError(
-                    f"article {item.id!r} has a vector of shape {item.vector.shape}, store dim is {self._dim}"
-                )
-            if item.id in batch_ids:
-                raise DuplicateIdError(f"id {item.id!r} appears twice in one add")
-            batch_ids.add(item.id)
-            position = self._positions.get(item.id)
-            if position is None:
-                added.append(item)
-            elif self._records[position]["content_hash"] == item.article.content_hash:
-                unchanged.append(item.id)
-            elif replace:
-                replaced.append(item.id)
-                added.append(item)
-            else:
-                raise IdConflictError(
-                    f"id {item.id!r} is already stored with different content; use replace=True (--replace) to overwrite"
-                )
-        return added, unchanged, replaced
 
     def _write(self, added: Sequence[EmbeddedArticle], replaced: set[str]) -> None:
         records = [article_record(item) for item in added]
@@ -389,84 +347,164 @@ class Store:
             return
         vectors = np.vstack([item.vector[None, :] for item in added]).astype(np.float32)
         passages = np.vstack([item.passage_vectors for item in added]).astype(np.float32)
-        self._assign_offsets(records)
-        # A persistent store adds to a copy, so a failed commit leaves the live index untouched.
-        base = self._index if self._path is None else self._index.copy()
-        index, plan = update_index(
-            base, self._plan, vectors, lambda: np.vstack([self._vectors.rows, vectors]), floor=self._recall_floor
-        )
+        index: VectorIndex | None
+        if self._path is None:
+            index, plan = update_index(
+                self._index, self._plan, vectors, lambda: np.vstack([self._columns.vectors(), vectors]), floor=self._recall_floor
+            )
+        elif needs_rebuild(self._index, self._plan, vectors, len(self) + len(vectors)):
+            everything = np.vstack([self._columns.vectors(), vectors])
+            index, plan = build_index(everything, self._plan.requested, floor=self._recall_floor)
+        elif len(self._tail) + len(vectors) > TAIL_MAX:
+            index, plan = self._folded(vectors), self._plan
+        else:  # the index file stays; the new vectors join the exactly searched tail
+            index, plan = None, self._plan
         if plan != self._plan:
             logger.info("vector index: %s", plan.describe())
-        self._commit([(records, vectors, passages)], index, plan)
+        self._commit([encode_payload(records, vectors, passages)], index, plan)
+
+    def _folded(self, vectors: NDArray[np.float32] | None = None) -> VectorIndex:
+        """A copy of the index with the tail (and ``vectors``) added: a failed commit leaves the live one untouched."""
+        index = self._index.copy()
+        index.add(self._columns.vectors(len(self._index)))
+        if vectors is not None:
+            index.add(vectors)
+        return index
 
     def _rewrite(self, added: Sequence[EmbeddedArticle], records: list[dict[str, Any]], replaced: set[str]) -> None:
         """Commit the stored articles but ``replaced``, then ``added``, as one new segment and a new index."""
-        keep = [i for i, r in enumerate(self._records) if r["id"] not in replaced]
+        keep = [i for i, article_id in enumerate(self.ids) if article_id not in replaced]
         all_items = [self.embedded(i) for i in keep] + list(added)
         fresh = Store(self._path, self._model, self._dim)
         fresh._generation = self._generation
         fresh._segments, fresh._index_file = self._segments, self._index_file  # what this commit retires
-        all_records = [{**self._records[i], "passage_offset": 0} for i in keep] + records
-        fresh._assign_offsets(all_records)
+        all_records = [self._columns.record(i) for i in keep] + records
         all_vectors = np.vstack([e.vector[None, :] for e in all_items]).astype(np.float32)
         all_passages = np.vstack([e.passage_vectors for e in all_items]).astype(np.float32)
         fresh._recall_floor = self._recall_floor
         index, fresh._plan = build_index(all_vectors, self._plan.requested, floor=self._recall_floor)
-        fresh._commit([(all_records, all_vectors, all_passages)], index, keep_segments=False)
+        fresh._commit([encode_payload(all_records, all_vectors, all_passages)], index, keep_segments=False)
         self.__dict__.update(fresh.__dict__)
-
-    @staticmethod
-    def _assign_offsets(records: list[dict[str, Any]]) -> None:
-        offset = 0
-        for record in records:
-            record["passage_offset"] = offset
-            offset += len(record["passages"])
 
     def _commit(
         self,
-        new: Sequence[tuple[list[dict[str, Any]], NDArray[np.float32], NDArray[np.float32]]],
-        index: VectorIndex,
+        new: Sequence[Payload],
+        index: VectorIndex | None,
         plan: IndexPlan | None = None,
         *,
         keep_segments: bool = True,
     ) -> None:
+        """Commit ``new`` segments after the kept ones.
+
+        With ``index``, a new index file over the first ``len(index)`` articles is written;
+        with None, the index file stays and the new vectors join the exactly searched tail.
+        """
         plan = plan or self._plan
-        generation = self._generation + 1
         segments = list(self._segments) if keep_segments else []
-        index_name = f"index-{generation:06d}.faiss"
-        retired: list[str] = []
         if self._path is not None:
-            previous = {s.name for s in self._segments} | ({self._index_file} if self._index_file else set())
-            segments += [write_segment(self._path, f"seg-{generation:06d}", *part) for part in new]
-            retired = sorted(previous - {s.name for s in segments} - {index_name})
-            self._write_generation(generation, segments, index_name, index, plan, retired)
+            segments += [write_segment(self._path, f"seg-{self._generation + 1:06d}", payload) for payload in new]
+        written = self._publish(segments, index, plan)
         if not keep_segments:
-            self._records, self._positions, self._passage_start = [], {}, []
-            self._vectors, self._passage_vectors = Rows(self._dim), Rows(self._dim)
-        for records, vectors, passages in new:
-            self._append_memory(records, vectors, passages)
-        if self._path is not None:
+            self._columns = Columns(self._dim)
+        if self._path is None:
+            parts = [Part.from_payload(payload) for payload in new]
+        else:
+            parts = [open_written(self._path, segment, self._dim) for segment in segments[len(segments) - len(new) :]]
+        for part in parts:
+            self._columns.append(part)
+        self._adopt(segments, index, plan, written)
+
+    def _publish(
+        self, segments: list[Segment], index: VectorIndex | None, plan: IndexPlan
+    ) -> tuple[str, list[str], dict[str, Any]] | None:
+        """Write the next generation's index file (if ``index``) and manifest; None in memory.
+
+        Returns the index file's name, the files retired, and the manifest's index entry.
+        """
+        if self._path is None:
+            return None
+        generation = self._generation + 1
+        index_name = f"index-{generation:06d}.faiss" if index is not None or self._index_file is None else self._index_file
+        previous = {s.name for s in self._segments} | ({self._index_file} if self._index_file else set())
+        retired = sorted(previous - {s.name for s in segments} - {index_name})
+        entry = self._write_generation(generation, segments, index_name, index, plan, retired)
+        return index_name, retired, entry
+
+    def _adopt(
+        self,
+        segments: list[Segment],
+        index: VectorIndex | None,
+        plan: IndexPlan,
+        written: tuple[str, list[str], dict[str, Any]] | None,
+    ) -> None:
+        """Make the committed generation this object's (its articles already appended to the columns)."""
+        if written is not None:
             self._segments = segments
-            self._index_file, self._retired = index_name, retired
-        self._index = index
+            self._index_file, self._retired, self._index_entry = written
+        if index is not None:
+            self._index = index
+            self._tail = VectorIndex(self._dim)
+            self._tail.add(self._columns.vectors(len(index)))
+        else:
+            self._tail.add(self._columns.vectors(len(self._index) + len(self._tail)))
         self._plan = plan
-        self._generation = generation
-        if self._path is not None:
+        self._generation += 1
+        if written is not None:
             self._collect_garbage()
 
-    def _write_generation(
-        self, generation: int, segments: list[Segment], index_name: str, index: VectorIndex, plan: IndexPlan, retired: list[str]
-    ) -> None:
-        """Write the index file, then the manifest naming it and ``segments`` (the commit point)."""
+    # ------------------------------------------------------------------- compaction
+    def compact(self) -> CompactReport:
+        """Merge the segments into as few as fit in ``SEGMENT_MAX`` articles each; fold the tail into the index file.
+
+        One atomic commit under the writer lock (none when there is nothing to do); ids,
+        positions and search results do not change. Adds also compact on their own: see
+        :mod:`dedup.search.compaction`. In memory, nothing to do.
+
+        Raises:
+            StoreError: When another writer holds the lock for more than 600 s.
+
+        """
+        with self._locked():
+            self._refresh()
+            if self._path is None:
+                return CompactReport(0, 0, 0, 0, len(self))
+            return self._compact(pack([s.count for s in self._segments]), fold=True)
+
+    def _compact(self, ranges: list[tuple[int, int]], *, fold: bool) -> CompactReport:
+        """Merge the segments of each range of ``ranges`` into one (and fold the tail, if ``fold``), in one commit."""
         assert self._path is not None
-        tmp = self._path / f".tmp-{index_name}"
-        meta = _fs.write_synced(tmp, index.to_bytes())
-        os.replace(tmp, self._path / index_name)
-        entry = {"file": index_name, "kind": index.kind, "plan": plan.to_dict(), **meta}
-        manifest = new_manifest(self._model, self._dim, generation, segments, entry, retired)
-        # Compact, so the C encoder writes it: an indented manifest is encoded in pure Python,
-        # which made every commit slower as segments accumulate.
-        _fs.write_atomic(self._path / MANIFEST, json.dumps(manifest, separators=(",", ":")).encode("utf-8"))
+        before = len(self._segments)
+        merged = sum(stop - start for start, stop in ranges if stop - start > 1)
+        folded = len(self._tail) if fold else 0
+        if merged or folded:
+            segments: list[Segment] = []
+            for i, (start, stop) in enumerate(ranges):
+                if stop - start == 1:
+                    segments.append(self._segments[start])
+                    continue
+                payload = self._columns.payload(start, stop)
+                segments.append(write_segment(self._path, f"seg-{self._generation + 1:06d}-{i}", payload))
+            index = self._folded() if folded else None
+            written = self._publish(segments, index, self._plan)
+            parts = [
+                None if stop - start == 1 else open_written(self._path, seg, self._dim)
+                for (start, stop), seg in zip(ranges, segments, strict=True)
+            ]
+            self._columns.replace_parts(ranges, parts)
+            self._adopt(segments, index, self._plan, written)
+        return CompactReport(before, len(self._segments), merged, folded, len(self))
+
+    def _write_generation(
+        self, generation: int, segments: list[Segment], name: str, index: VectorIndex | None, plan: IndexPlan, retired: list[str]
+    ) -> dict[str, Any]:
+        """Write the index file (when ``index`` is given), then the manifest (the commit point); returns its index entry."""
+        assert self._path is not None
+        entry = {**self._index_entry, "plan": plan.to_dict()}
+        if index is not None:
+            meta = write_index_file(self._path, name, index.to_bytes())
+            entry = {"file": name, "kind": index.kind, "plan": plan.to_dict(), "count": len(index), **meta}
+        write_manifest(self._path, new_manifest(self._model, self._dim, generation, segments, entry, retired))
+        return entry
 
     def _collect_garbage(self) -> None:
         """Remove what neither this generation nor the previous one names (crashed writers' files too).
@@ -478,14 +516,20 @@ class Store:
         keep = {s.name for s in self._segments} | {MANIFEST, LOCK, *self._retired}
         if self._index_file:
             keep.add(self._index_file)
-        for entry in self._path.iterdir():
-            if entry.name in keep:
-                continue
-            if entry.name.startswith((".tmp-", "seg-", "index-")):
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
+        collect_garbage(self._path, keep)
+
+    def verify(self) -> tuple[int, int]:
+        """Check the size and SHA-256 of every file of the latest commit; returns (files, bytes) checked.
+
+        Raises:
+            StoreCorruptError: A file is missing, truncated or altered.
+            StoreError: A file cannot be read, or commits removed files faster than they could be checked.
+
+        """
+        if self._path is None:
+            return 0, 0
+        root = self._path
+        return latest(root, lambda manifest: verify_generation(root, manifest))
 
     def refresh(self) -> bool:
         """Move to the latest commit if another writer committed since; True if it did.
@@ -531,23 +575,20 @@ class Store:
         manifest = read_manifest(self._path)
         if manifest["generation"] == self._generation:
             return False
-        fresh = Store.open(self._path, verify=False, index=self._plan.requested, recall_floor=self._recall_floor)
+        root = self._path
+
+        def load(manifest: dict[str, Any]) -> Store:
+            fresh = Store(root, manifest["model"], manifest["dim"], recall_floor=self._recall_floor)
+            fresh._load(manifest, verify=True, previous=self)  # only the new segments and index are opened
+            return fresh
+
+        fresh = latest(root, load)
+        if fresh._plan.requested != self._plan.requested:
+            fresh._plan = replace(fresh._plan, requested=self._plan.requested, calibrated_n=0)
         self.__dict__.update(fresh.__dict__)
         return True
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
         if self._path is None:
-            yield
-            return
-        held: set[str] = _held.__dict__.setdefault("paths", set())
-        key = str(self._path.resolve())
-        if key in held:  # this thread already holds it (inside :meth:`writing`)
-            yield
-            return
-        with _fs.hold_lock(self._path / LOCK, timeout=600):
-            held.add(key)
-            try:
-                yield
-            finally:
-                held.discard(key)
+            return contextlib.nullcontext()
+        return _fs.hold_lock_reentrant(self._path / LOCK, timeout=600)

@@ -3,6 +3,7 @@
 In order, for each HTTP request: metrics (count, status, latency per endpoint), the number of
 requests in flight (``max_in_flight``, a 503 with ``Retry-After`` beyond), the bearer token
 (checked from the headers, before any body is read; :func:`is_open` paths never need it), the
+refusal of writes by a read-only service (403, :data:`WRITE_PATHS`), the
 body (read only on ``POST``/``PUT``/``PATCH`` to a guarded path, within ``max_body_bytes`` and
 ``read_timeout_s``), its media type and its JSON syntax. The routes below only ever see a
 well-formed JSON body within limits.
@@ -25,7 +26,7 @@ from starlette.routing import Match
 from dedup.serve.schemas import error_response, short
 from dedup.serve.shared import ServiceLimits, SharedDetector
 
-__all__ = ["BODY_METHODS", "OPEN_PATHS", "OPEN_PREFIXES", "Gate", "is_open"]
+__all__ = ["BODY_METHODS", "OPEN_PATHS", "OPEN_PREFIXES", "WRITE_PATHS", "Gate", "is_open"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -33,8 +34,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: Paths that never need the token: liveness, and the story browser's page and assets (no data).
-OPEN_PATHS = frozenset({"/health", "/"})
+#: Paths that never need the token: liveness, the story browser's page and assets, and the API's
+#: description and its documentation pages (no data in any of them; a browser cannot send a token
+#: to open /docs, whose "Authorize" button then sends it with every request it tries).
+OPEN_PATHS = frozenset({"/health", "/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 OPEN_PREFIXES = ("/static/",)
 
 
@@ -47,6 +50,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: Methods whose body the gate reads (on guarded paths only); every other request's body is never read.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+#: Paths that write: a read-only service (a replica) refuses them with 403, before reading the body.
+WRITE_PATHS = frozenset({"/add", "/check-and-add"})
 
 
 class _Exchange:
@@ -143,6 +149,8 @@ class Gate:
             return error_response(400, "bad_request", f"invalid Content-Length header {short(declared, 40)!r}"), receive
         if scope["method"] not in BODY_METHODS or is_open(path):
             return None, _no_body(receive)  # never read: nothing here takes one
+        if self.service.read_only and path in WRITE_PATHS:
+            return self._read_only(path), receive
         if declared is not None and int(declared) > self.limits.max_body_bytes:
             return self._too_large(declared.strip()), receive
         body = await self._read_body(receive, exchange)
@@ -205,6 +213,14 @@ class Gate:
         if not hmac.compare_digest(given.strip(), self.token):
             return error_response(401, "unauthorized", "the bearer token is not valid", headers=challenge)
         return None
+
+    def _read_only(self, path: str) -> JSONResponse:
+        return error_response(
+            403,
+            "read_only",
+            f"this service serves its {self.service.kind} read-only (`dedup serve --read-only`): {path} is refused; "
+            "send adds to the writer",
+        )
 
     def _too_large(self, size: str) -> JSONResponse:
         return error_response(

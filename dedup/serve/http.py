@@ -1,10 +1,11 @@
 """The HTTP service: ``dedup serve --store DIR`` (FastAPI on uvicorn).
 
 Endpoints (JSON in, JSON out; the OpenAPI document is at ``/openapi.json``, browsable at
-``/docs``)::
+``/docs`` (Swagger UI) and ``/redoc`` (ReDoc), both served from local files: :mod:`~dedup.serve.docs`)::
 
     GET  /health           liveness, store size (never needs the token)
-    GET  /metrics          counters and per-endpoint latency percentiles
+    GET  /metrics          counters and per-endpoint latency percentiles, Prometheus text format
+    GET  /metrics.json     the same, as JSON
     POST /check            {"articles": [...], "top": 0}        -> {"verdicts": [...]}
     POST /add              {"articles": [...], "replace": false} -> {"added", "unchanged", "replaced", "total"}
     POST /check-and-add    {"articles": [...], "top": 0}        -> {"verdicts", "added", "unchanged", "total"}
@@ -57,7 +58,8 @@ The concurrency model is :mod:`dedup.serve.shared`'s: one writer at a time, read
 consistent state, endpoints run in a thread pool so embedding never blocks the server.
 
 The parts: :mod:`~dedup.serve.schemas` (request and error bodies), :mod:`~dedup.serve.gate`
-(token, limits, body checks), :mod:`~dedup.serve.routes` (the endpoints) and
+(token, limits, body checks), :mod:`~dedup.serve.routes` (the endpoints), :mod:`~dedup.serve.docs`
+(the offline API docs), :mod:`~dedup.serve.prometheus` (the text format of ``/metrics``) and
 :mod:`~dedup.serve.server` (socket, uvicorn, head timeout); this module assembles them.
 """
 
@@ -76,6 +78,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dedup import __version__
 from dedup.config import Config
 from dedup.errors import ConfigError, DedupError, IdConflictError, InputError, ModelError, StoreError
+from dedup.serve.docs import add_docs_routes
 from dedup.serve.gate import Gate, is_open
 from dedup.serve.routes import Api, add_routes
 from dedup.serve.schemas import HTTP_CODES, ErrorBody, error_response, short
@@ -99,7 +102,8 @@ def create_app(
     Args:
         detector: A shared detector, or the path of an existing store to open (verified).
         config: Settings when ``detector`` is a path.
-        token: When set, every path but ``/health`` needs ``Authorization: Bearer TOKEN``.
+        token: When set, every path but the open ones (:data:`~dedup.serve.gate.OPEN_PATHS`: ``/health``,
+            the browser page, ``/openapi.json``, ``/docs``, ``/redoc``) needs ``Authorization: Bearer TOKEN``.
         limits: Request size and batch limits.
 
     Raises:
@@ -117,14 +121,32 @@ def create_app(
         version=__version__,
         description="Is this article a duplicate of one already stored? Cross-language duplicate-story detection.",
         responses=errors,
+        docs_url=None,  # FastAPI's pages load from a CDN; dedup.serve.docs serves local copies
+        redoc_url=None,
     )
     app.state.service = service
     app.state.limits = limits
     app.state.api = Api(service, limits)
-    _install_error_handlers(app, service.detector.store.path)
+    _install_error_handlers(app, service.path)
     add_routes(app)
+    add_docs_routes(app)
+    if token is not None:
+        _declare_bearer(app)
     app.add_middleware(Gate, api=app, service=service, token=token, limits=limits)
     return app
+
+
+def _declare_bearer(app: FastAPI) -> None:
+    """Declare the bearer token in the OpenAPI document, so /docs offers "Authorize" and sends it."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        doc = plain()
+        doc.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
+        doc["security"] = [{"bearer": []}]
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # An absolute POSIX path not glued to a word (so "dedup/model-name" and "a/b" stay).

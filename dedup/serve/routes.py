@@ -14,15 +14,16 @@ from typing import Annotated, Any, NoReturn
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as Path_
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dedup.browse.stories import StoryBook, StoryFilter
-from dedup.browse.views import embedded_view, pair_view, story_view, verdict_view
+from dedup.browse.views import embedded_view, pair_view, rules_view, story_view, verdict_view
 from dedup.browse.web import PAGE_HEADERS, asset
 from dedup.config import Config
 from dedup.embedding.embed import article_passages
 from dedup.io import parse_record
+from dedup.serve.prometheus import CONTENT_TYPE, metrics_text
 from dedup.serve.schemas import AddRequest, ArticleIn, CheckRequest, ClusterRequest, ErrorBody, short
 from dedup.serve.shared import ServiceLimits, SharedDetector, check_batch
 from dedup.types import Article, EmbeddedArticle, PartialDate, Verdict
@@ -71,7 +72,11 @@ class Api:
         if not explain:
             return [v.to_dict() for v in verdicts]
         chars = self.service.config.max_passage_chars
-        return [verdict_view(v, a, article_passages(a, chars), self.stored_now) for v, a in zip(verdicts, articles, strict=True)]
+        rules = rules_view(self.service.config)
+        return [
+            verdict_view(v, a, article_passages(a, chars), self.stored_now, rules)
+            for v, a in zip(verdicts, articles, strict=True)
+        ]
 
     def stored_now(self, article_id: str) -> EmbeddedArticle | None:
         """A stored article, or None when it is gone (replaced or never stored)."""
@@ -99,7 +104,15 @@ def add_routes(app: FastAPI) -> None:
     missing: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
     invalid: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}}
     app.add_api_route("/health", health, methods=["GET"], tags=["service"])
-    app.add_api_route("/metrics", metrics, methods=["GET"], tags=["service"])
+    app.add_api_route(
+        "/metrics",
+        metrics,
+        methods=["GET"],
+        tags=["service"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {CONTENT_TYPE: {}}, "description": "The Prometheus text format"}},
+    )
+    app.add_api_route("/metrics.json", metrics_json, methods=["GET"], tags=["service"])
     app.add_api_route("/check", check, methods=["POST"], tags=["articles"])
     app.add_api_route("/add", add, methods=["POST"], tags=["articles"])
     app.add_api_route("/check-and-add", check_and_add, methods=["POST"], tags=["articles"])
@@ -121,7 +134,12 @@ def health(api: ApiDep) -> dict[str, Any]:
     return {"status": "ok", "articles": len(service), "generation": service.generation, "model": service.config.model}
 
 
-def metrics(api: ApiDep) -> dict[str, Any]:
+def metrics(api: ApiDep) -> Response:
+    """The counters of ``/metrics.json`` in the Prometheus text format, for scrapers."""
+    return Response(metrics_text(metrics_json(api)), media_type=CONTENT_TYPE)
+
+
+def metrics_json(api: ApiDep) -> dict[str, Any]:
     """Requests, articles checked/added/duplicate, latency percentiles per endpoint, store size."""
     service = api.service
     return {**service.metrics.snapshot(), "store": {"articles": len(service), "generation": service.generation}}
@@ -209,7 +227,7 @@ def stories(
     book = api.service.stories()
     found = book.page(where, offset=offset, limit=limit)
     return {
-        **_book_head(book),
+        **_book_head(book, api),
         "total": found.total,
         "offset": found.offset,
         "limit": found.limit,
@@ -228,7 +246,7 @@ def one_story(story_id: Annotated[str, Path_(max_length=100)], api: ApiDep) -> d
             f"no story {short(story_id, 100)!r} in the stories of store generation {book.generation} "
             "(story ids change when the store does: list /stories again)",
         ) from None
-    return {**_book_head(book), "story": story_view(book, found)}
+    return {**_book_head(book, api), "story": story_view(book, found)}
 
 
 def neighbours(
@@ -244,10 +262,10 @@ def neighbours(
     except KeyError:
         _not_stored(id)
     return {
-        **_book_head(book),
+        **_book_head(book, api),
         "article": embedded_view(item),
         "story": story_view(book, found),
-        "verdict": verdict_view(verdict, item.article, item.passages, api.stored_now),
+        "verdict": verdict_view(verdict, item.article, item.passages, api.stored_now, rules_view(api.service.config)),
     }
 
 
@@ -263,7 +281,7 @@ def evidence(
         except KeyError:
             _not_stored(article_id)
     first, second, match = api.service.evidence(a, b)
-    return pair_view(first, second, match)
+    return pair_view(first, second, match, rules_view(api.service.config))
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -297,8 +315,9 @@ def _date(name: str, value: str | None) -> PartialDate | None:
         raise StarletteHTTPException(422, f"{name}: {exc}") from None
 
 
-def _book_head(book: StoryBook) -> dict[str, Any]:
+def _book_head(book: StoryBook, api: Api) -> dict[str, Any]:
     return {
+        "rules": rules_view(api.service.config),
         "generation": book.generation,
         "articles": len(book.articles),
         "clustered_in_s": round(book.seconds, 3),

@@ -6,13 +6,15 @@ built by :func:`error_response`; :data:`HTTP_CODES` names the code of each statu
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dedup.io import KNOWN_FIELDS
+from dedup.errors import InputError
+from dedup.io import parse_record
 
 __all__ = [
     "HTTP_CODES",
@@ -25,48 +27,45 @@ __all__ = [
     "short",
 ]
 
-Scalar = str | int | float | bool | None
-
-
-def _encodable(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("text must be valid Unicode (it holds an unpaired surrogate)") from None
-    return value
-
 
 class ArticleIn(BaseModel):
-    """One article, as the JSONL input takes it. Unknown fields are refused; put them in ``extra``."""
+    """One article: the very record a JSONL line holds, checked by the same validator.
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    :func:`dedup.io.parse_record` validates it (the one record schema): ``id`` is a string or an
+    integer (``7`` is the id ``"7"``); ``title``, ``text``, ``date``, ``lang``, ``source`` and
+    ``url`` are strings or null; any other field is kept in ``extra`` and returned by
+    ``GET /article``. So a pipeline can post its JSONL lines as they are, and both ways give
+    the same article. After validation the model holds the normalised record: ``id`` a
+    string, the unknown fields (and those of an ``extra`` object) in ``extra``.
+    """
 
-    id: Annotated[str, Field(min_length=1, max_length=512, description="unique id")]
-    title: str | None = None
-    text: str | None = None
-    date: Annotated[str | None, Field(max_length=40, description="YYYY, YYYY-MM or YYYY-MM-DD")] = None
-    lang: Annotated[str | None, Field(max_length=16, description="ISO 639-1; detected when missing")] = None
-    source: Annotated[str | None, Field(max_length=1000)] = None
-    url: Annotated[str | None, Field(max_length=8000)] = None
-    extra: Annotated[dict[str, Scalar], Field(max_length=64, description="other fields, kept and returned")] = Field(
-        default_factory=dict
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"id": 7, "title": "Talks in Hanoi", "date": "2025-01-12", "feed": "wire"}]},
     )
 
-    @field_validator("id", "title", "text", "date", "lang", "source", "url")
-    @classmethod
-    def _unicode(cls, value: str | None) -> str | None:
-        return None if value is None else _encodable(value)
+    id: Annotated[str | int, Field(description="unique id: a non-empty string, or an integer (read as its decimal string)")]
+    title: str | None = None
+    text: str | None = None
+    date: Annotated[str | None, Field(description="YYYY, YYYY-MM or YYYY-MM-DD (or an ISO datetime)")] = None
+    lang: Annotated[str | None, Field(description="ISO 639-1; detected when missing")] = None
+    source: str | None = None
+    url: str | None = None
+    extra: Annotated[
+        dict[str, Any], Field(description="more fields, kept and returned; any unknown top-level field goes here too")
+    ] = Field(default_factory=dict)
 
-    @field_validator("extra")
+    @model_validator(mode="before")
     @classmethod
-    def _unicode_extra(cls, value: dict[str, Scalar]) -> dict[str, Scalar]:
-        for key, item in value.items():
-            if key in KNOWN_FIELDS:
-                raise ValueError(f"extra may not hold the field {key!r}: give it at the top level of the article")
-            _encodable(key)
-            if isinstance(item, str):
-                _encodable(item)
-        return value
+    def _one_schema(cls, data: object) -> object:
+        """Validate with the JSONL reader's :func:`~dedup.io.parse_record`; return the normalised record."""
+        if not isinstance(data, dict):
+            raise ValueError(f"an article must be a JSON object, got {type(data).__name__}")
+        try:
+            article = parse_record(data, source="article", line=None, detect_lang=False, max_chars=sys.maxsize)
+        except InputError as exc:
+            raise ValueError(exc.reason) from None
+        return article.to_record()  # the service detects a missing language and applies its limits
 
 
 _ARTICLES = Field(min_length=1, description="the articles; at most the service's max_batch")
@@ -112,6 +111,7 @@ class ErrorBody(BaseModel):
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
+    403: "read_only",
     404: "not_found",
     405: "method_not_allowed",
     408: "request_timeout",

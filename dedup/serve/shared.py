@@ -1,6 +1,9 @@
 """A detector shared by many threads: the concurrency model of the service, and its metrics.
 
-No web framework here; :mod:`dedup.serve.http` puts HTTP in front of it.
+No web framework here; :mod:`dedup.serve.http` puts HTTP in front of it. What is served, a
+store or a time-sharded archive, is a :mod:`dedup.serve.backends` backend; the model below
+holds for both (for an archive, "the store's file lock" is the archive's writer lock, held
+across every shard, and "the manifest" is every shard's manifest).
 
 The model:
 
@@ -22,6 +25,9 @@ The model:
   snapshot of the stored vectors taken under the shared lock, and runs outside it, so
   checks and adds go on meanwhile; one clustering runs at a time, and requests that
   arrive during it wait for it and share its result.
+* **Read-only replicas** (``read_only``) refuse every write (:class:`ReadOnlyError`; the
+  service answers 403 before reading the body), take no lock, and pick up the writer's
+  commits before each read, as above.
 * **Same article twice.** Re-adding an id with the same content is a no-op in the store
   (under its lock), so two workers adding one article at the same moment leave one copy;
   with other content the second is refused (:class:`DuplicateIdError`) unless it asks to
@@ -32,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -43,13 +48,27 @@ from typing import Any
 
 from dedup.browse.stories import StoryBook
 from dedup.config import Config
+from dedup.detect.archive import ArchiveDetector
 from dedup.detect.detector import Detector
 from dedup.embedding.embed import Encoder
-from dedup.errors import ConfigError, DuplicateIdError, IdConflictError, InputError
-from dedup.search.store import MANIFEST
+from dedup.errors import ConfigError, DuplicateIdError, InputError, StoreError
+from dedup.serve.backends import Backend, backend_of, conflict
 from dedup.types import AddReport, Article, ClusterResult, EmbeddedArticle, Match, Story, Verdict
 
-__all__ = ["CheckAddResult", "LatencyStats", "Metrics", "ReadWriteLock", "ServiceLimits", "SharedDetector", "check_batch"]
+__all__ = [
+    "CheckAddResult",
+    "LatencyStats",
+    "Metrics",
+    "ReadOnlyError",
+    "ReadWriteLock",
+    "ServiceLimits",
+    "SharedDetector",
+    "check_batch",
+]
+
+
+class ReadOnlyError(StoreError):
+    """A write was asked of a service that serves its store or archive read-only (a replica)."""
 
 
 @dataclass(frozen=True)
@@ -209,71 +228,107 @@ class CheckAddResult:
 
 
 class SharedDetector:
-    """A :class:`Detector` that many threads may call at once (see the module docs).
+    """A :class:`Detector` or :class:`ArchiveDetector` that many threads may call at once (see the module docs).
 
     Args:
         detector: The detector to share; nothing else should use it afterwards.
         metrics: Where to count articles checked, added and found duplicate.
+        read_only: Refuse every write (:meth:`add`, :meth:`check_and_add` raise
+            :class:`ReadOnlyError`); a replica beside one writer. An archive opened
+            read-only is always served so.
 
     """
 
-    def __init__(self, detector: Detector, metrics: Metrics | None = None) -> None:
+    def __init__(self, detector: Detector | ArchiveDetector, metrics: Metrics | None = None, *, read_only: bool = False) -> None:
         self.detector = detector
+        self.backend: Backend = backend_of(detector)
         self.metrics = metrics or Metrics()
+        self.read_only = read_only or (isinstance(detector, ArchiveDetector) and detector.archive.read_only)
         self._rw = ReadWriteLock()
         self._writer = threading.Lock()
         self._encode = threading.Lock()
-        self._seen = self._manifest_stat()
+        self._seen = self.backend.state()
         self._clustering = threading.Lock()
         self._book: StoryBook | None = None
 
     @classmethod
     def open(
-        cls, path: str | Path, config: Config | None = None, *, encoder: Encoder | None = None, create: bool = False
+        cls,
+        path: str | Path,
+        config: Config | None = None,
+        *,
+        encoder: Encoder | None = None,
+        create: bool = False,
+        read_only: bool = False,
+        cache: bool = True,
     ) -> SharedDetector:
         """Open (or create) the store at ``path``, verifying every file (see :meth:`Detector.open`)."""
-        return cls(Detector.open(path, config, encoder=encoder, create=create))
+        return cls(
+            Detector.open(path, config, encoder=encoder, create=create and not read_only, cache=cache), read_only=read_only
+        )
+
+    @classmethod
+    def open_archive(
+        cls,
+        path: str | Path,
+        config: Config | None = None,
+        *,
+        encoder: Encoder | None = None,
+        create: bool = False,
+        read_only: bool = False,
+        cache: bool = True,
+    ) -> SharedDetector:
+        """Open (or create) the time-sharded archive at ``path`` (see :meth:`ArchiveDetector.open`).
+
+        ``read_only``: take no lock and write nothing (a replica beside one writer).
+        """
+        detector = ArchiveDetector.open(
+            path, config, encoder=encoder, create=create and not read_only, read_only=read_only, cache=cache
+        )
+        return cls(detector, read_only=read_only)
 
     # ---------------------------------------------------------------------- helpers
     @property
     def config(self) -> Config:
         """The detector's configuration."""
-        return self.detector.config
+        return self.backend.config
 
-    def _manifest_stat(self) -> tuple[int, int, int] | None:
-        path = self.detector.store.path
-        if path is None:
-            return None
-        try:
-            st = os.stat(path / MANIFEST)
-        except OSError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+    @property
+    def kind(self) -> str:
+        """``"store"`` or ``"archive"``: what this service serves."""
+        return self.backend.kind
+
+    @property
+    def path(self) -> Path | None:
+        """The store or archive folder served."""
+        return self.backend.path
 
     def _embed(self, articles: Sequence[Article]) -> list[EmbeddedArticle]:
         with self._encode:
-            return self.detector.embed(articles)
+            return self.backend.embed(articles)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
         """Shared access, after picking up commits made by other processes."""
-        seen = self._manifest_stat()
+        seen = self.backend.state()
         if seen != self._seen:
             with self._rw.write():
-                self.detector.store.refresh()
+                self.backend.refresh()
                 self._seen = seen
         with self._rw.read():
             yield
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
-        """Exclusive access on the latest commit, holding the store's writer lock."""
-        with self._writer, self.detector.store.lock(), self._rw.write():
-            self.detector.store.refresh()
+        """Exclusive access on the latest commit, holding the store's (or archive's) writer lock."""
+        if self.read_only:
+            raise ReadOnlyError(f"this {self.kind} is served read-only: send adds to the writer")
+        with self._writer, self.backend.lock(), self._rw.write():
+            self.backend.refresh()
             try:
                 yield
             finally:
-                self._seen = self._manifest_stat()
+                self._seen = self.backend.state()
 
     def _count_verdicts(self, verdicts: Sequence[Verdict]) -> None:
         self.metrics.count("articles_checked", len(verdicts))
@@ -287,59 +342,58 @@ class SharedDetector:
     # ------------------------------------------------------------------------ reads
     def __len__(self) -> int:
         with self._reading():
-            return len(self.detector.store)
+            return self.backend.count()
 
     @property
     def generation(self) -> int:
-        """The store commit this process serves."""
+        """The commit this process serves (for an archive: the sum of its shards' commit numbers)."""
         with self._reading():
-            return self.detector.store.generation
+            return self.backend.generation()
 
     def check(self, articles: Sequence[Article], *, top: int = 0) -> list[Verdict]:
         """Check articles against the store (nothing is stored)."""
         items = self._embed(articles)
         with self._reading():
-            verdicts = self.detector.check_embedded(items, top=top)
+            verdicts = self.backend.check_embedded(items, top=top)
         self._count_verdicts(verdicts)
         return verdicts
 
     def get(self, article_id: str) -> Article:
         """The stored article with this id (raises KeyError)."""
-        with self._reading():
-            return self.detector.store.get(article_id)
+        return self.stored(article_id).article
 
     def story(self, article_id: str) -> tuple[Story, tuple[Article, ...]]:
         """The story of a stored article among its neighbours, and its articles (raises KeyError)."""
         with self._reading():
-            story = self.detector.story(article_id)
-            return story, tuple(self.detector.store.get(i) for i in story.article_ids)
+            story = self.backend.story(article_id)
+            return story, tuple(self.backend.stored(i).article for i in story.article_ids)
 
     def stored(self, article_id: str) -> EmbeddedArticle:
         """A stored article with its passages and vectors (raises KeyError)."""
         with self._reading():
-            return self.detector.stored(article_id)
+            return self.backend.stored(article_id)
 
     def neighbours(self, article_id: str, *, top: int = 10) -> tuple[EmbeddedArticle, Verdict]:
         """A stored article and its verdict against the rest of the store (raises KeyError)."""
         with self._reading():
-            return self.detector.stored(article_id), self.detector.neighbours(article_id, top=top)
+            return self.backend.stored(article_id), self.backend.neighbours(article_id, top=top)
 
     def evidence(self, a: str, b: str) -> tuple[EmbeddedArticle, EmbeddedArticle, Match]:
         """Two stored articles and the verifier's decision on them, ``a`` as the query (raises KeyError)."""
         with self._reading():
-            first, second = self.detector.stored(a), self.detector.stored(b)
-        return first, second, self.detector.compare(first, second)
+            first, second = self.backend.stored(a), self.backend.stored(b)
+        return first, second, self.backend.compare(first, second)
 
     def stories(self) -> StoryBook:
         """The whole store clustered into stories, as of the latest commit (cached until the next)."""
         with self._clustering:
             with self._reading():
-                generation = self.detector.store.generation
+                generation = self.backend.generation()  # before the items: a label never newer than its data
                 if self._book is not None and self._book.generation == generation:
                     return self._book
-                items = self.detector.stored_items()
+                items = self.backend.stored_items()
             started = time.perf_counter()
-            result = self.detector.cluster_embedded(items)
+            result = self.backend.cluster_embedded(items)
             seconds = time.perf_counter() - started
             self.metrics.observe("stories clustering", seconds)
             self._book = StoryBook(result, {i.id: i.article for i in items}, generation, seconds)
@@ -349,28 +403,42 @@ class SharedDetector:
         """Group posted articles into stories; with ``with_store``, stored articles join in."""
         items = self._embed(articles)
         if not with_store:
-            return self.detector.cluster_embedded(items)
+            return self.backend.cluster_embedded(items)
         with self._reading():
-            return self.detector.cluster_embedded(items, with_store=True)
+            return self.backend.cluster_embedded(items, with_store=True)
 
     # ----------------------------------------------------------------------- writes
     def add(self, articles: Sequence[Article], *, replace: bool = False) -> AddReport:
-        """Store articles atomically; an id stored with the same content is left as is.
+        """Store articles atomically (an archive: atomically per shard); an id stored with the same content is left as is.
 
         Raises:
-            IdConflictError: An id is stored with other content and not ``replace``.
+            IdConflictError: An id is stored with other content and not ``replace`` (nothing is stored then).
+            ReadOnlyError: The service is read-only.
 
         """
+        if self.read_only:
+            raise ReadOnlyError(f"this {self.kind} is served read-only: send adds to the writer")
         with self._reading():
-            store = self.detector.store
-            todo = [a for a in articles if replace or a.id not in store or store.get(a.id).content_hash != a.content_hash]
+            todo = [a for a in articles if replace or not self._same(a)]
         items = self._embed(todo)
         with self._writing():
-            report = self.detector.store.add(items, replace=replace)
+            if not replace:
+                self._refuse_conflicts(items)
+            report = self.backend.add_embedded(items, replace=replace)
         skipped = tuple(a.id for a in articles if a.id not in {i.id for i in items})
         report = AddReport(report.added, report.unchanged + skipped, report.replaced)
         self._count_report(report)
         return report
+
+    def _same(self, article: Article) -> bool:
+        stored = self.backend.stored_version(article)
+        return stored is not None and stored.content_hash == article.content_hash
+
+    def _refuse_conflicts(self, items: Sequence[EmbeddedArticle]) -> None:
+        for item in items:
+            error = conflict(item.article, self.backend.stored_version(item.article))
+            if error is not None:
+                raise error
 
     def check_and_add(self, articles: Sequence[Article], *, top: int = 0) -> CheckAddResult:
         """Check each article, then store it: later articles are checked against earlier ones.
@@ -380,18 +448,16 @@ class SharedDetector:
 
         Raises:
             IdConflictError: An id is stored with other content (nothing is stored then).
+            ReadOnlyError: The service is read-only.
 
         """
+        if self.read_only:
+            raise ReadOnlyError(f"this {self.kind} is served read-only: send adds to the writer")
         items = self._embed(articles)
         with self._writing():
-            store = self.detector.store
-            for item in items:
-                if item.id in store and store.get(item.id).content_hash != item.article.content_hash:
-                    raise IdConflictError(
-                        f"id {item.id!r} is already stored with different content; to overwrite it, add it with replace"
-                    )
-            before = {i.id for i in items if i.id in store}
-            verdicts = self.detector.check_embedded(items, top=top, add=True)
+            self._refuse_conflicts(items)
+            before = {i.id for i in items if self.backend.stored_version(i.article) is not None}
+            verdicts = self.backend.check_embedded(items, top=top, add=True)
         added = tuple(i.id for i in items if i.id not in before)
         report = AddReport(added, tuple(i.id for i in items if i.id in before), ())
         self._count_verdicts(verdicts)

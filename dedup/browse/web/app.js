@@ -8,7 +8,7 @@
 "use strict";
 
 (() => {
-  const { el, append, langLabel, safeUrl, matchCard, membersByLang, storyMeta } = Dedup;
+  const { el, append, langLabel, safeUrl, matchCard, membersByLang, storyMeta, plural, rulesText } = Dedup;
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = "dedup.token";
   const PAGE = 20;
@@ -109,7 +109,7 @@
   async function storeInfo() {
     try {
       const health = await api("/health");
-      $("store-info").textContent = `${health.articles} article${health.articles === 1 ? "" : "s"} stored · generation ${health.generation}`;
+      $("store-info").textContent = `${plural(health.articles, "article")} stored · store version ${health.generation}`;
     } catch (e) {
       $("store-info").textContent = "store unavailable";
     }
@@ -284,6 +284,7 @@
         { class: `verdict ${verdict.duplicate ? "is-dup" : "is-new"}` },
         el("h2", { id: "verdict-heading", tabindex: -1 }, el("span", { class: `badge ${verdict.duplicate ? "badge-dup" : "badge-new"}` }, verdict.duplicate ? "DUPLICATE" : "NEW"), " ", head),
         note,
+        rulesText(verdict.rules) ? el("p", { class: "muted", id: "verdict-rules" }, rulesText(verdict.rules)) : null,
       ),
       dups.map((m) => matchCard(verdict.article, m, { open: true, href: articleHref, level: 3 })),
       misses.length ? el("h3", { class: "section-head" }, `Near misses (${misses.length})`) : null,
@@ -361,7 +362,8 @@
     );
     browse(
       el("h2", {}, "Stories"),
-      el("p", { class: "muted" }, `${body.articles} stored articles clustered into stories (generation ${body.generation}, in ${body.clustered_in_s} s), newest first.`),
+      el("p", { class: "muted" }, `${plural(body.articles, "stored article")} grouped into stories (store version ${body.generation}, in ${body.clustered_in_s} s), newest first.`),
+      rulesText(body.rules) ? el("p", { class: "muted" }, rulesText(body.rules)) : null,
       form,
       body.stories.length ? el("ol", { class: "stories" }, body.stories.map(storyCard)) : el("p", {}, "No story matches these filters."),
       pager,
@@ -438,6 +440,7 @@
       el("p", {}, el("a", { href: storyHref(story.id), id: "article-story-link" }, `${story.id}: ${story.titles[0] || ""}`), el("span", { class: "muted" }, ` · ${storyMeta(story)}`)),
       membersByLang(story.members, articleHref, 4),
       el("h3", {}, "Nearest stored articles"),
+      rulesText(verdict.rules) ? el("p", { class: "muted" }, rulesText(verdict.rules)) : null,
       verdict.matches.length
         ? verdict.matches.map((m) => matchCard(verdict.article, m, { open: false, href: articleHref, level: 4, sides: ["This article", "Stored"] }))
         : el("p", {}, "No other stored article is near it."),

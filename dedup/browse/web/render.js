@@ -153,20 +153,44 @@ const Dedup = (() => {
     return node;
   }
 
-  /** The evidence on one match: score, date gap, languages, shared names and numbers. */
+  /** "1 passage", "2 passages"; "1 story", "3 stories". */
+  function plural(n, word) {
+    if (n === 1) return `${n} ${word}`;
+    return /[^aeiou]y$/.test(word) ? `${n} ${word.slice(0, -1)}ies` : `${n} ${word}s`;
+  }
+
+  /** Why the match is or is not a duplicate: the server's sentence, or one made from the score. */
+  function reasonOf(match) {
+    if (match.decision && match.decision.reason) return match.decision.reason;
+    return `${match.duplicate ? "duplicate" : "not a duplicate"}: score ${fixed(match.score, 3)}`;
+  }
+
+  /** The rules, in words: "duplicate when the score reaches 0.5 and the dates are at most 7 days apart". */
+  function rulesText(rules) {
+    if (!rules || rules.threshold === undefined || rules.threshold === null) return null;
+    const window = rules.max_date_gap_days;
+    const dates = window === undefined || window === null ? "" : ` and the dates are at most ${plural(window, "day")} apart`;
+    return `Two articles are duplicates when their score reaches the threshold ${rules.threshold}${dates}.`;
+  }
+
+  /** The evidence on one match: the decision in words, score, date gap, languages, shared names and numbers. */
   function facts(match) {
-    const gap = match.date_gap_days === null || match.date_gap_days === undefined ? "unknown (a date is missing)" : `${match.date_gap_days} day${match.date_gap_days === 1 ? "" : "s"}`;
+    const gap = match.date_gap_days === null || match.date_gap_days === undefined ? "unknown (a date is missing)" : plural(match.date_gap_days, "day");
     const langs = (match.lang_pair || []).map((l) => l || "?").join(" → ");
     const aligned = match.aligned || [];
+    const rule = match.decision ? match.decision.rule : null;
+    const agencies = match.agency_tags || [];
     return el(
       "dl",
       { class: "facts" },
+      fact("Decision", el("span", { class: `reason reason-${rule || "score"}` }, reasonOf(match))),
       fact("Score", el("strong", { class: "score" }, fixed(match.score, 3))),
       fact("Date gap", gap),
       fact("Languages", langs),
-      fact("Aligned passages", `${aligned.length} (${Math.round(100 * (match.aligned_fraction || 0))}% of the shorter article)`),
-      fact("Article cosine", fixed(match.article_similarity, 3)),
-      fact("Shared names", chips(match.shared_names, "shared names")),
+      fact("Matching passages", `${aligned.length} (${Math.round(100 * (match.aligned_fraction || 0))}% of the shorter article)`),
+      fact("Overall similarity", fixed(match.article_similarity, 3)),
+      fact("Shared names", chips(match.names_shown || match.shared_names, "shared names")),
+      agencies.length ? fact("News agencies (not names)", chips(agencies, "news agencies")) : null,
       fact("Shared numbers", chips(match.shared_numbers, "shared numbers")),
     );
   }
@@ -197,7 +221,8 @@ const Dedup = (() => {
     if (options.open) {
       card.append(body());
     } else {
-      const details = el("details", { class: "more" }, el("summary", {}, `Show the two articles side by side (${(match.aligned || []).length} aligned passages)`));
+      const n = (match.aligned || []).length;
+      const details = el("details", { class: "more" }, el("summary", {}, `Show the two articles side by side (${plural(n, "matching passage")})`));
       details.addEventListener("toggle", () => {
         if (details.open && details.childElementCount === 1) details.append(body());
       }, { once: false });
@@ -252,8 +277,8 @@ const Dedup = (() => {
   /** "story-0001 · 2 articles · en, fr · 2025-01-12" */
   function storyMeta(story) {
     const n = story.size || story.article_ids.length;
-    return `${n} article${n === 1 ? "" : "s"} · ${story.langs.join(", ") || "?"} · ${dateSpan(story)}`;
+    return `${plural(n, "article")} · ${story.langs.join(", ") || "?"} · ${dateSpan(story)}`;
   }
 
-  return { el, append, chips, langLabel, safeUrl, matchCard, columns, facts, membersByLang, storyMeta, dateSpan, fixed };
+  return { el, append, chips, langLabel, safeUrl, matchCard, columns, facts, membersByLang, storyMeta, dateSpan, fixed, plural, rulesText, reasonOf };
 })();

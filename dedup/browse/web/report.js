@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { el, append, langLabel, matchCard, membersByLang, storyMeta } = Dedup;
+  const { el, append, langLabel, matchCard, membersByLang, storyMeta, plural } = Dedup;
   const data = JSON.parse(document.getElementById("report-data").textContent);
   const PAGE = 50;
 
@@ -15,10 +15,21 @@
 
   function linkItem(link, byId) {
     const title = (id) => (byId.get(id) || {}).title || id;
+    const found = data.evidence[`${link.a}\n${link.b}`];
+    const reason = found ? Dedup.reasonOf(found) : null;
     const details = el(
       "details",
       { class: "link", "data-a": link.a, "data-b": link.b },
-      el("summary", {}, el("strong", {}, link.score.toFixed(3)), " ", title(link.a), el("span", { class: "muted" }, " ↔ "), title(link.b)),
+      el(
+        "summary",
+        {},
+        el("strong", {}, link.score.toFixed(3)),
+        " ",
+        title(link.a),
+        el("span", { class: "muted" }, " ↔ "),
+        title(link.b),
+        reason ? el("span", { class: "muted" }, ` · ${reason}`) : null,
+      ),
     );
     details.addEventListener("toggle", () => {
       if (!details.open || details.childElementCount > 1) return;
@@ -28,21 +39,32 @@
     return details;
   }
 
-  function storyCard(story, index) {
+  /** One story, collapsed: its title and counts first; members and evidence built when opened. */
+  function storyCard(story) {
     const byId = new Map(story.members.map((m) => [m.id, m]));
-    return el(
-      "li",
-      { class: "story", "data-story": story.id },
-      el("h3", { class: "story-title" }, story.titles[0] || story.id),
-      el("p", { class: "muted" }, `${story.id} · ${storyMeta(story)}`),
-      membersByLang(story.members, null, 4),
-      story.links.length
-        ? [
-            el("h4", {}, story.links.length === 1 ? "Evidence: 1 verified pair links its articles" : `Evidence: ${story.links.length} verified pairs link its articles`),
-            el("div", { class: "links" }, story.links.map((l) => linkItem(l, byId))),
-          ]
-        : null,
+    const details = el(
+      "details",
+      { class: "story-details" },
+      el(
+        "summary",
+        {},
+        el("h3", { class: "story-title" }, story.titles[0] || story.id),
+        el("span", { class: "muted story-meta" }, `${story.id} · ${storyMeta(story)}`),
+      ),
     );
+    details.addEventListener("toggle", () => {
+      if (!details.open || details.childElementCount > 1) return;
+      append(details, [
+        membersByLang(story.members, null, 4),
+        story.links.length
+          ? [
+              el("h4", {}, `Evidence: ${plural(story.links.length, "verified pair")} link${story.links.length === 1 ? "s" : ""} its articles`),
+              el("div", { class: "links" }, story.links.map((l) => linkItem(l, byId))),
+            ]
+          : null,
+      ]);
+    });
+    return el("li", { class: "story", "data-story": story.id }, details);
   }
 
   const state = { lang: "", several: false, shown: PAGE };
@@ -53,9 +75,8 @@
 
   function renderList() {
     const stories = filtered();
+    // Every story starts collapsed (title and counts only): a long report stays short until opened.
     const list = el("ol", { class: "stories", id: "report-stories" }, stories.slice(0, state.shown).map(storyCard));
-    const firstLink = list.querySelector("details.link");
-    if (firstLink) firstLink.open = true;
     const rest = stories.length - state.shown;
     const more = rest > 0
       ? el("button", { type: "button", id: "r-more", on: { click: () => { state.shown += PAGE; renderList(); } } }, `Show ${Math.min(PAGE, rest)} more (${rest} left)`)

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from dedup.embedding.default_model import ensure_weights, weight_sizes
 from dedup.embedding.naming import encoder_name
 from dedup.errors import ModelError, OptionalDependencyError
 
@@ -213,8 +214,7 @@ class LocalModel:
         looks complete, and two processes building at once both end with a whole model.
         """
         marker = target / "dedup_build.json"
-        weights = sorted(self.folder.glob("*.safetensors")) + sorted(self.folder.glob("pytorch_model.bin"))
-        stamp = {**version, "weights": {w.name: w.stat().st_size for w in weights}}
+        stamp = {**version, "weights": weight_sizes(self.folder)}  # dropped fp32 weights count at their size
         if marker.is_file() and json.loads(marker.read_text("utf-8")) == stamp:
             return target / main_file
         logger.info("converting %s for %s (once; cached in %s)", self._model, target.name, target)
@@ -255,6 +255,7 @@ class LocalModel:
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
+        ensure_weights(self.folder)  # the default model's fp32 weights, if they were dropped
         hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
         try:
             return AutoModel.from_pretrained(str(self.folder), **options).eval()

@@ -9,26 +9,35 @@ Later loads read the IR and the ``tokenizer.json`` only: torch is not even impor
 The vectors are those of sentence-transformers (cosine >= 0.9999 on the dev sets, see
 ``benchmarks/hotpath.py``), so the encoder keeps the model's name and stores built with
 either backend stay interchangeable.
+
+OpenVINO is an optional extra (about 180 MB): ``pip install 'dedup[openvino]'``. Without it,
+``--backend openvino`` fails with an error naming the extra, and ``--backend auto`` runs
+such models on torch instead.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dedup.embedding.backends.base import LocalModel, last_hidden
-from dedup.errors import ModelError
+from dedup.errors import ModelError, OptionalDependencyError
 
-__all__ = ["OpenVINOEncoder", "openvino_supported"]
+__all__ = ["EXTRA", "OpenVINOEncoder", "openvino_supported"]
 
 logger = logging.getLogger(__name__)
 
+#: The pip extra that installs OpenVINO: ``pip install 'dedup[openvino]'``.
+EXTRA = "openvino"
 IR_FOLDER = "openvino"
 IR_VERSION = 1
 # Passages per inference request. Small requests keep both streams busy and pad least:
@@ -60,7 +69,21 @@ class OpenVINOEncoder(LocalModel):
 
     ENGINE = "OpenVINO"
     PACKAGE = "openvino"
-    FEATURE = "the OpenVINO embedding backend"
+    FEATURE = "the OpenVINO embedding backend (--backend openvino)"
+
+    @classmethod
+    def _import_engine(cls) -> ModuleType:
+        try:
+            return importlib.import_module(cls.PACKAGE)
+        except ImportError as exc:
+            raise OptionalDependencyError(cls.PACKAGE, cls.FEATURE, extra=EXTRA) from exc
+
+    @classmethod
+    def supported(cls, folder: Path) -> str | None:
+        """None when ``folder`` can run on OpenVINO, else the reason (naming the extra when openvino is missing)."""
+        if importlib.util.find_spec(cls.PACKAGE) is None:
+            return f"the {cls.PACKAGE} package is not installed (pip install 'dedup[{EXTRA}]')"
+        return super().supported(folder)
 
     def __init__(self, folder: str | Path, name: str, *, prompt_name: str | None = "auto", threads: int | None = None) -> None:
         super().__init__(folder, name, prompt_name=prompt_name)
