@@ -38,7 +38,7 @@ from dedup.config import Config
 from dedup.embedding.embed import load_encoder
 from dedup.evaluation.data import default_cache_dir, embed_cached
 from dedup.types import Article, EmbeddedArticle
-from dedup.verify import FORMAT, Trees, Verifier
+from dedup.verify import FORMAT, VETO_SCALE, Trees, Verifier, conflict_veto
 from dedup.verify_features import FEATURES, MONOTONE
 
 logger = logging.getLogger("benchmarks.fit_verifier")
@@ -296,7 +296,14 @@ def parse_args() -> argparse.Namespace:
         default="semeval=2,ntrex=1,og2021=2,seeds=2",
         help="total weight of each trained source (others: evaluation only)",
     )
+    parser.add_argument("--no-veto", action="store_true", help="report without the conflict veto (for comparison)")
     return parser.parse_args()
+
+
+def final_scores(z: NDArray[np.float64], x: NDArray[np.float64], cal: tuple[float, float], veto: bool) -> NDArray[np.float64]:
+    """Calibrated scores of raw scores ``z`` of rows ``x``, after the conflict veto (as :meth:`Verifier.scores`)."""
+    p: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-(cal[0] * z + cal[1])))
+    return np.where(conflict_veto(x), VETO_SCALE * p, p) if veto else p
 
 
 def main() -> None:
@@ -323,13 +330,15 @@ def main() -> None:
         raise SystemExit(f"numpy trees disagree with scikit-learn by {gap}")
     reports = {}
     for label, (a, b) in (("trees", (1.0, 0.0)), ("platt", cal)):
-        scores = {n: 1.0 / (1.0 + np.exp(-(a * z + b))) for n, z in raw.items()}
+        scores = {n: final_scores(z, rows[n].x, (a, b), not args.no_veto) for n, z in raw.items()}
         reports[label] = report(rows, scores, config.threshold)
     eces = {k: float(np.mean([e.get("ece", 0.0) for n, e in reports[k].items() if n.split()[0] in TRAINED])) for k in reports}  # type: ignore[misc]
     chosen = "platt" if eces["platt"] < eces["trees"] else "trees"
     a, b = cal if chosen == "platt" else (1.0, 0.0)
     unseen = unseen_languages(rows, weights)["ntrex"]
-    _, called, per_lang = recall_rows(rows["ntrex"], 1.0 / (1.0 + np.exp(-(a * unseen + b))), config.threshold)
+    _, called, per_lang = recall_rows(
+        rows["ntrex"], final_scores(unseen, rows["ntrex"].x, (a, b), not args.no_veto), config.threshold
+    )
     out = {
         "format": FORMAT,
         "features": list(FEATURES),

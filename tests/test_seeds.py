@@ -135,3 +135,24 @@ def test_a_template_pair_with_other_names_and_places_is_new(real_encoder: Encode
     )
     (c,) = det.embed([Article(id="t2", text=reworded, lang="en")])
     assert det.compare(a, c).is_duplicate
+
+
+def test_a_template_feed_with_numbered_places_is_new(real_encoder: Encoder) -> None:
+    """A wire template whose places differ by digits ("Town2", "Town22") and whose figures all differ is two stories."""
+    frame = (
+        "The parliament in {t} reported {a} cases of railway.\nThe tariff in {t} reported {b} cases of satellite.\n"
+        "The wildfire in {t} reported {c} cases of exhibition.\nCorrespondent 2 added that the census remains open."
+    )
+    texts = [frame.format(t="Town2", a=4080, b=7363, c=1351), frame.format(t="Town22", a=9312, b=8031, c=7913)]
+    det = Detector.in_memory(encoder=real_encoder)
+    a, b = det.embed(
+        [
+            Article(id=f"w{n}", title=f"{t}: news", text=x, lang="en")
+            for n, (t, x) in enumerate(zip(("Town2", "Town22"), texts, strict=True))
+        ]
+    )
+    match = det.compare(a, b)
+    assert match.evidence.article_similarity > 0.7 and not match.is_duplicate, match.score
+    # The same place and figures, sentences reordered: one story.
+    (c,) = det.embed([Article(id="w2", title="Town2: news", text="\n".join(reversed(texts[0].split("\n"))), lang="en")])
+    assert det.compare(a, c).is_duplicate

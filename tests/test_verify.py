@@ -11,7 +11,7 @@ from dedup.config import Config
 from dedup.embedding.articles import pool
 from dedup.errors import ConfigError
 from dedup.types import Article, EmbeddedArticle, PartialDate
-from dedup.verify import FEATURES, FORMAT, MONOTONE, Verifier, align, compare, pair_features
+from dedup.verify import FEATURES, FORMAT, MONOTONE, Verifier, align, compare, conflict_veto, pair_features
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -139,6 +139,7 @@ def test_raising_the_cosine_never_lowers_the_score() -> None:
     rng = np.random.default_rng(5)
     base = rng.uniform(0.0, 1.0, (300, len(FEATURES)))
     base[rng.uniform(size=base.shape) < 0.1] = np.nan  # missing evidence too
+    base[:150, FEATURES.index("title_only")] = 0.0  # articles: the conflict veto can apply
     grid = np.linspace(-0.2, 1.0, 25)
     for name, direction in MONOTONE.items():
         col = FEATURES.index(name)
@@ -153,3 +154,34 @@ def test_raising_the_cosine_never_lowers_the_score() -> None:
     low, high = base.copy(), base.copy()
     low[:, cos], high[:, cos] = 0.2, 0.9
     assert (verifier.scores(high) > verifier.scores(low)).mean() > 0.5  # and the cosine matters
+
+
+def _row(**values: float) -> np.ndarray:
+    row = np.full(len(FEATURES), 0.5)
+    row[FEATURES.index("title_only")] = 0.0
+    for name, value in values.items():
+        row[FEATURES.index(name)] = value
+    return row
+
+
+def test_conflict_veto_needs_conflicting_names_and_numbers_and_nothing_shared() -> None:
+    """Only sentence shapes in common: no shared name, no shared number, and both conflicting in the matched passages."""
+    template = _row(name_match=0.0, number_match=0.0, name_conflict=1.0, number_conflict=0.6)
+    assert conflict_veto(template).tolist() == [True]
+    for change in (
+        {"name_match": 0.2},  # a name in common
+        {"number_match": 0.2},  # a number in common
+        {"name_conflict": 0.3},  # names mostly left out, not replaced
+        {"number_conflict": np.nan},  # no numbers to compare
+        {"name_match": np.nan},  # no names on one side (a script without capitals)
+        {"title_only": 1.0},  # titles name too little
+    ):
+        row = template.copy()
+        for name, value in change.items():
+            row[FEATURES.index(name)] = value
+        assert conflict_veto(row).tolist() == [False], change
+    verifier = Verifier.default()
+    free = template.copy()
+    free[FEATURES.index("number_match")] = 1e-9
+    assert verifier.score(template) < Config().threshold and verifier.score(template) < verifier.score(free)
+    assert verifier.scores(np.vstack([template, free])).tolist() == [verifier.score(template), verifier.score(free)]
