@@ -153,11 +153,13 @@ _SPACED = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?![\d]|
 _ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th|e|er|ère|eme|ème|º|ª|\.)(?=\s|$)", re.IGNORECASE)
 
 
+#: A decimal digit of another script (Arabic-Indic, Devanagari, full-width...): Unicode category Nd, not 0-9.
+_OTHER_DIGIT = re.compile(r"(?![0-9])\d")
+
+
 def _ascii_digits(text: str) -> str:
-    """Every decimal digit (Arabic-Indic, Devanagari, full-width...) as its ASCII digit."""
-    return "".join(
-        str(unicodedata.digit(c)) if c.isdigit() and not c.isascii() and unicodedata.digit(c, -1) >= 0 else c for c in text
-    )
+    """Every decimal digit of another script (Arabic-Indic, Devanagari, full-width...) as its ASCII digit."""
+    return text if text.isascii() else _OTHER_DIGIT.sub(lambda m: str(unicodedata.decimal(m.group())), text)
 
 
 def extract_numbers(text: str) -> frozenset[str]:
