@@ -112,7 +112,8 @@ _DEAL = [
     "The deal cuts tariffs on rice, coffee and timber by 20 percent over five years.",
 ]
 _CRITICS = ["Critics in Vientiane said farmers would lose out.", "Opposition groups called for a vote.", "Markets rose."]
-#: A chain: a~b (0.91 with the fake encoder), b~c (0.90), a and c unrelated (0.0).
+#: A chain, scored by the shipped verifier with the fake encoder: a~2 0.98, 2~c 0.11 (they share only the
+#: critics' passages), a~c 0.01.
 CHAIN = [
     {
         "id": "a",
@@ -164,11 +165,11 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("fake_model")
 def test_cluster_threshold_and_linkage_flags_change_the_stories(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     feed = str(_chain_file(tmp_path))
-    assert _stories([feed, "--threshold", "0.95"], capsys) == [["2"], ["a"], ["c"]]  # no pair is linked
-    assert _stories([feed, "--threshold", "0.5"], capsys) == [["2", "a", "c"]]  # a~2~c, average 0.6 >= 0.3
-    assert _stories([feed, "--threshold", "0.5", "--linkage", "0.7"], capsys) == [["2", "a"], ["c"]]
-    assert _stories([feed, "--threshold", "0.5", "--linkage", "0"], capsys) == [["2", "a", "c"]]  # single linkage
-    assert _stories([feed], capsys) == [["2", "a", "c"]]  # the defaults: 0.7 to link, 0.3 average
+    assert _stories([feed, "--threshold", "0.99"], capsys) == [["2"], ["a"], ["c"]]  # no pair is linked
+    assert _stories([feed, "--threshold", "0.5"], capsys) == [["2", "a"], ["c"]]  # only a~2 links
+    assert _stories([feed, "--threshold", "0.05", "--linkage", "0"], capsys) == [["2", "a", "c"]]  # single linkage: a~2~c
+    assert _stories([feed, "--threshold", "0.05", "--linkage", "0.3"], capsys) == [["2", "a"], ["c"]]  # c's average 0.06
+    assert _stories([feed], capsys) == [["2", "a"], ["c"]]  # the defaults: 0.7 to link, 0.3 average
     with pytest.raises(SystemExit) as stop:
         main(["cluster", "-q", feed, "--linkage", "1.5"])
     assert stop.value.code == EXIT_INPUT and "--linkage: must be in [0, 1], got 1.5" in capsys.readouterr().err
