@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from dedup.errors import InputError
 from dedup.evaluation import harness
 from dedup.evaluation.baselines import cluster_by_matrix
 from dedup.evaluation.data import held_out_story, read_labelled, split_parts
-from dedup.evaluation.report import markdown_table, threshold_table, write_record
+from dedup.evaluation.report import markdown_table, threshold_advice, threshold_table, write_record
 from dedup.evaluation.results import SYSTEMS
 from dedup.types import Article, PartialDate
 
@@ -114,7 +115,9 @@ def test_cli_eval_prints_the_table(tmp_path, encoder, monkeypatch, capsys):
         ]
     )
     assert code == 0
-    assert "| feed | held" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| feed | held" in out and "t=0.5: P / R" in out  # the threshold table is printed
+    assert re.search(r"- feed: `--threshold \d\.\d\d` \(best F1 \d\.\d{3} on the tune part", out), out  # and what to pick
     assert (tmp_path / "r" / "eval_feed.json").is_file()
     assert not (tmp_path / "r" / "eval_feed_pr.png").exists()
 
@@ -249,3 +252,15 @@ def test_cli_eval_reads_pairs_by_their_fields(tmp_path, encoder, monkeypatch, ca
     record = json.loads((tmp_path / "r" / "eval_pairs.json").read_text(encoding="utf-8"))
     assert record["benchmark"] == "eval_pairs"
     assert not (tmp_path / "r" / "eval_pairs_pr.png").exists()
+
+
+def test_threshold_advice_picks_the_best_f1_point_of_the_tune_part() -> None:
+    curve = {"threshold": [0.2, 0.4, 0.6, 0.8], "precision": [0.5, 0.8, 0.9, 1.0], "recall": [1.0, 0.9, 0.6, 0.1]}
+    stories = {"benchmark": "eval", "dataset": "feed", "systems": {"dedup": {"tune": {"pairs": {"pr_curve": curve}}}}}
+    best = {"best_f1": 0.7, "best_threshold": 0.31}
+    pairs = {"benchmark": "eval_pairs", "dataset": "sem", "systems": {"dedup": {"tune": {"all": best}}}}
+    no_tune = {"benchmark": "eval", "dataset": "x", "systems": {"dedup": {}}}
+    advice = threshold_advice([stories, pairs, no_tune]).splitlines()
+    assert advice[1] == "- feed: `--threshold 0.40` (best F1 0.847 on the tune part, P 0.80 / R 0.90)"  # F1 at 0.4: 2*.8*.9/1.7
+    assert advice[2] == "- sem: `--threshold 0.31` (best F1 0.700 on the tune part)"
+    assert len(advice) == 3 and threshold_advice([no_tune]) == ""

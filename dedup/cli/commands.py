@@ -388,7 +388,14 @@ def _eval(args: argparse.Namespace) -> int:
     from dedup.evaluation.harness import evaluate
     from dedup.evaluation.pair_eval import evaluate_pairs
     from dedup.evaluation.pairs import is_pairs_file
-    from dedup.evaluation.report import markdown_table, pairs_lang_table, pairs_table, write_record
+    from dedup.evaluation.report import (
+        markdown_table,
+        pairs_lang_table,
+        pairs_table,
+        threshold_advice,
+        threshold_table,
+        write_record,
+    )
 
     config = config_of(args)
     cache = None if _no_cache(args) else (args.cache or default_cache_dir())
@@ -412,6 +419,8 @@ def _eval(args: argparse.Namespace) -> int:
     pairs = [r for r in records if r["benchmark"] == "eval_pairs"]
     tables = ([markdown_table(stories)] if stories else []) + ([pairs_table(pairs)] if pairs else [])
     tables += [pairs_lang_table(r, "held") for r in pairs]
+    tables += [threshold_table(stories)] if stories else []
+    tables += [advice] if (advice := threshold_advice(records)) else []
     print("\n\n".join(tables), file=sys.stdout)
     return EXIT_OK
 

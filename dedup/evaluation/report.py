@@ -14,7 +14,15 @@ from typing import Any
 from dedup.errors import OptionalDependencyError
 from dedup.evaluation.results import PAIR_SYSTEMS, SYSTEMS
 
-__all__ = ["markdown_table", "pairs_lang_table", "pairs_table", "plot_pr_curves", "threshold_table", "write_record"]
+__all__ = [
+    "markdown_table",
+    "pairs_lang_table",
+    "pairs_table",
+    "plot_pr_curves",
+    "threshold_advice",
+    "threshold_table",
+    "write_record",
+]
 
 
 def markdown_table(records: Sequence[dict[str, Any]]) -> str:
@@ -116,6 +124,47 @@ def threshold_table(records: Sequence[dict[str, Any]], thresholds: Sequence[floa
                     cells.append("– / 0.00")
             rows.append(f"| {rec['dataset']} | {part} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
+
+
+def _best_on_tune(record: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    """(threshold, F1, precision, recall) of the detector's best-F1 point on the tune part, or None."""
+    tune = record["systems"]["dedup"].get("tune")
+    if tune is None:
+        return None
+    if record["benchmark"] == "eval_pairs":
+        r = tune["all"]
+        if r["best_f1"] is None or r["best_threshold"] is None:
+            return None
+        return float(r["best_threshold"]), float(r["best_f1"]), float("nan"), float("nan")
+    curve = tune["pairs"]["pr_curve"]
+    points = [
+        (2 * p * r / (p + r), t, p, r)
+        for t, p, r in zip(curve["threshold"], curve["precision"], curve["recall"], strict=False)
+        if p + r > 0
+    ]
+    if not points:
+        return None
+    f1, t, p, r = max(points)
+    return float(t), float(f1), float(p), float(r)
+
+
+def threshold_advice(records: Sequence[dict[str, Any]]) -> str:
+    """Which ``--threshold`` to pick, per data set: the detector's best-F1 threshold on the tune part.
+
+    Chosen on the tune part only, so the held figures above stay an honest check of it.
+    """
+    lines = []
+    for rec in records:
+        best = _best_on_tune(rec)
+        if best is None:
+            continue
+        t, f1, p, r = best
+        pr = f", P {p:.2f} / R {r:.2f}" if p == p else ""
+        lines.append(f"- {rec['dataset']}: `--threshold {t:.2f}` (best F1 {f1:.3f} on the tune part{pr})")
+    if not lines:
+        return ""
+    head = "Which threshold to pick (the pair decision of check, add and cluster; the default is 0.5):"
+    return "\n".join([head, *lines])
 
 
 def plot_pr_curves(record: dict[str, Any], path: Path) -> None:
