@@ -162,6 +162,8 @@ def test_a_read_only_replica_refuses_writes_with_403_and_sees_the_writers_commit
         writer = SharedDetector(Detector.open(path, encoder=HashEncoder(), create=True))
         replica = SharedDetector(Detector.open(path, encoder=HashEncoder()), read_only=True)
     writing, reading = client_of(writer), client_of(replica)
+    health = (writing.get("/health").json(), reading.get("/health").json())
+    assert [(h["kind"], h["read_only"]) for h in health] == [(kind, False), (kind, True)]  # a balancer routes writes by it
     assert writing.post("/add", headers=AUTH, json={"articles": [art("h1", "Hanoi talks", HANOI, date="2025-01-12")]}).is_success
     for route in ("/add", "/check-and-add"):
         r = reading.post(route, headers=AUTH, json={"articles": [art("h9", "Hanoi", HANOI)]})

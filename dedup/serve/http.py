@@ -3,7 +3,7 @@
 Endpoints (JSON in, JSON out; the OpenAPI document is at ``/openapi.json``, browsable at
 ``/docs`` (Swagger UI) and ``/redoc`` (ReDoc), both served from local files: :mod:`~dedup.serve.docs`)::
 
-    GET  /health           liveness, store size (never needs the token)
+    GET  /health           liveness, store size, kind and read_only (never needs the token)
     GET  /metrics          counters and per-endpoint latency percentiles, Prometheus text format
     GET  /metrics.json     the same, as JSON
     POST /check            {"articles": [...], "top": 0}        -> {"verdicts": [...]}

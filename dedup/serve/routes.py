@@ -129,9 +129,20 @@ def add_routes(app: FastAPI) -> None:
 
 # ----------------------------------------------------------------- service and articles
 def health(api: ApiDep) -> dict[str, Any]:
-    """Liveness: the service answers and its store is readable. Never needs the token."""
+    """Liveness: the service answers and its store is readable. Never needs the token.
+
+    Also says what is served: ``kind`` (``store`` or ``archive``) and ``read_only``
+    (a replica that refuses writes), so a load balancer can route writes to the writer.
+    """
     service = api.service
-    return {"status": "ok", "articles": len(service), "generation": service.generation, "model": service.config.model}
+    return {
+        "status": "ok",
+        "articles": len(service),
+        "generation": service.generation,
+        "model": service.config.model,
+        "kind": service.kind,
+        "read_only": service.read_only,
+    }
 
 
 def metrics(api: ApiDep) -> Response:
