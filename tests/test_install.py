@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dedup.embedding import default_model
 from dedup.embedding.backends.openvino import OpenVINOEncoder
 from dedup.embedding.default_model import drop_weights, ensure_weights, materialize_default_model, weight_sizes
 from dedup.embedding.encoders import _load_encoder, load_encoder
@@ -75,3 +76,45 @@ def test_drop_weights_never_touches_another_model(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"x" * 10)
     assert drop_weights(tmp_path) is False  # no default-model marker: not ours to delete
     assert (tmp_path / "model.safetensors").read_bytes() == b"x" * 10
+
+
+def fake_default_folder(root: Path) -> Path:
+    """A folder that looks like a complete default model (marker, modules, weights) without building one."""
+    marker = {"format_version": default_model._FORMAT_VERSION}
+    (root / "dedup_model.json").write_text(json.dumps(marker), "utf-8")
+    (root / "modules.json").write_text(json.dumps([]), "utf-8")
+    (root / "model.safetensors").write_bytes(b"w" * 100)
+    return root
+
+
+def test_weights_are_not_dropped_while_another_process_loads_them(tmp_path: Path) -> None:
+    folder = fake_default_folder(tmp_path)
+    holder = (
+        "import sys\nfrom pathlib import Path\nfrom dedup.embedding.default_model import weights_in_use\n"
+        f"with weights_in_use(Path({str(folder)!r})):\n    print('held', flush=True)\n    sys.stdin.readline()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "held"  # the other process is loading the weights now
+        assert drop_weights(folder) is False
+        assert (folder / "model.safetensors").read_bytes() == b"w" * 100 and weight_sizes(folder) == {"model.safetensors": 100}
+        child.stdin.write("done\n")
+        child.stdin.flush()
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+    assert drop_weights(folder) is True  # loaded and released: now they go
+    assert not (folder / "model.safetensors").exists() and weight_sizes(folder) == {"model.safetensors": 100}
+
+
+def test_loaders_share_the_weights_and_another_model_gets_no_lock_file(tmp_path: Path) -> None:
+    (tmp_path / "default").mkdir()
+    folder = fake_default_folder(tmp_path / "default")
+    with default_model.weights_in_use(folder), default_model.weights_in_use(folder):  # readers do not exclude each other
+        assert (folder / "model.safetensors").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    with default_model.weights_in_use(other):  # a user's model folder: nothing written into it
+        pass
+    assert list(other.iterdir()) == []

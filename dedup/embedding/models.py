@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dedup.config import DEFAULT_MODEL
-from dedup.embedding.default_model import materialize_default_model
+from dedup.embedding.default_model import ensure_weights, materialize_default_model, weights_in_use
 from dedup.errors import ModelError, OptionalDependencyError
 
 if TYPE_CHECKING:
@@ -82,7 +82,9 @@ def load_sentence_transformer(name: str, *, device: str = "cpu", cache_dir: Path
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
     try:
         if is_local:
-            model = SentenceTransformer(path, device=device)
+            with weights_in_use(Path(path)):  # the default model's: not dropped by another process while they load
+                ensure_weights(Path(path))
+                model = SentenceTransformer(path, device=device)
         else:
             model = _load_hub_model(SentenceTransformer, path, device=device, offline=offline)
     except Exception as exc:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from dedup.embedding.default_model import ensure_weights, weight_sizes
+from dedup.embedding.default_model import ensure_weights, weight_sizes, weights_in_use
 from dedup.embedding.naming import encoder_name
 from dedup.errors import ModelError, OptionalDependencyError
 
@@ -255,12 +255,13 @@ class LocalModel:
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
-        ensure_weights(self.folder)  # the default model's fp32 weights, if they were dropped
         hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-        try:
-            return AutoModel.from_pretrained(str(self.folder), **options).eval()
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load the weights in {self.folder} for conversion: {exc}") from None
+        with weights_in_use(self.folder):  # not dropped by another process while they load
+            ensure_weights(self.folder)  # the default model's fp32 weights, if they were dropped
+            try:
+                return AutoModel.from_pretrained(str(self.folder), **options).eval()
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"cannot load the weights in {self.folder} for conversion: {exc}") from None
 
 
 def last_hidden(model: Any) -> Any:  # noqa: ANN401  (torch modules)
