@@ -332,11 +332,12 @@ class Pruner:
             return keep
         bounded: list[int] = []
         for i, other in enumerate(candidates):
-            if identical(query, other):
-                continue
             gap = date_gap(query, other)
-            too_far = gap is not None and gap > config.max_date_gap_days
-            if too_far or not other.passages or float(query.vector @ other.vector) < self.cosine_floor:
+            if (gap is not None and gap > config.max_date_gap_days) or not other.passages:
+                keep[i] = False  # scored 0 (Verifier.decide), an exact repeat too
+            elif identical(query, other):
+                continue  # scored 1
+            elif self.cosine_floor > -math.inf and float(query.vector @ other.vector) < self.cosine_floor:
                 keep[i] = False
             else:
                 bounded.append(i)
