@@ -193,7 +193,10 @@ def _corpus() -> list[Article]:
 
 
 def _duplicates(verdicts: list[Verdict]) -> list[tuple[bool, tuple[tuple[str, float], ...], bool]]:
-    return [(v.is_duplicate, tuple((m.id, m.score) for m in v.matches if m.is_duplicate), v.candidates_truncated) for v in verdicts]
+    out = []
+    for v in verdicts:
+        out.append((v.is_duplicate, tuple((m.id, m.score) for m in v.matches if m.is_duplicate), v.candidates_truncated))
+    return out
 
 
 @pytest.mark.parametrize("threshold", [0.3, 0.5, 0.8])
