@@ -10,14 +10,16 @@ interval straddles the threshold) both ways. Whatever the unknown features turn 
 be, the score cannot exceed the logistic of that bound, so a candidate whose bound stays
 below the threshold is not a duplicate, exactly, and need not be verified.
 
-The check path uses it in stages (:class:`Pruner`):
+The check path uses it in stages (:meth:`Pruner.must_verify`):
 
-1. only the article cosine known: one comparison with a floor precomputed per verifier
-   and threshold (:meth:`Pruner.cosine_floor`);
-2. the features from passage vectors, titles, lengths, languages and dates known, the
-   text features (names, numbers, dates in the text, conflicts) unknown
-   (:func:`cheap_features`, :meth:`Pruner.may_reach`);
-3. the full verification (:meth:`dedup.verify.Verifier.decide`) for what is left.
+1. dates further apart than ``max_date_gap_days`` (the pair scores 0), then the article
+   cosine against a floor precomputed per verifier and threshold
+   (:attr:`Pruner.cosine_floor`; ``-inf`` when the other features alone can reach it);
+2. the similarities from passage vectors, and the counts, languages and dates, known for
+   all candidates at once (:func:`vector_bounds`), the text features (names, numbers,
+   dates in the text, conflicts), the alignment and the title's characters unknown;
+3. the alignment and the title's characters known too (:func:`aligned_bounds`);
+4. the full verification (:meth:`dedup.verify.Verifier.decide`) for what is left.
 
 Reports further apart than ``max_date_gap_days``, and empty articles, score 0; an exact
 repeat (:func:`dedup.verify.identical`) scores 1.0 whatever the model says, so the caller
@@ -34,10 +36,20 @@ from numpy.typing import NDArray
 
 from dedup.config import Config
 from dedup.types import EmbeddedArticle
-from dedup.verify import FEATURES, Trees, Verifier, identical
-from dedup.verify_features import CENTRED_OFFSET, LEAD_DECAY, lead_vector, title_words
+from dedup.verify import FEATURES, Trees, Verifier, align, identical
+from dedup.verify_features import CENTRED_OFFSET, LEAD_DECAY, char_overlap, lead_vector, title_words
 
-__all__ = ["TEXT_FEATURES", "VECTOR_SLACK", "Bounds", "Pruner", "date_gap", "max_raw", "unknown_row", "vector_bounds"]
+__all__ = [
+    "TEXT_FEATURES",
+    "VECTOR_SLACK",
+    "Bounds",
+    "Pruner",
+    "aligned_bounds",
+    "date_gap",
+    "max_raw",
+    "unknown_row",
+    "vector_bounds",
+]
 
 #: The features read from the words of the texts (names, numbers, dates): left unknown by stage 2.
 TEXT_FEATURES = ("name_match", "number_match", "date_match", "name_conflict", "number_conflict")
@@ -73,6 +85,10 @@ class Bounds:
             free = np.broadcast_to(np.asarray(unknown, dtype=bool), rows.shape)
             lo, hi, nan = np.where(free, -np.inf, lo), np.where(free, np.inf, hi), nan | free
         return cls(lo, hi, nan)
+
+
+def _take(bounds: Bounds, rows: NDArray[np.int64]) -> Bounds:
+    return Bounds(bounds.lo[rows], bounds.hi[rows], bounds.nan[rows])
 
 
 def unknown_row(n_features: int = len(FEATURES)) -> Bounds:
@@ -241,6 +257,31 @@ def vector_bounds(query: EmbeddedArticle, candidates: list[EmbeddedArticle], con
     return Bounds(lo, hi, nan)
 
 
+def aligned_bounds(query: EmbeddedArticle, candidates: list[EmbeddedArticle], config: Config, rows: Bounds) -> Bounds:
+    """``rows`` (of :func:`vector_bounds`) with the alignment features and the title's character overlap known.
+
+    Computed per pair as :func:`dedup.verify.compare` and :func:`dedup.verify_features.pair_features` do.
+    """
+    lo, hi, nan = rows.lo.copy(), rows.hi.copy(), rows.nan.copy()
+    for j, other in enumerate(candidates):
+        pairs = align(
+            query.passage_vectors,
+            other.passage_vectors,
+            min_similarity=config.align_min_similarity,
+            min_margin=config.align_min_margin,
+        )
+        shorter = min(len(query.passages), len(other.passages))
+        values = {
+            "aligned_fraction": len(pairs) / shorter if shorter else 0.0,
+            "aligned_similarity": float(np.mean([p[2] for p in pairs])) if pairs else 0.0,
+            "aligned_margin": float(np.mean([p[3] for p in pairs])) if pairs else 0.0,
+            "title_char_overlap": char_overlap(_title(query), _title(other)),
+        }
+        for name, value in values.items():
+            lo[j, _AT[name]], hi[j, _AT[name]], nan[j, _AT[name]] = value - VECTOR_SLACK, value + VECTOR_SLACK, False
+    return Bounds(lo, hi, nan)
+
+
 #: The features :func:`vector_bounds` computes exactly, as :func:`dedup.verify_features.pair_features` does.
 _COUNTED = ("same_language", "length_ratio", "title_only", "title_words", "date_gap")
 
@@ -343,5 +384,10 @@ class Pruner:
                 bounded.append(i)
         if bounded:
             rows = vector_bounds(query, [candidates[i] for i in bounded], config)
-            keep[bounded] = self.reaches(max_raw(self.verifier.trees, rows, self._paths))
+            reach = self.reaches(max_raw(self.verifier.trees, rows, self._paths))
+            keep[bounded] = reach
+            still = np.flatnonzero(reach)
+            if len(still):  # the alignment and the title's characters known too, for those left
+                narrower = aligned_bounds(query, [candidates[bounded[j]] for j in still], config, _take(rows, still))
+                keep[np.asarray(bounded)[still]] = self.reaches(max_raw(self.verifier.trees, narrower, self._paths))
         return keep

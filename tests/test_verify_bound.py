@@ -18,7 +18,7 @@ from dedup.evaluation.ingest_feed import SyntheticFeed
 from dedup.io import as_article, read_articles
 from dedup.types import Article, EmbeddedArticle, Verdict
 from dedup.verify import FEATURES, Trees, Verifier, compare, pair_features
-from dedup.verify_bound import TEXT_FEATURES, Bounds, Pruner, max_raw, unknown_row, vector_bounds
+from dedup.verify_bound import TEXT_FEATURES, Bounds, Pruner, aligned_bounds, max_raw, unknown_row, vector_bounds
 
 from .conftest import SEEDS, HashEncoder
 
@@ -147,12 +147,15 @@ def _feed_pairs() -> tuple[list[EmbeddedArticle], list[EmbeddedArticle]]:
 
 def _assert_features_within(query: EmbeddedArticle, candidates: list[EmbeddedArticle], config: Config) -> None:
     bounds = vector_bounds(query, candidates, config)
+    narrower = aligned_bounds(query, candidates, config, bounds)
     text = np.isin(np.array(FEATURES), TEXT_FEATURES)
     assert bounds.nan[:, text].all() and np.isinf(bounds.hi[:, text]).all()
+    assert (narrower.hi - narrower.lo <= bounds.hi - bounds.lo).all()
     for j, other in enumerate(candidates):
         x = pair_features(compare(query, other, config), query, other, max_date_gap_days=config.max_date_gap_days)
-        inside = np.where(np.isnan(x), bounds.nan[j], (bounds.lo[j] <= x) & (x <= bounds.hi[j]))
-        assert inside.all(), (other.id, [FEATURES[i] for i in np.flatnonzero(~inside)])
+        for b in (bounds, narrower):
+            inside = np.where(np.isnan(x), b.nan[j], (b.lo[j] <= x) & (x <= b.hi[j]))
+            assert inside.all(), (other.id, [FEATURES[i] for i in np.flatnonzero(~inside)])
 
 
 def test_vector_bounds_hold_every_feature_of_synthetic_pairs() -> None:
