@@ -172,35 +172,24 @@ def _linear_max(trees: Trees, bounds: Bounds) -> NDArray[np.float64]:
     return out
 
 
-def _segments(lengths: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The first row of each candidate in the stacked passages, and each row's place within its candidate."""
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    place = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
-    return starts, place
-
-
 def _units(rows: NDArray[np.float64]) -> NDArray[np.float64]:
     norms = np.linalg.norm(rows, axis=-1, keepdims=True)
     out: NDArray[np.float64] = np.divide(rows, norms, out=rows.copy(), where=norms > 0)
     return out
 
 
-def _top3_mean(values: NDArray[np.float32], starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDArray[np.float64]:
-    """Per segment of ``values``, the mean of its (up to) 3 largest values."""
-    width = int(lengths.max())
-    padded = np.full((len(lengths), width), -np.inf)
-    _, place = _segments(lengths)
-    padded[np.repeat(np.arange(len(lengths)), lengths), place] = values
-    best = np.sort(padded, axis=1)[:, -3:]
-    valid = np.isfinite(best)
-    out: NDArray[np.float64] = np.where(valid, best, 0.0).sum(axis=1) / valid.sum(axis=1)
-    return out
+def _decay(count: int) -> NDArray[np.float64]:
+    """``LEAD_DECAY ** i`` for the first ``count`` passages."""
+    return _DECAY[:count] if count <= len(_DECAY) else np.power(LEAD_DECAY, np.arange(count, dtype=np.float64))
+
+
+_DECAY = np.power(LEAD_DECAY, np.arange(64, dtype=np.float64))
 
 
 def vector_bounds(query: EmbeddedArticle, candidates: list[EmbeddedArticle], config: Config) -> Bounds:
     """What vectors, titles, lengths, languages and dates tell of the features of ``(query, candidate)`` pairs.
 
-    All candidates at once, with one product of passage vectors: the similarity features
+    The similarity features
     (article, lead-weighted, soft and top match, lead, title) are known to within
     :data:`VECTOR_SLACK` (another order of float sums than :func:`dedup.verify_features.pair_features`'s),
     the counts and dates exactly; the alignment features and the title's character
@@ -208,25 +197,31 @@ def vector_bounds(query: EmbeddedArticle, candidates: list[EmbeddedArticle], con
     Every article must have passages.
     """
     n = len(candidates)
-    lengths = np.array([len(c.passages) for c in candidates], dtype=np.int64)
-    starts, place = _segments(lengths)
-    stacked = np.vstack([c.passage_vectors for c in candidates])
-    sims = query.passage_vectors @ stacked.T  # (query passages, all candidate passages)
-    row_best = np.maximum.reduceat(sims, starts, axis=1)  # (query passages, candidates)
-    col_best = sims.max(axis=0)
-    soft = 0.5 * (row_best.mean(axis=0, dtype=np.float64) + np.add.reduceat(col_best.astype(np.float64), starts) / lengths)
-    top = 0.5 * (np.sort(row_best, axis=0)[-3:].mean(axis=0, dtype=np.float64) + _top3_mean(col_best, starts, lengths))
+    sums = np.empty((n, 3, query.vector.shape[-1]))  # per candidate: plain, lead-decayed and first-3 passage sums
+    soft, top, best = np.empty(n), np.empty(n), np.empty(n)
+    qv = query.passage_vectors
+    for j, other in enumerate(candidates):
+        # One small product per candidate: one large product would be multithreaded by
+        # OpenBLAS, tens of times slower on a busy machine.
+        sims = qv @ other.passage_vectors.T
+        rows, cols = np.sort(sims.max(axis=1)), np.sort(sims.max(axis=0))
+        soft[j] = 0.5 * (float(rows.sum()) / len(rows) + float(cols.sum()) / len(cols))
+        top[j] = 0.5 * (float(rows[-3:].sum()) / len(rows[-3:]) + float(cols[-3:].sum()) / len(cols[-3:]))
+        best[j] = rows[-1]
+        count = len(other.passages)
+        weights = np.empty((3, count))
+        weights[0] = np.sqrt(np.fromiter((max(len(p), 1) for p in other.passages), dtype=np.float64, count=count))
+        weights[1] = weights[0] * _decay(count)
+        weights[2] = np.arange(count) < 3
+        sums[j] = weights @ other.passage_vectors.astype(np.float64)
     vectors = np.stack([c.vector for c in candidates]).astype(np.float64)
     cosine = vectors @ query.vector.astype(np.float64)
-    chars = np.sqrt(np.array([max(len(p), 1) for c in candidates for p in c.passages], dtype=np.float64))[:, None]
-    wide = stacked.astype(np.float64)
-    plain = _units(np.add.reduceat(wide * chars, starts))
-    decayed = _units(np.add.reduceat(wide * chars * LEAD_DECAY ** place[:, None], starts))
+    plain, decayed, first3 = _units(sums[:, 0]), _units(sums[:, 1]), _units(sums[:, 2])
     leads = _units(decayed - plain + CENTRED_OFFSET * vectors) @ lead_vector(query).astype(np.float64)
-    first3 = _units(np.add.reduceat(wide * (place < 3)[:, None], starts))
-    lead = first3 @ _units(query.passage_vectors[:3].astype(np.float64).sum(axis=0))
+    lead = first3 @ _units(qv[:3].astype(np.float64).sum(axis=0))
     titled = np.array([bool(c.article.title.strip()) for c in candidates]) & bool(query.article.title.strip())
-    title = np.where(titled, stacked[starts].astype(np.float64) @ query.passage_vectors[0].astype(np.float64), cosine)
+    firsts = np.stack([c.passage_vectors[0] for c in candidates]).astype(np.float64)
+    title = np.where(titled, firsts @ qv[0].astype(np.float64), cosine)
     lo = np.full((n, len(FEATURES)), -np.inf)
     hi = np.full((n, len(FEATURES)), np.inf)
     nan = np.zeros((n, len(FEATURES)), dtype=bool)
@@ -239,14 +234,14 @@ def vector_bounds(query: EmbeddedArticle, candidates: list[EmbeddedArticle], con
         ("title_similarity", title),
     ):
         lo[:, _AT[name]], hi[:, _AT[name]] = value - VECTOR_SLACK, value + VECTOR_SLACK
-    best = row_best.max(axis=0).astype(np.float64)
     for name, (low, high) in {
         "title_char_overlap": (0.0, np.ones(n)),
         "aligned_fraction": (0.0, np.ones(n)),
         "aligned_similarity": (-np.inf, np.maximum(best, 0.0) + VECTOR_SLACK),  # a mean of pair similarities, or 0
     }.items():
         lo[:, _AT[name]], hi[:, _AT[name]] = low, high
-    exact = np.array([_counted(query, c, config) for c in candidates]).reshape(n, len(_COUNTED))
+    chars, words = sum(map(len, query.passages)), title_words(_title(query))
+    exact = np.array([_counted(query, c, config, chars, words) for c in candidates]).reshape(n, len(_COUNTED))
     for i, name in enumerate(_COUNTED):
         known = ~np.isnan(exact[:, i])
         lo[:, _AT[name]] = np.where(known, exact[:, i], np.inf)
@@ -286,15 +281,16 @@ def aligned_bounds(query: EmbeddedArticle, candidates: list[EmbeddedArticle], co
 _COUNTED = ("same_language", "length_ratio", "title_only", "title_words", "date_gap")
 
 
-def _counted(a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> list[float]:
-    la, lb = sum(map(len, a.passages)), sum(map(len, b.passages))
+def _counted(a: EmbeddedArticle, b: EmbeddedArticle, config: Config, a_chars: int, a_words: int) -> list[float]:
+    """:data:`_COUNTED` of a pair; ``a_chars`` and ``a_words``: ``a``'s characters and title words."""
+    lb = sum(map(len, b.passages))
     days = config.max_date_gap_days
     gap = date_gap(a, b)
     return [
         float(a.article.lang is not None and a.article.lang == b.article.lang),
-        min(la, lb) / max(la, lb) if max(la, lb) else 0.0,
+        min(a_chars, lb) / max(a_chars, lb) if max(a_chars, lb) else 0.0,
         float(min(len(a.passages), len(b.passages)) <= 1),
-        min(title_words(_title(a)), title_words(_title(b)), 30) / 10.0,
+        min(a_words, title_words(_title(b)), 30) / 10.0,
         min(gap, days) / max(days, 1) if gap is not None else float("nan"),
     ]
 

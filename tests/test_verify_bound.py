@@ -239,3 +239,17 @@ def test_with_the_real_model_pruning_changes_no_duplicate_and_prunes(threshold: 
     assert _duplicates(pruned) == _duplicates(det.check_embedded(items, top=100))
     for query in items:
         _assert_features_within(query, [i for i in items if i.passages and i.id != query.id], det.config)
+
+
+def test_vector_bounds_hold_for_articles_longer_than_the_decay_table() -> None:
+    feed = SyntheticFeed(48, months=1, seed=5)
+    rng = np.random.default_rng(5)
+    base = feed.article(1, day=feed.live_day(0))
+    passages = tuple(f"Passage {i} of Town{i % 7} reported {100 + i} cases." for i in range(90))
+    vectors = rng.standard_normal((90, 48)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    mean = vectors.mean(axis=0)
+    long = EmbeddedArticle(base.article, passages, vectors, (mean / np.linalg.norm(mean)).astype(np.float32))
+    others = [feed.article(i, day=feed.live_day(i)) for i in range(2, 8)]
+    _assert_features_within(long, others, Config())
+    _assert_features_within(others[0], [long, *others[1:]], Config())
