@@ -51,7 +51,8 @@ __all__ = [
     "vector_bounds",
 ]
 
-#: The features read from the words of the texts (names, numbers, dates): left unknown by stage 2.
+#: The features read from the words of the texts (names, numbers, dates): left unknown by stages 2 and 3
+#: (any share in [0, 1], or NaN).
 TEXT_FEATURES = ("name_match", "number_match", "date_match", "name_conflict", "number_conflict")
 
 #: How far :func:`vector_bounds`' similarities may lie from :func:`dedup.verify_features.pair_features`' (float32 sums).
@@ -198,7 +199,7 @@ def vector_bounds(query: EmbeddedArticle, candidates: list[EmbeddedArticle], con
     """
     n = len(candidates)
     sums = np.empty((n, 3, query.vector.shape[-1]))  # per candidate: plain, lead-decayed and first-3 passage sums
-    soft, top, best = np.empty(n), np.empty(n), np.empty(n)
+    soft, top, best, least = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     qv = query.passage_vectors
     for j, other in enumerate(candidates):
         # One small product per candidate: one large product would be multithreaded by
@@ -207,7 +208,7 @@ def vector_bounds(query: EmbeddedArticle, candidates: list[EmbeddedArticle], con
         rows, cols = np.sort(sims.max(axis=1)), np.sort(sims.max(axis=0))
         soft[j] = 0.5 * (float(rows.sum()) / len(rows) + float(cols.sum()) / len(cols))
         top[j] = 0.5 * (float(rows[-3:].sum()) / len(rows[-3:]) + float(cols[-3:].sum()) / len(cols[-3:]))
-        best[j] = rows[-1]
+        best[j], least[j] = rows[-1], sims.min()
         count = len(other.passages)
         weights = np.empty((3, count))
         weights[0] = np.sqrt(np.fromiter((max(len(p), 1) for p in other.passages), dtype=np.float64, count=count))
@@ -234,10 +235,16 @@ def vector_bounds(query: EmbeddedArticle, candidates: list[EmbeddedArticle], con
         ("title_similarity", title),
     ):
         lo[:, _AT[name]], hi[:, _AT[name]] = value - VECTOR_SLACK, value + VECTOR_SLACK
+    # The ranges of what is left unknown: a mean over the aligned pairs (each at least
+    # align_min_similarity and align_min_margin), or 0 without pairs; a runner-up is a
+    # similarity of the matrix or align_min_similarity.
+    floor_sim, floor_margin = min(0.0, config.align_min_similarity), min(0.0, config.align_min_margin)
+    runner_up = np.minimum(least, config.align_min_similarity)
     for name, (low, high) in {
-        "title_char_overlap": (0.0, np.ones(n)),
-        "aligned_fraction": (0.0, np.ones(n)),
-        "aligned_similarity": (-np.inf, np.maximum(best, 0.0) + VECTOR_SLACK),  # a mean of pair similarities, or 0
+        "title_char_overlap": (0.0, 1.0),
+        "aligned_fraction": (0.0, 1.0),
+        "aligned_similarity": (floor_sim - VECTOR_SLACK, np.maximum(best, 0.0) + VECTOR_SLACK),
+        "aligned_margin": (floor_margin - VECTOR_SLACK, np.maximum(best - runner_up, 0.0) + VECTOR_SLACK),
     }.items():
         lo[:, _AT[name]], hi[:, _AT[name]] = low, high
     chars, words = sum(map(len, query.passages)), title_words(_title(query))
@@ -248,7 +255,7 @@ def vector_bounds(query: EmbeddedArticle, candidates: list[EmbeddedArticle], con
         hi[:, _AT[name]] = np.where(known, exact[:, i], -np.inf)
         nan[:, _AT[name]] = ~known
     text = [_AT[name] for name in TEXT_FEATURES]
-    lo[:, text], hi[:, text], nan[:, text] = -np.inf, np.inf, True
+    lo[:, text], hi[:, text], nan[:, text] = 0.0, 1.0, True  # shares of names, numbers, dates: in [0, 1] or NaN
     return Bounds(lo, hi, nan)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -142,6 +143,13 @@ def _feed_pairs() -> tuple[list[EmbeddedArticle], list[EmbeddedArticle]]:
     feed = SyntheticFeed(64, months=1, seed=3)
     stored = [feed.article(i, day=feed.live_day(i)) for i in range(30)]
     queries = [feed.fresh(q) for q in range(6)] + [feed.near_copy(i, 100 + i, noise=0.3) for i in range(6)]
+    rng = np.random.default_rng(3)
+    for i, original in enumerate(stored[:8]):  # rewritten reports of the same day: not exact repeats
+        moved = original.passage_vectors[1:] + 0.05 * rng.standard_normal(original.passage_vectors[1:].shape)
+        vectors = (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(np.float32)
+        mean = vectors.mean(axis=0)
+        article = dataclasses.replace(original.article, id=f"rewrite{i}", title=original.passages[1])
+        queries.append(EmbeddedArticle(article, original.passages[1:], vectors, (mean / np.linalg.norm(mean)).astype(np.float32)))
     return stored, queries
 
 
@@ -149,7 +157,7 @@ def _assert_features_within(query: EmbeddedArticle, candidates: list[EmbeddedArt
     bounds = vector_bounds(query, candidates, config)
     narrower = aligned_bounds(query, candidates, config, bounds)
     text = np.isin(np.array(FEATURES), TEXT_FEATURES)
-    assert bounds.nan[:, text].all() and np.isinf(bounds.hi[:, text]).all()
+    assert bounds.nan[:, text].all() and (bounds.lo[:, text] == 0).all() and (bounds.hi[:, text] == 1).all()
     assert (narrower.hi - narrower.lo <= bounds.hi - bounds.lo).all()
     for j, other in enumerate(candidates):
         x = pair_features(compare(query, other, config), query, other, max_date_gap_days=config.max_date_gap_days)
@@ -168,12 +176,13 @@ def test_pruning_keeps_every_duplicate_of_synthetic_queries_and_prunes_the_rest(
     stored, queries = _feed_pairs()
     verifier, config = Verifier.default(), Config()
     pruner = Pruner(verifier, config.threshold)
-    kept = 0
+    kept = duplicates = 0
     for query in queries:
         keep = pruner.must_verify(query, stored, config)
         duplicate = np.array([verifier.decide(query, other, config).is_duplicate for other in stored])
         assert keep[duplicate].all()
-        kept += int(keep.sum())
+        kept, duplicates = kept + int(keep.sum()), duplicates + int(duplicate.sum())
+    assert duplicates >= 6  # the rewrites of their originals
     assert kept < len(queries) * len(stored) / 4
 
 
@@ -253,3 +262,24 @@ def test_vector_bounds_hold_for_articles_longer_than_the_decay_table() -> None:
     others = [feed.article(i, day=feed.live_day(i)) for i in range(2, 8)]
     _assert_features_within(long, others, Config())
     _assert_features_within(others[0], [long, *others[1:]], Config())
+
+
+def test_a_verifier_with_a_linear_term_on_text_features_still_prunes_exactly() -> None:
+    shipped = Verifier.default().trees
+    linear = np.zeros(len(FEATURES))
+    linear[[AT["name_match"], AT["number_match"], AT["aligned_margin"]]] = [0.8, 0.5, 1.0]
+    linear[AT["name_conflict"]] = -0.7
+    trees = _LinearTrees(
+        shipped.baseline, shipped.feature, shipped.threshold, shipped.missing_left, shipped.left, shipped.right,
+        shipped.value, shipped.leaf, linear,
+    )  # fmt: skip
+    verifier, config = Verifier(trees), Config()
+    pruner = Pruner(verifier, config.threshold)
+    stored, queries = _feed_pairs()
+    kept = 0
+    for query in queries:
+        keep = pruner.must_verify(query, stored, config)
+        duplicate = np.array([verifier.decide(query, other, config).is_duplicate for other in stored])
+        assert keep[duplicate].all()
+        kept += int(keep.sum())
+    assert kept < len(queries) * len(stored) / 2
