@@ -22,8 +22,12 @@ The check path uses it in stages (:meth:`Pruner.must_verify`):
 4. the full verification (:meth:`dedup.verify.Verifier.decide`) for what is left.
 
 Reports further apart than ``max_date_gap_days``, and empty articles, score 0; an exact
-repeat (:func:`dedup.verify.identical`) scores 1.0 whatever the model says, so the caller
-never prunes it.
+repeat (:func:`dedup.verify.identical`) within that gap scores 1.0 whatever the model
+says, so it is never pruned. Stages 2 and 3 recompute features of
+:func:`dedup.verify_features.pair_features` their own way (all candidates at once); the
+similarities are given :data:`VECTOR_SLACK` either side, and ``tests/test_verify_bound.py``
+holds every feature of real and synthetic pairs inside the bounds: a change to a feature's
+formula there must be made here too.
 """
 
 from __future__ import annotations
