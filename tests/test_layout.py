@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     "dedup.search": 2,
     "dedup.verify": 3,
     "dedup.verify_features": 3,
+    "dedup.verify_bound": 3,
     "dedup.clustering": 4,
     "dedup.detect": 5,
     # The package itself: the public API (Detector, Store, Archive, records), built on the stages

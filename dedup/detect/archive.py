@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -148,6 +149,11 @@ class ArchiveDetector:
         return self._detector.config
 
     @property
+    def verify_counts(self) -> Counter[str]:
+        """Candidates met by checks, and how many were fully verified (see :meth:`Detector.verify_candidates`)."""
+        return self._detector.verify_counts
+
+    @property
     def encoder(self) -> Encoder:
         """The embedding model."""
         return self._detector.encoder
@@ -198,7 +204,7 @@ class ArchiveDetector:
         bar = track("checking", len(items), "article")  # retrieval and verification
         for item in items:
             shards, retrieved, cut = self._retrieve(item, pending)
-            matches, truncated = self._detector.verify_candidates(item, retrieved, cut=cut)
+            matches, truncated = self._detector.verify_candidates(item, retrieved, cut=cut, prune=top == 0)
             verdicts.append(verdict(item.id, matches, truncated, top=top, shards=shards))
             if pending is not None and item.id not in pending and not self.holds(item.article):
                 pending.add([item])

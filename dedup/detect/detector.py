@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -45,6 +46,7 @@ from dedup.types import (
     Verdict,
 )
 from dedup.verify import Verifier
+from dedup.verify_bound import Pruner
 
 __all__ = ["Detector"]
 
@@ -79,6 +81,9 @@ class Detector:
         self.verifier = verifier or Verifier.default()
         self.cache = cache
         self.centring = centring_for(encoder.name, encoder.dim)
+        self._pruner: Pruner | None = None
+        #: Candidates met by checks, and how many of them were fully verified (the others pruned).
+        self.verify_counts: Counter[str] = Counter()
 
     @classmethod
     def open(
@@ -193,9 +198,9 @@ class Detector:
         verdicts: list[Verdict] = []
         bar = track("checking", len(items), "article")  # retrieval and verification
         for item in items:
-            matches, truncated = self._candidates(item, self.store)
+            matches, truncated = self._candidates(item, self.store, prune=top == 0)
             if pending is not None and len(pending):
-                more, more_truncated = self._candidates(item, pending)
+                more, more_truncated = self._candidates(item, pending, prune=top == 0)
                 matches = sorted(matches + more, key=lambda m: -m.score)
                 truncated = truncated or more_truncated
             verdicts.append(verdict(item.id, matches, truncated, top=top))
@@ -207,7 +212,7 @@ class Detector:
             self.store.add(list(items))
         return verdicts
 
-    def _candidates(self, item: EmbeddedArticle, store: Store) -> tuple[list[Match], bool]:
+    def _candidates(self, item: EmbeddedArticle, store: Store, *, prune: bool) -> tuple[list[Match], bool]:
         if not len(store):
             return [], False
         k = self.config.candidates + (1 if item.id in store else 0)
@@ -217,18 +222,26 @@ class Detector:
             for position, sim in zip(found.positions[0], found.similarities[0], strict=True)
             if position >= 0 and sim >= self.config.min_candidate_similarity
         ]
-        return self.verify_candidates(item, retrieved, cut=bool(found.truncated[0]))
+        return self.verify_candidates(item, retrieved, cut=bool(found.truncated[0]), prune=prune)
 
     def verify_candidates(
-        self, item: EmbeddedArticle, retrieved: Sequence[tuple[float, EmbeddedArticle]], *, cut: bool
+        self, item: EmbeddedArticle, retrieved: Sequence[tuple[float, EmbeddedArticle]], *, cut: bool, prune: bool = True
     ) -> tuple[list[Match], bool]:
         """Verify retrieved candidates against ``item``: the one verification path of every check.
+
+        With ``prune``, candidates that provably cannot reach ``Config.threshold``
+        (:class:`~dedup.verify_bound.Pruner`: dates too far apart, or a bound of the score
+        from vectors, titles, lengths and dates alone below the threshold) are left out
+        without the full verification: the duplicates found are the same, but the matches
+        that are not duplicates are then incomplete. A check that lists near misses
+        (``top`` > 0) verifies every candidate. :attr:`verify_counts` counts both.
 
         Args:
             item: The query article.
             retrieved: ``(article cosine, candidate)`` pairs, most similar first; the
                 query's own id, when among them, is skipped.
             cut: Whether retrieval stopped at its limit, so more candidates may exist.
+            prune: Leave out the candidates that cannot be duplicates.
 
         Returns:
             The matches sorted by score, and whether more duplicates may lie beyond the
@@ -239,15 +252,24 @@ class Detector:
         last_is_duplicate = False
         if not item.passages:  # empty after cleaning: nothing to match
             return matches, False
-        for _, other in retrieved:
-            if other.id == item.id:
-                continue
-            match = self.verifier.decide(item, other, self.config)
-            matches.append(match)
-            last_is_duplicate = match.is_duplicate
+        others = [other for _, other in retrieved if other.id != item.id]
+        keep = self.pruner().must_verify(item, others, self.config) if prune else [True] * len(others)
+        self.verify_counts.update(candidates=len(others), verified=int(sum(keep)))
+        for other, verify in zip(others, keep, strict=True):
+            last_is_duplicate = False  # a candidate left out is no duplicate
+            if verify:
+                match = self.verifier.decide(item, other, self.config)
+                matches.append(match)
+                last_is_duplicate = match.is_duplicate
         matches.sort(key=lambda m: -m.score)
         # More duplicates may lie beyond k only if the k-th (least similar) candidate was still one.
         return matches, cut and last_is_duplicate
+
+    def pruner(self) -> Pruner:
+        """The staged score bound of the verifier at ``Config.threshold`` (built once per verifier and threshold)."""
+        if self._pruner is None or self._pruner.verifier is not self.verifier or self._pruner.threshold != self.config.threshold:
+            self._pruner = Pruner(self.verifier, self.config.threshold)
+        return self._pruner
 
     def compare(self, a: EmbeddedArticle, b: EmbeddedArticle) -> Match:
         """Verify one pair: ``a`` as the query, ``b`` as the candidate (the evidence of a story link)."""

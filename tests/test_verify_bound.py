@@ -1,0 +1,285 @@
+"""The exact pruning bound of the verifier's score (dedup/verify_bound.py) and the checks that use it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from dedup.config import Config
+from dedup.detect.archive import ArchiveDetector
+from dedup.detect.detector import Detector
+from dedup.evaluation.ingest_feed import SyntheticFeed
+from dedup.io import as_article, read_articles
+from dedup.types import Article, EmbeddedArticle, Verdict
+from dedup.verify import FEATURES, Trees, Verifier, compare, pair_features
+from dedup.verify_bound import TEXT_FEATURES, Bounds, Pruner, aligned_bounds, max_raw, unknown_row, vector_bounds
+
+from .conftest import SEEDS, HashEncoder
+
+AT = {name: i for i, name in enumerate(FEATURES)}
+
+
+def _random_trees(rng: np.random.Generator, n_trees: int = 40, depth: int = 3) -> Trees:
+    """Full binary trees of ``depth`` over random features, thresholds and NaN directions."""
+    trees = []
+    for _ in range(n_trees):
+        inner, size = 2**depth - 1, 2 ** (depth + 1) - 1
+        trees.append(
+            {
+                "feature": [int(rng.integers(len(FEATURES))) if k < inner else 0 for k in range(size)],
+                "threshold": [float(rng.uniform(-0.5, 1.5)) if k < inner else 0.0 for k in range(size)],
+                "missing_left": [bool(rng.random() < 0.5) for _ in range(size)],
+                "left": [2 * k + 1 if k < inner else 0 for k in range(size)],
+                "right": [2 * k + 2 if k < inner else 0 for k in range(size)],
+                "value": [0.0 if k < inner else float(rng.normal()) for k in range(size)],
+                "leaf": [k >= inner for k in range(size)],
+            }
+        )
+    return Trees.from_dict({"baseline": float(rng.normal()), "trees": trees}, len(FEATURES))
+
+
+@dataclass(frozen=True, eq=False)
+class _LinearTrees(Trees):
+    """Trees plus the optional linear term (NaN counts 0) the bound must take into account."""
+
+    linear: NDArray[np.float64] | None = None
+
+    def raw(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        rows = np.atleast_2d(x)
+        assert self.linear is not None
+        out: NDArray[np.float64] = super().raw(rows) + np.nan_to_num(rows * self.linear, nan=0.0).sum(axis=1)
+        return out
+
+
+def _rows(rng: np.random.Generator, n: int) -> NDArray[np.float64]:
+    x = rng.uniform(-0.6, 1.6, (n, len(FEATURES)))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    return x
+
+
+def _widened(rng: np.random.Generator, x: NDArray[np.float64]) -> Bounds:
+    """Bounds that hold ``x``: some features unknown, some known to an interval around their value, the rest exact."""
+    exact = Bounds.of(x, rng.random(x.shape) < 0.25)
+    spread = rng.random(x.shape) < 0.3
+    width = rng.uniform(0, 0.5, x.shape)
+    lo = np.where(spread & ~np.isnan(x), np.minimum(exact.lo, x - width), exact.lo)
+    hi = np.where(spread & ~np.isnan(x), np.maximum(exact.hi, x + width[::-1]), exact.hi)
+    return Bounds(lo, hi, exact.nan | (spread & (rng.random(x.shape) < 0.5)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_bound_is_at_least_the_raw_score_of_every_row_it_allows(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    trees = _random_trees(rng)
+    x = _rows(rng, 500)
+    raw = trees.raw(x)
+    assert np.allclose(max_raw(trees, Bounds.of(x)), raw, atol=1e-12)  # everything known: the score itself
+    bound = max_raw(trees, _widened(rng, x))
+    assert (bound >= raw - 1e-12).all()
+    assert (bound > raw + 1e-6).any()  # and unknowns do widen it
+    everything = max_raw(trees, unknown_row())[0]
+    assert everything == pytest.approx(trees.baseline + trees.value.max(axis=1).sum())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_bound_counts_the_optional_linear_term(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    base = _random_trees(rng)
+    linear = rng.normal(size=len(FEATURES))
+    linear[rng.random(len(FEATURES)) < 0.3] = 0.0
+    trees = _LinearTrees(
+        base.baseline, base.feature, base.threshold, base.missing_left, base.left, base.right, base.value, base.leaf, linear
+    )
+    x = _rows(rng, 400)
+    raw = trees.raw(x)
+    assert np.allclose(max_raw(trees, Bounds.of(x)), raw, atol=1e-9)
+    assert (max_raw(trees, _widened(rng, x)) >= raw - 1e-9).all()
+    assert max_raw(trees, unknown_row())[0] == np.inf  # an unbounded feature with a weight: no bound
+
+
+def test_the_bound_is_at_least_the_shipped_models_score_on_random_rows() -> None:
+    rng = np.random.default_rng(7)
+    verifier = Verifier.default()
+    x = _rows(rng, 2000)
+    pruner = Pruner(verifier, 0.5)
+    bound = max_raw(verifier.trees, _widened(rng, x))
+    assert (bound >= verifier.trees.raw(x) - 1e-12).all()
+    # The score bound never says "cannot reach" of a row that reaches the threshold (the veto only lowers).
+    reaches = pruner.reaches(bound)
+    assert reaches[verifier.scores(x) >= 0.5].all()
+
+
+def test_the_cosine_floor_is_the_lowest_cosine_from_which_the_threshold_is_reachable() -> None:
+    # One tree: cosine <= 0.4 -> -3, else (title_words <= 0.2 -> 0.5 else 2).
+    data = {
+        "baseline": -1.0,
+        "trees": [
+            {
+                "feature": [AT["article_similarity"], 0, AT["title_words"], 0, 0],
+                "threshold": [0.4, 0.0, 0.2, 0.0, 0.0],
+                "missing_left": [True, False, False, False, False],
+                "left": [1, 0, 3, 0, 0],
+                "right": [2, 0, 4, 0, 0],
+                "value": [0.0, -3.0, 0.0, 0.5, 2.0],
+                "leaf": [False, True, False, True, True],
+            }
+        ],
+    }
+    verifier = Verifier(Trees.from_dict(data, len(FEATURES)))
+    assert Pruner(verifier, 0.6).cosine_floor == pytest.approx(0.4)  # raw 1 at best above 0.4: logistic 0.73
+    assert Pruner(verifier, 0.6).cosine_floor > 0.4  # a cosine of exactly 0.4 goes left
+    assert Pruner(verifier, 0.8).cosine_floor == np.inf  # logistic(1) < 0.8: nothing reaches it
+    assert Pruner(verifier, 0.01).cosine_floor == -np.inf  # logistic(-4) = 0.018 reaches 0.01
+
+
+def _feed_pairs() -> tuple[list[EmbeddedArticle], list[EmbeddedArticle]]:
+    feed = SyntheticFeed(64, months=1, seed=3)
+    stored = [feed.article(i, day=feed.live_day(i)) for i in range(30)]
+    queries = [feed.fresh(q) for q in range(6)] + [feed.near_copy(i, 100 + i, noise=0.3) for i in range(6)]
+    rng = np.random.default_rng(3)
+    for i, original in enumerate(stored[:8]):  # rewritten reports of the same day: not exact repeats
+        moved = original.passage_vectors[1:] + 0.05 * rng.standard_normal(original.passage_vectors[1:].shape)
+        vectors = (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(np.float32)
+        mean = vectors.mean(axis=0)
+        article = dataclasses.replace(original.article, id=f"rewrite{i}", title=original.passages[1])
+        queries.append(EmbeddedArticle(article, original.passages[1:], vectors, (mean / np.linalg.norm(mean)).astype(np.float32)))
+    return stored, queries
+
+
+def _assert_features_within(query: EmbeddedArticle, candidates: list[EmbeddedArticle], config: Config) -> None:
+    bounds = vector_bounds(query, candidates, config)
+    narrower = aligned_bounds(query, candidates, config, bounds)
+    text = np.isin(np.array(FEATURES), TEXT_FEATURES)
+    assert bounds.nan[:, text].all() and (bounds.lo[:, text] == 0).all() and (bounds.hi[:, text] == 1).all()
+    assert (narrower.hi - narrower.lo <= bounds.hi - bounds.lo).all()
+    for j, other in enumerate(candidates):
+        x = pair_features(compare(query, other, config), query, other, max_date_gap_days=config.max_date_gap_days)
+        for b in (bounds, narrower):
+            inside = np.where(np.isnan(x), b.nan[j], (b.lo[j] <= x) & (x <= b.hi[j]))
+            assert inside.all(), (other.id, [FEATURES[i] for i in np.flatnonzero(~inside)])
+
+
+def test_vector_bounds_hold_every_feature_of_synthetic_pairs() -> None:
+    stored, queries = _feed_pairs()
+    for query in queries:
+        _assert_features_within(query, stored, Config())
+
+
+def test_pruning_keeps_every_duplicate_of_synthetic_queries_and_prunes_the_rest() -> None:
+    stored, queries = _feed_pairs()
+    verifier, config = Verifier.default(), Config()
+    pruner = Pruner(verifier, config.threshold)
+    kept = duplicates = 0
+    for query in queries:
+        keep = pruner.must_verify(query, stored, config)
+        duplicate = np.array([verifier.decide(query, other, config).is_duplicate for other in stored])
+        assert keep[duplicate].all()
+        kept, duplicates = kept + int(keep.sum()), duplicates + int(duplicate.sum())
+    assert duplicates >= 6  # the rewrites of their originals
+    assert kept < len(queries) * len(stored) / 4
+
+
+def test_an_exact_repeat_is_kept_unless_too_far_in_time() -> None:
+    feed = SyntheticFeed(32, months=1, seed=1)
+    original = feed.article(5)
+    late = feed.article(5, day=feed.day_of(5) + dt.timedelta(days=30))  # the same texts a month later
+    other = feed.article(6, day=feed.day_of(5) + dt.timedelta(days=30))
+    pruner = Pruner(Verifier.default(), 0.5)
+    assert pruner.must_verify(original, [original, late, other], Config()).tolist() == [True, False, False]
+    assert pruner.must_verify(late, [original, late, other], Config()).tolist() == [False, True, False]
+    with pytest.raises(ValueError, match="threshold"):
+        pruner.must_verify(original, [original], Config(threshold=0.7))
+
+
+def _corpus() -> list[Article]:
+    """The seeds and the example batch of data/."""
+    batch = json.loads((SEEDS / "examples" / "batch.json").read_text("utf-8"))["articles"]
+    return [*read_articles([SEEDS]).articles, *(as_article(r, position=i) for i, r in enumerate(batch))]
+
+
+def _duplicates(verdicts: list[Verdict]) -> list[tuple[bool, tuple[tuple[str, float], ...], bool]]:
+    out = []
+    for v in verdicts:
+        out.append((v.is_duplicate, tuple((m.id, m.score) for m in v.matches if m.is_duplicate), v.candidates_truncated))
+    return out
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.8])
+def test_a_check_finds_the_same_duplicates_with_and_without_pruning(encoder: HashEncoder, threshold: float) -> None:
+    config = Config(threshold=threshold, candidates=6)
+    det = Detector.in_memory(config, encoder=encoder, cache=False)
+    articles = _corpus()
+    items = det.embed(articles)
+    det.store.add(items)
+    pruned = det.check_embedded(items)
+    verified = det.verify_counts["verified"]
+    assert verified < det.verify_counts["candidates"]  # something was pruned
+    full = det.check_embedded(items, top=100)  # near misses asked for: every candidate verified
+    assert any(v.is_duplicate for v in full)
+    assert det.verify_counts["verified"] - verified == det.verify_counts["candidates"] / 2
+    assert _duplicates(pruned) == _duplicates(full)
+
+
+def test_an_archive_check_prunes_and_finds_the_same_duplicates(tmp_path: Path, encoder: HashEncoder) -> None:
+    det = ArchiveDetector.open(tmp_path / "archive", Config(candidates=8), encoder=encoder, create=True, cache=False)
+    articles = _corpus()
+    det.add(articles)
+    pruned = det.check_many(articles)
+    assert det.verify_counts["verified"] < det.verify_counts["candidates"]
+    assert _duplicates(pruned) == _duplicates(det.check_many(articles, top=100))
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("threshold", [0.2, 0.5, 0.7])
+def test_with_the_real_model_pruning_changes_no_duplicate_and_prunes(threshold: float) -> None:
+    det = Detector.in_memory(Config(threshold=threshold), cache=False)
+    articles = _corpus()
+    items = det.embed(articles)
+    det.store.add(items[::2])  # half stored; every article checked
+    pruned = det.check_embedded(items, add=False)
+    assert det.verify_counts["verified"] < det.verify_counts["candidates"]
+    assert _duplicates(pruned) == _duplicates(det.check_embedded(items, top=100))
+    for query in items:
+        _assert_features_within(query, [i for i in items if i.passages and i.id != query.id], det.config)
+
+
+def test_vector_bounds_hold_for_articles_longer_than_the_decay_table() -> None:
+    feed = SyntheticFeed(48, months=1, seed=5)
+    rng = np.random.default_rng(5)
+    base = feed.article(1, day=feed.live_day(0))
+    passages = tuple(f"Passage {i} of Town{i % 7} reported {100 + i} cases." for i in range(90))
+    vectors = rng.standard_normal((90, 48)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    mean = vectors.mean(axis=0)
+    long = EmbeddedArticle(base.article, passages, vectors, (mean / np.linalg.norm(mean)).astype(np.float32))
+    others = [feed.article(i, day=feed.live_day(i)) for i in range(2, 8)]
+    _assert_features_within(long, others, Config())
+    _assert_features_within(others[0], [long, *others[1:]], Config())
+
+
+def test_a_verifier_with_a_linear_term_on_text_features_still_prunes_exactly() -> None:
+    shipped = Verifier.default().trees
+    linear = np.zeros(len(FEATURES))
+    linear[[AT["name_match"], AT["number_match"], AT["aligned_margin"]]] = [0.8, 0.5, 1.0]
+    linear[AT["name_conflict"]] = -0.7
+    trees = _LinearTrees(
+        shipped.baseline, shipped.feature, shipped.threshold, shipped.missing_left, shipped.left, shipped.right,
+        shipped.value, shipped.leaf, linear,
+    )  # fmt: skip
+    verifier, config = Verifier(trees), Config()
+    pruner = Pruner(verifier, config.threshold)
+    stored, queries = _feed_pairs()
+    kept = 0
+    for query in queries:
+        keep = pruner.must_verify(query, stored, config)
+        duplicate = np.array([verifier.decide(query, other, config).is_duplicate for other in stored])
+        assert keep[duplicate].all()
+        kept += int(keep.sum())
+    assert kept < len(queries) * len(stored) / 2
