@@ -371,7 +371,8 @@ class Detector:
         all_items = list(items)
         if with_store:
             given = {i.id for i in items}
-            all_items += [self.store.embedded(p) for p in range(len(self.store)) if self.store.ids[p] not in given]
+            ids = self.store.ids  # a copy per access: taken once, not once per stored article
+            all_items += [self.store.embedded(p) for p, stored_id in enumerate(ids) if stored_id not in given]
         return cluster_embedded(all_items, self.config, self.verifier)
 
     def story(self, article_id: str) -> Story:
