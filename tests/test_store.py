@@ -590,6 +590,10 @@ MANIFEST_DAMAGE: dict[str, tuple[str, Any]] = {
     "model-a-list": ("model", lambda m: m.update(model=["m"])),
     "count-a-string": ("count", lambda m: m.update(count="4")),
     "retired-not-a-list": ("retired", lambda m: m.update(retired="index-000001.faiss")),
+    "dates-one-day": ("dates", lambda m: m.update(dates=["2025-01-01"])),
+    "dates-reversed": ("dates", lambda m: m.update(dates=["2025-02-01", "2025-01-01"])),
+    "dates-not-a-day": ("dates", lambda m: m.update(dates=["2025-02-30", "2025-03-01"])),
+    "dates-a-string": ("dates", lambda m: m.update(dates="2025-01-01")),
 }
 
 
