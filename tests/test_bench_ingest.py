@@ -78,6 +78,23 @@ def test_feed_articles_are_deterministic_and_shaped_like_news() -> None:
     assert feed.article(1).passages != feed.article(2).passages
 
 
+def test_clustered_feed_puts_a_story_together_within_its_topic_and_uniform_has_no_structure() -> None:
+    clustered, uniform = SyntheticFeed(384, months=2, seed=3), SyntheticFeed(384, months=2, seed=3, vectors="uniform")
+    span = clustered.span_days
+    mates = [0, span, 2 * span]  # same day, same story (STORY_SIZE consecutive same-day articles)
+    assert len({clustered.story_of(i) for i in mates}) == 1 and clustered.story_of(1) != clustered.story_of(0)
+    for feed, story_low, other_high in ((clustered, 0.5, 0.45), (uniform, -0.2, 0.2)):
+        vectors = np.vstack([feed.article(i).vector for i in range(400)])
+        cos = vectors @ vectors.T
+        same = [cos[a, b] for a in mates for b in mates if a < b]
+        others = cos[0, 1:span]  # other stories (their topics mostly other too)
+        assert min(same) > story_low and float(np.median(others)) < other_high
+    vectors = np.vstack([clustered.article(i).vector for i in range(400)])
+    assert float(np.median(vectors @ vectors.T)) > 0.1  # a shared direction, as centred news vectors keep
+    with pytest.raises(ValueError, match="vectors"):
+        SyntheticFeed(8, vectors="gaussian")
+
+
 def test_feed_dates_cover_the_months_evenly_and_the_live_end_is_the_last_week() -> None:
     feed = SyntheticFeed(8, months=3, seed=0)
     days = [feed.day_of(i) for i in range(3000)]

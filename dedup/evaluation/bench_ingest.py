@@ -25,9 +25,10 @@ What one size ``n`` costs, in order:
    articles of the shards it opened (the row's ``shards_opened`` says so).
 4. **Disk**: the bytes of every file in the archive folder, per stored article.
 
-The articles: :class:`~dedup.evaluation.ingest_feed.SyntheticFeed` (random unit vectors of
-the model's dimension, real passage counts and lengths, dates spread over ``months``
-months so that the archive shards by time).
+The articles: :class:`~dedup.evaluation.ingest_feed.SyntheticFeed` (vectors of the model's
+dimension clustered by topic and story as real news embeddings are, or with ``vectors="uniform"``
+random unit vectors; real passage counts and lengths; dates spread over ``months`` months so
+that the archive shards by time).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from dedup.config import Config
 from dedup.detect.archive import ArchiveDetector
 from dedup.detect.common import space_of
 from dedup.errors import ConfigError, DedupError
-from dedup.evaluation.ingest_feed import LIVE_DAYS, SyntheticFeed
+from dedup.evaluation.ingest_feed import LIVE_DAYS, VECTOR_KINDS, SyntheticFeed
 from dedup.search.archive import Archive
 from dedup.types import EmbeddedArticle, Verdict
 from dedup.verify import Verifier
@@ -87,6 +88,8 @@ class IngestOptions:
         dim: Vector dimension (the default model's).
         warmup: Untimed checks and adds before the timed ones, at each size.
         seed: Everything drawn depends on it.
+        vectors: The feed's vectors: ``"clustered"`` (topics and stories, like news) or ``"uniform"``
+            (random unit vectors: no structure, the worst case of an inverted-file index).
         faiss_threads: FAISS's OpenMP threads while checks and adds are timed and in the open
             probe (1: single-query latency as one service thread sees it, steady on a busy
             machine); 0 leaves FAISS's default (every core). Bulk loading keeps the default.
@@ -104,6 +107,7 @@ class IngestOptions:
     dim: int = DEFAULT_DIM
     warmup: int = 5
     seed: int = 0
+    vectors: str = "clustered"
     faiss_threads: int = 1
     work_dir: Path | None = None
 
@@ -114,6 +118,8 @@ class IngestOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.vectors not in VECTOR_KINDS:
+            raise ConfigError(f"vectors must be one of {list(VECTOR_KINDS)}, got {self.vectors!r}")
         for name in ("warmup", "faiss_threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -272,14 +278,14 @@ def _sustain(
 
 
 # --------------------------------------------------------------------------- fresh process
-def _probe(path: str, dim: int, months: int, seed: int, query: int, config: Config, threads: int) -> dict[str, Any]:
+def _probe(path: str, feed: SyntheticFeed, query: int, config: Config, threads: int) -> dict[str, Any]:
     """In a fresh process: open the archive, check one live article, open every shard, measure RSS."""
     with _faiss_threads(threads):
-        return _probe_timed(path, dim, months, seed, query, config)
+        return _probe_timed(path, feed, query, config)
 
 
-def _probe_timed(path: str, dim: int, months: int, seed: int, query: int, config: Config) -> dict[str, Any]:
-    feed = SyntheticFeed(dim, months, seed)
+def _probe_timed(path: str, feed: SyntheticFeed, query: int, config: Config) -> dict[str, Any]:
+    dim = feed.dim
     item = feed.fresh(query)
     # The process's one-off start-up (the vector-space name, the verifier's parameters) is not the archive's.
     space_of(_Embedded(dim))
@@ -321,13 +327,15 @@ def _probe_main() -> None:
     """Entry of the fresh process: arguments as one JSON object in ``argv[1]``, the result as JSON on stdout."""
     args = json.loads(sys.argv[1])
     config = Config(**args["config"])
-    result = _probe(args["path"], args["dim"], args["months"], args["seed"], args["query"], config, args["threads"])
+    feed = SyntheticFeed(args["dim"], args["months"], args["seed"], args["vectors"])
+    result = _probe(args["path"], feed, args["query"], config, args["threads"])
     sys.stdout.write(json.dumps(result) + "\n")
 
 
 def _probe_fresh(path: Path, options: IngestOptions, query: int, config: Config) -> dict[str, Any]:
     """Run :func:`_probe` in a new Python process (this one's import path), whatever started this one."""
     args: dict[str, Any] = {"path": str(path), "dim": options.dim, "months": options.months, "seed": options.seed}
+    args["vectors"] = options.vectors
     args.update(query=query, threads=options.faiss_threads)
     args["config"] = asdict(config)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -394,7 +402,10 @@ def describe(options: IngestOptions) -> dict[str, Any]:
             "checks are retrieval + verification (embedding excluded); open time and RSS in a fresh process; "
             + (f"FAISS on {options.faiss_threads} thread(s) while timed" if options.faiss_threads else "FAISS's default threads")
         ),
-        "vectors": f"random unit vectors, dimension {options.dim}; NTREX-shaped passage counts and lengths",
+        "vectors": (
+            "clustered by topic and story (as news embeddings are)" if options.vectors == "clustered" else "random unit vectors"
+        )
+        + f", dimension {options.dim}; NTREX-shaped passage counts and lengths",
         "options": {k: _plain(v) for k, v in asdict(options).items()},
     }
 
@@ -414,7 +425,7 @@ def ingest_benchmark(
 
     """
     config = config or Config()
-    feed = SyntheticFeed(options.dim, options.months, options.seed)
+    feed = SyntheticFeed(options.dim, options.months, options.seed, options.vectors)
     root = Path(tempfile.mkdtemp(prefix="dedup-bench-ingest-", dir=options.work_dir))
     path = root / "archive"
     rows: list[dict[str, Any]] = []

@@ -40,6 +40,7 @@ __all__ = [
     "build_index",
     "calibrate",
     "exact_neighbours",
+    "limit_threads",
     "merge_results",
     "needs_rebuild",
     "plan_index",
@@ -63,6 +64,9 @@ IVF_DRIFT = 0.05
 CALIBRATION_QUERIES = 500
 CALIBRATION_MARGIN = 0.003
 """The measured recall must exceed the floor by this much, to absorb the sampling error of the estimate."""
+
+FAISS_THREADS_ENV = "DEDUP_FAISS_THREADS"
+"""Environment variable: FAISS's OpenMP threads in ``dedup serve`` and ``dedup stream`` (default 1)."""
 
 _NPROBE_LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
@@ -149,6 +153,32 @@ class IndexPlan:
         detail = {"flat": "exact", "hnsw": f"efSearch={self.param}", "ivf": f"nlist={self.nlist}, nprobe={self.param}"}[self.kind]
         measured = "" if self.kind == "flat" else f", recall@10 {self.recall:.3f} measured at {self.calibrated_n:,} vectors"
         return f"{self.kind} ({detail}{measured}): {self.reason}"
+
+
+def limit_threads(threads: int | None = None) -> int:
+    """Set FAISS's OpenMP threads to ``threads``, else ``$DEDUP_FAISS_THREADS``, else 1; returns the count set.
+
+    A service answers one query per request: spreading such a small search over every core
+    gains little and makes latency jitter with the cores' other work (and with the other
+    requests' threads), so ``serve`` and ``stream`` search on one thread per request.
+
+    Raises:
+        ConfigError: When the count (given or from the environment) is not a positive integer.
+
+    """
+    import os
+
+    import faiss
+
+    text = str(threads) if threads is not None else os.environ.get(FAISS_THREADS_ENV, "1")
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ConfigError(f"{FAISS_THREADS_ENV} must be a positive integer, got {text!r}")
+    faiss.omp_set_num_threads(count)
+    return count
 
 
 def check_kind(requested: str) -> str:
