@@ -10,6 +10,7 @@ Usage (from the repository root)::
     python -m benchmarks.ingest                                  # 10k, 100k and 1M
     python -m benchmarks.ingest --sizes 10000,100000             # the quick sizes
     python -m benchmarks.ingest --work /big/disk                 # where the archive is built
+    python -m benchmarks.ingest --work /big/disk --reuse         # keep the archive there, reuse it next time
     python -m benchmarks.ingest --vectors uniform                # random vectors: the index's worst case
     python -m benchmarks.ingest --report benchmarks/results/ingest.json   # the table only
 
@@ -71,6 +72,11 @@ def main() -> None:
         "--faiss-threads", type=int, default=defaults.faiss_threads, help="FAISS threads while timed (0: FAISS's default)"
     )
     parser.add_argument("--work", type=Path, help="folder to build the archive in (default: the system's temporary folder)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the archive in --work and reuse it next time (no bulk load up to the size it holds; smaller sizes skipped)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where ingest.json and ingest.md go")
     parser.add_argument("--report", type=Path, help="only print the table of an existing ingest.json")
     args = parser.parse_args()
@@ -90,6 +96,7 @@ def main() -> None:
         vectors=args.vectors,
         faiss_threads=args.faiss_threads,
         work_dir=args.work,
+        reuse=args.reuse,
     )
     git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False).stdout.strip()
     report = {
