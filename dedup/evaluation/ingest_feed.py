@@ -56,6 +56,7 @@ STORY_SIZE = 4
 #: Ranges (low, high) of the weights of the shared, first topic, second topic, story and own
 #: directions of a clustered article; each story draws its weights uniformly in them.
 CLUSTER_WEIGHTS = ((0.45, 0.45), (0.2, 0.8), (0.0, 0.5), (0.55, 0.55), (0.15, 0.6))
+_WEIGHTS_LOW, _WEIGHTS_HIGH = (np.array(bound, dtype=np.float64) for bound in zip(*CLUSTER_WEIGHTS, strict=True))
 #: Norm of the noise added to the article's direction to make each passage vector (clustered).
 PASSAGE_NOISE = 1.0
 
@@ -163,23 +164,22 @@ class SyntheticFeed:
         return (index // (span * STORY_SIZE)) * span + index % span
 
     def _passage_vectors(self, index: int, rng: np.random.Generator, count: int) -> NDArray[np.float32]:
-        noise = rng.standard_normal((count, self.dim)).astype(np.float32)
+        scale = np.float32(1 / np.sqrt(self.dim))  # a standard normal vector times this has a norm of about 1
+        noise = rng.standard_normal((count, self.dim), dtype=np.float32)
         if self.vectors == "uniform":
             return _unit(noise)
         story_rng = np.random.default_rng([self.seed, 13, self.story_of(index)])
         first, second = story_rng.integers(TOPICS, size=2)
-        weights = story_rng.uniform(*np.array(CLUSTER_WEIGHTS).T).astype(np.float32)
-        parts = np.stack(
-            [
-                self._shared,
-                self._topics[first],
-                self._topics[second],
-                _unit(story_rng.standard_normal(self.dim).astype(np.float32)),
-                _unit(rng.standard_normal(self.dim).astype(np.float32)),
-            ]
+        w = story_rng.uniform(_WEIGHTS_LOW, _WEIGHTS_HIGH).astype(np.float32)
+        direction = (
+            w[0] * self._shared
+            + w[1] * self._topics[first]
+            + w[2] * self._topics[second]
+            + (w[3] * scale) * story_rng.standard_normal(self.dim, dtype=np.float32)
+            + (w[4] * scale) * rng.standard_normal(self.dim, dtype=np.float32)
         )
-        direction = _unit(weights @ parts)
-        return _unit(direction + PASSAGE_NOISE * noise / np.sqrt(self.dim, dtype=np.float32))
+        direction /= np.linalg.norm(direction)
+        return _unit(direction + (PASSAGE_NOISE * scale) * noise)
 
     def articles(self, indices: range | list[int]) -> list[EmbeddedArticle]:
         """Feed articles ``indices``, each on its own date."""
