@@ -216,13 +216,11 @@ class Store:
             meta["file"],
             meta["sha256"],
         )
-        data = read_generation(self._path, manifest, verify=verify, take=self._take_segment, reuse=reuse, read_index=not same)
-        index_path = self._path / meta["file"]
         self._plan = IndexPlan.from_dict(meta.get("plan", {"kind": meta.get("kind", "flat")}))
-        if previous is not None and data is None:
-            self._index = previous._index
-        else:
-            self._index = VectorIndex.from_bytes(data or b"", self._dim, param=self._plan.param)
+        parse = None if same else lambda data: VectorIndex.from_bytes(data, self._dim, param=self._plan.param)
+        index = read_generation(self._path, manifest, verify=verify, take=self._take_segment, reuse=reuse, parse_index=parse)
+        index_path = self._path / meta["file"]
+        self._index = index if index is not None else previous._index  # type: ignore[union-attr]  # same file: previous
         self._index_file = meta["file"]
         self._index_entry = dict(meta)
         self._retired = list(manifest.get("retired", []))
