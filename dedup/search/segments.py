@@ -109,7 +109,7 @@ def write_segment(root: Path, name: str, payload: Payload) -> Segment:
         "vectors.npy": npy_bytes(payload.vectors),
         "passages.npy": npy_bytes(payload.passages),
     }
-    blocks = {"block": BLOCK, **{file: block_checksums(contents[file]) for file in MAPPED}}
+    blocks = {"block": BLOCK, **{file: block_checksums(contents[file], BLOCK) for file in MAPPED}}
     contents["blocks.json"] = json.dumps(blocks).encode("utf-8")
     files = {file: _fs.write_synced(tmp / file, data) for file, data in contents.items()}
     _fs.fsync_dir(tmp)
