@@ -10,7 +10,7 @@ A segment (format version 2) is a folder of six files:
 * ``vectors.npy``: the article vectors, float32;
 * ``passages.npy``: the passage vectors, float16.
 
-* ``blocks.json``: the block size (``block``, 64 KiB; 1 MiB in segments written before)
+* ``blocks.json``: the block size (``block``, 16 KiB; 1 MiB in segments written before)
   and the SHA-256 of each block of the three files above (read at open).
 
 Those three are not read at open: a check reads the lines and passage vectors of its
@@ -48,13 +48,14 @@ __all__ = ["BLOCK", "Part", "Payload", "block_checksums", "concat_payloads", "en
 
 PASSAGE_DTYPE = np.float16
 MAPPED = ("articles.jsonl", "vectors.npy", "passages.npy")
-BLOCK = 1 << 16
+BLOCK = 1 << 14
 """The files read on demand are checked in blocks of this many bytes, each the first time it is read.
 
-64 KiB: a candidate's record, vector and passages (about 12 kB) cost a few blocks' hashing on
-first read, not megabytes (with 1 MiB blocks, the first checks of a big shard hashed up to
-4 MiB per candidate). Segments written with another size (1 MiB before) keep theirs: the
-size is recorded in ``blocks.json``."""
+16 KiB: a candidate's record, vector and passages (about 15 kB in all) cost about four
+blocks' hashing on first read, 64 kB, where 1 MiB blocks cost up to 4 MiB (most of a
+check's retrieval time on a big shard). The price: ``blocks.json`` lists 64 checksums per
+MiB (about 0.4% of the data, read at open). Segments written with another size (1 MiB
+before) keep theirs: the size is recorded in ``blocks.json``."""
 _BLOCK_SIZES = range(12, 25)
 """Block sizes a reader accepts, as powers of two (4 KiB to 16 MiB)."""
 
