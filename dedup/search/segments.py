@@ -163,19 +163,19 @@ def read_generation(
     verify: bool,
     take: Callable[[Segment, Part], None],
     reuse: Mapping[str, Part] | None = None,
-    parse_index: Callable[[bytes], _T] | None = None,
+    parse_index: Callable[[int], _T] | None = None,
 ) -> _T | None:
     """Open the segments ``manifest`` names, handing each part to ``take`` in order; returns the parsed index file.
 
     ``reuse``: parts already open, by segment name (segments are immutable), handed on as
-    they are. ``parse_index`` turns the index file's bytes into the index; without it, the
-    index file is not read and None is returned.
+    they are. ``parse_index`` reads the index from the index file's descriptor; without it,
+    the index file is not read and None is returned.
 
     Every file's size is checked; the index file, ``ids.json`` and ``offsets.npy`` are read
     (and, with ``verify``, checksummed) now, the rest is kept open and checked on first read
-    (see :mod:`dedup.search.parts`). The index file is read once; its checksum is computed
-    in a second thread while ``parse_index`` runs (both release the GIL), and a mismatch
-    raises before the parsed index is returned.
+    (see :mod:`dedup.search.parts`). The index file's checksum is computed in a second
+    thread while ``parse_index`` reads it (both release the GIL), and a mismatch raises
+    before the parsed index is returned.
 
     Raises:
         StoreCorruptError: A file fails its checks or does not parse.
@@ -202,18 +202,26 @@ def read_generation(
             return None
         with _reading(index_path):
             _check_open_file(handles[index_path], index_path, meta, verify=False)
-            data = handles[index_path].read()
-    return _parse_checked(data, index_path, meta["sha256"] if verify else None, parse_index)
+            return _parse_checked(handles[index_path].fileno(), index_path, meta["sha256"] if verify else None, parse_index)
 
 
-def _parse_checked(data: bytes, path: Path, sha256: str | None, parse: Callable[[bytes], _T]) -> _T:
-    """``parse(data)``, while another thread checks ``data`` against ``sha256`` (None: no check); the checksum error first."""
+def _sha256_fd(fd: int) -> str:
+    digest = hashlib.sha256()
+    offset = 0
+    while chunk := os.pread(fd, 1 << 22, offset):
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest()
+
+
+def _parse_checked(fd: int, path: Path, sha256: str | None, parse: Callable[[int], _T]) -> _T:
+    """``parse(fd)``, while another thread checks the file against ``sha256`` (None: no check); the checksum error first."""
     if sha256 is None:
-        return parse(data)
+        return parse(fd)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+        digest = pool.submit(_sha256_fd, fd)
         try:
-            parsed, error = parse(data), None
+            parsed, error = parse(fd), None
         except StoreCorruptError as exc:
             parsed, error = None, exc
         if digest.result() != sha256:

@@ -217,7 +217,7 @@ class Store:
             meta["sha256"],
         )
         self._plan = IndexPlan.from_dict(meta.get("plan", {"kind": meta.get("kind", "flat")}))
-        parse = None if same else lambda data: VectorIndex.from_bytes(data, self._dim, param=self._plan.param)
+        parse = None if same else lambda fd: VectorIndex.from_file(fd, self._dim, param=self._plan.param)
         index = read_generation(self._path, manifest, verify=verify, take=self._take_segment, reuse=reuse, parse_index=parse)
         index_path = self._path / meta["file"]
         self._index = index if index is not None else previous._index  # type: ignore[union-attr]  # same file: previous
