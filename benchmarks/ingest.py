@@ -10,6 +10,8 @@ Usage (from the repository root)::
     python -m benchmarks.ingest                                  # 10k, 100k and 1M
     python -m benchmarks.ingest --sizes 10000,100000             # the quick sizes
     python -m benchmarks.ingest --work /big/disk                 # where the archive is built
+    python -m benchmarks.ingest --work /big/disk --reuse         # keep the archive there, reuse it next time
+    python -m benchmarks.ingest --vectors uniform                # random vectors: the index's worst case
     python -m benchmarks.ingest --report benchmarks/results/ingest.json   # the table only
 
 A million articles take tens of GB of disk with float32 passage vectors (``--work`` puts
@@ -33,6 +35,7 @@ import numpy as np
 from dedup import __version__
 from dedup.evaluation.bench_ingest import IngestOptions, describe, ingest_benchmark
 from dedup.evaluation.bench_report import markdown, write
+from dedup.evaluation.ingest_feed import VECTOR_KINDS
 from dedup.evaluation.machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,9 +63,20 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=defaults.months, help="months the archive's dates cover")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
+        "--vectors",
+        choices=VECTOR_KINDS,
+        default=defaults.vectors,
+        help="synthetic vectors: clustered by topic and story like news (default), or uniform random (no structure)",
+    )
+    parser.add_argument(
         "--faiss-threads", type=int, default=defaults.faiss_threads, help="FAISS threads while timed (0: FAISS's default)"
     )
     parser.add_argument("--work", type=Path, help="folder to build the archive in (default: the system's temporary folder)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the archive in --work and reuse it next time (no bulk load up to the size it holds; smaller sizes skipped)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where ingest.json and ingest.md go")
     parser.add_argument("--report", type=Path, help="only print the table of an existing ingest.json")
     args = parser.parse_args()
@@ -79,8 +93,10 @@ def main() -> None:
         bulk_batch=args.bulk_batch,
         months=args.months,
         seed=args.seed,
+        vectors=args.vectors,
         faiss_threads=args.faiss_threads,
         work_dir=args.work,
+        reuse=args.reuse,
     )
     git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False).stdout.strip()
     report = {

@@ -136,10 +136,11 @@ def test_check_opens_only_the_window_and_finds_a_duplicate_across_the_month_boun
     assert verdict.is_duplicate and [m.id for m in verdict.duplicates] == ["jan31"]
     assert verdict.duplicates[0].evidence.date_gap_days == 2
     assert verdict.to_dict()["shards"] == ["2025-01", UNDATED]
-    # The same article a month later: January is still searched (year-only dates), the pair is too far apart.
+    # The same article a month later: the January shard (searched all year for year-only dates) holds none, and
+    # the March shard's dates (the 20th) lie outside the window (Feb 22 - Mar 8): both are skipped.
     late = det.check(_article("late", "2025-03-01", stories["boundary"]), top=3)
-    assert late.shards == ("2025-01", "2025-03", UNDATED) and not late.is_duplicate
-    assert "jan31" in {m.id for m in late.matches}  # retrieved, then ruled out by the date gap
+    assert late.shards == (UNDATED,) and not late.is_duplicate
+    assert "jan31" not in {m.id for m in late.matches}
     # Outside the window nothing is searched: the old story is not found even though it is stored.
     old = det.check(_article("old2", "2025-03-22", stories["old"]), top=5)
     assert "old" not in {m.id for m in old.matches} and "2023-06" not in det.archive.opened
@@ -594,6 +595,35 @@ def test_issue14_an_archive_holding_a_date_past_the_input_range_still_opens_and_
     assert first.shards == ("0001-01",) and [m.id for m in first.duplicates] == ["first"]
     undated = det.check(_article("q2", None, story), top=5)
     assert {m.id for m in undated.duplicates} == {"far", "far-year", "near"}
+
+
+def test_shards_record_their_dates_and_a_check_skips_those_outside_its_window(tmp_path: Path, encoder: HashEncoder) -> None:
+    """The January shard is searched all year only while it holds a year-only date; older shards (no record) always are."""
+    rng = np.random.default_rng(15)
+    jan, june = _story(rng), _story(rng)
+    _archive(tmp_path / "a", encoder, [_article("jan", "2025-01-10", jan), _article("jun", "2025-06-20", june)])
+    manifest = json.loads((tmp_path / "a" / "2025-01" / "manifest.json").read_text("utf-8"))
+    assert manifest["dates"] == ["2025-01-10", "2025-01-10"]
+    reader = ArchiveDetector.open(tmp_path / "a", encoder=encoder, read_only=True)
+    query = _article("q", "2025-06-21", june)
+    assert reader.check(query).shards == ("2025-06",) and reader.archive.opened == ("2025-06",)
+    # A writer adds a year-only article (it goes to 2025-01): after a refresh the reader searches January again.
+    writer = ArchiveDetector.open(tmp_path / "a", encoder=encoder)
+    writer.archive.add(embed_articles([_article("year", "2025", jan)], encoder))
+    assert writer.archive.shard("2025-01").dates == ["2025-01-01", "2025-12-31"]
+    assert reader.check(query).shards == ("2025-06",)  # not refreshed yet: what it read stays
+    reader.archive.refresh()
+    found = reader.check(_article("q2", "2025-06-21", jan))
+    assert found.shards == ("2025-01", "2025-06") and "year" in {m.id for m in found.duplicates}
+    # A shard written before dates were recorded (no field): searched, as before.
+    file = tmp_path / "a" / "2025-01" / "manifest.json"
+    current = json.loads(file.read_text("utf-8"))
+    file.write_text(json.dumps({k: v for k, v in current.items() if k != "dates"}), "utf-8")
+    assert Store.open(tmp_path / "a" / "2025-01").dates is None
+    old = ArchiveDetector.open(tmp_path / "a", encoder=encoder, read_only=True)
+    assert old.archive.shards_for(PartialDate.parse("2025-06-21"), 7) == ("2025-01", "2025-06")
+    assert old.archive.shard("2025-01").dates is None  # opened: still unknown
+    assert old.archive.shards_for(PartialDate.parse("2025-06-21"), 7) == ("2025-01", "2025-06")
 
 
 @settings(max_examples=100, deadline=None)

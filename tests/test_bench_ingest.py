@@ -26,6 +26,7 @@ from dedup.evaluation.bench_ingest import (
     _faiss_threads,
     _probe_timed,
     available_bytes,
+    ingest_benchmark,
     rss_bytes,
 )
 from dedup.evaluation.bench_report import markdown
@@ -78,6 +79,23 @@ def test_feed_articles_are_deterministic_and_shaped_like_news() -> None:
     assert feed.article(1).passages != feed.article(2).passages
 
 
+def test_clustered_feed_puts_a_story_together_within_its_topic_and_uniform_has_no_structure() -> None:
+    clustered, uniform = SyntheticFeed(384, months=2, seed=3), SyntheticFeed(384, months=2, seed=3, vectors="uniform")
+    span = clustered.span_days
+    mates = [0, span, 2 * span]  # same day, same story (STORY_SIZE consecutive same-day articles)
+    assert len({clustered.story_of(i) for i in mates}) == 1 and clustered.story_of(1) != clustered.story_of(0)
+    for feed, story_low, other_high in ((clustered, 0.5, 0.45), (uniform, -0.2, 0.2)):
+        vectors = np.vstack([feed.article(i).vector for i in range(400)])
+        cos = vectors @ vectors.T
+        same = [cos[a, b] for a in mates for b in mates if a < b]
+        others = cos[0, 1:span]  # other stories (their topics mostly other too)
+        assert min(same) > story_low and float(np.median(others)) < other_high
+    vectors = np.vstack([clustered.article(i).vector for i in range(400)])
+    assert float(np.median(vectors @ vectors.T)) > 0.1  # a shared direction, as centred news vectors keep
+    with pytest.raises(ValueError, match="vectors"):
+        SyntheticFeed(8, vectors="gaussian")
+
+
 def test_feed_dates_cover_the_months_evenly_and_the_live_end_is_the_last_week() -> None:
     feed = SyntheticFeed(8, months=3, seed=0)
     days = [feed.day_of(i) for i in range(3000)]
@@ -104,7 +122,16 @@ def test_near_copy_keeps_the_texts_and_moves_the_vectors_a_little() -> None:
 # --------------------------------------------------------------------------- options
 @pytest.mark.parametrize(
     "bad",
-    [dict(sizes=()), dict(sizes=(0,)), dict(adds=0), dict(batch=-1), dict(warmup=-1), dict(faiss_threads=-1)],
+    [
+        dict(sizes=()),
+        dict(sizes=(0,)),
+        dict(adds=0),
+        dict(batch=-1),
+        dict(warmup=-1),
+        dict(faiss_threads=-1),
+        dict(vectors="gaussian"),
+        dict(reuse=True),  # without a work folder
+    ],
 )
 def test_options_refuse_nonsense(bad: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
@@ -182,9 +209,26 @@ def test_probe_stops_opening_shards_when_memory_runs_short(tmp_path: Path, monke
     feed = SyntheticFeed(options.dim, options.months, options.seed)
     Archive.create(tmp_path / "a", MODEL, options.dim)
     _bulk_load(tmp_path / "a", feed, range(90), options, Config())
-    whole = _probe_timed(str(tmp_path / "a"), options.dim, options.months, options.seed, 0, Config())
+    whole = _probe_timed(str(tmp_path / "a"), feed, 0, Config())
     assert whole["shards_opened"] == whole["shards"] == 3 and whole["articles_opened"] == whole["articles"] == 90
     monkeypatch.setattr(bench_ingest, "available_bytes", lambda: 0)
-    short = _probe_timed(str(tmp_path / "a"), options.dim, options.months, options.seed, 0, Config())
+    short = _probe_timed(str(tmp_path / "a"), feed, 0, Config())
     # Only the shard the first (live) check needed was opened; the figure per article covers it alone.
     assert short["shards_opened"] == 1 and 0 < short["articles_opened"] < 90 and short["articles"] == 90
+
+
+def test_reuse_keeps_the_archive_and_the_next_run_skips_the_bulk_load(tmp_path: Path) -> None:
+    options = IngestOptions(**{**OPTIONS, "sizes": (200,)}, work_dir=tmp_path, reuse=True)
+    added = (OPTIONS["warmup"] + OPTIONS["adds"]) * OPTIONS["batch"]  # type: ignore[operator]
+    (first,) = ingest_benchmark(options)
+    assert first["articles"] == 200 + added and first["bulk_load_s"] > 0
+    (kept,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert Archive.open(kept / "archive").count() == 200 + added
+    (again,) = ingest_benchmark(options)  # 215 articles held: within 10% of 200, measured again without a bulk load
+    assert again["bulk_load_s"] == 0 and again["articles"] == 200 + 2 * added
+    assert again["near_copies_found"] == again["near_copies"] and again["new_articles_flagged"] == 0
+    assert ingest_benchmark(IngestOptions(**{**OPTIONS, "sizes": (60, 240)}, work_dir=tmp_path, reuse=True))[0]["n"] == 240
+    # A folder that does not match its state is rebuilt, not trusted.
+    (kept / "state.json").write_text('{"loaded": 5, "live_next": 0, "query_next": 0}', "utf-8")
+    (rebuilt,) = ingest_benchmark(options)
+    assert rebuilt["bulk_load_s"] > 0 and rebuilt["articles"] == 200 + added

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dedup.errors import StoreCorruptError
-from dedup.search.index import VectorIndex
+from dedup.errors import ConfigError, StoreCorruptError
+from dedup.search.index import FAISS_THREADS_ENV, VectorIndex, limit_threads
 
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -169,3 +169,21 @@ def test_store_search_over_an_ivf_file_and_its_exact_tail_meets_the_recall_floor
         assert [reader.ids[int(p)] for p in reader.search(vectors[:950:37], 1).positions[:, 0]] == [
             f"a{i}" for i in range(0, 950, 37)
         ]
+
+
+def test_limit_threads_sets_faiss_threads_from_the_argument_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    try:
+        monkeypatch.delenv(FAISS_THREADS_ENV, raising=False)
+        assert limit_threads() == 1 and faiss.omp_get_max_threads() == 1
+        monkeypatch.setenv(FAISS_THREADS_ENV, "2")
+        assert limit_threads() == 2 and faiss.omp_get_max_threads() == 2
+        assert limit_threads(1) == 1 and faiss.omp_get_max_threads() == 1
+        for bad in ("0", "-3", "many", ""):
+            monkeypatch.setenv(FAISS_THREADS_ENV, bad)
+            with pytest.raises(ConfigError, match=FAISS_THREADS_ENV):
+                limit_threads()
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -590,6 +590,10 @@ MANIFEST_DAMAGE: dict[str, tuple[str, Any]] = {
     "model-a-list": ("model", lambda m: m.update(model=["m"])),
     "count-a-string": ("count", lambda m: m.update(count="4")),
     "retired-not-a-list": ("retired", lambda m: m.update(retired="index-000001.faiss")),
+    "dates-one-day": ("dates", lambda m: m.update(dates=["2025-01-01"])),
+    "dates-reversed": ("dates", lambda m: m.update(dates=["2025-02-01", "2025-01-01"])),
+    "dates-not-a-day": ("dates", lambda m: m.update(dates=["2025-02-30", "2025-03-01"])),
+    "dates-a-string": ("dates", lambda m: m.update(dates="2025-01-01")),
 }
 
 
@@ -781,11 +785,16 @@ def test_cli_compact_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 # --------------------------------------------------------------------------- issue 18: opens that cost O(manifest)
+@pytest.mark.parametrize("block", [1 << 20, 1 << 14], ids=["1MiB-blocks-of-older-segments", "16KiB-blocks"])
 @pytest.mark.parametrize("victim", ["articles.jsonl", "passages.npy", "vectors.npy"])
-def test_a_flipped_byte_is_found_when_a_check_first_reads_the_segment(tmp_path: Path, encoder: HashEncoder, victim: str) -> None:
+def test_a_flipped_byte_is_found_when_a_check_first_reads_the_segment(
+    tmp_path: Path, encoder: HashEncoder, victim: str, block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An open reads the manifest, ids, offsets and the index; a segment's data files are checked on first read."""
     from dedup.detect.detector import Detector
+    from dedup.search import segments
 
+    monkeypatch.setattr(segments, "BLOCK", block)  # the block size the segments are written with
     arts = _arts(6)
     detector = Detector.open(tmp_path / "s", encoder=encoder, create=True)
     detector.add(arts)
@@ -803,6 +812,31 @@ def test_a_flipped_byte_is_found_when_a_check_first_reads_the_segment(tmp_path: 
         reader.embedded(reader.position("a3"))
     with pytest.raises(StoreCorruptError, match=f"{victim} does not match its checksum"):
         Store.open(tmp_path / "s", verify=False).verify()
+    blocks = json.loads((path.parent / "blocks.json").read_text())
+    assert blocks["block"] == block
+
+
+def test_blocks_are_checked_one_by_one_and_a_block_size_out_of_range_is_refused(tmp_path: Path) -> None:
+    from dedup.search import parts
+
+    store = Store.create(tmp_path / "s", "m", DIM)
+    store.add(_random_items(np.random.default_rng(9), "b", 400))  # passages.npy spans several blocks
+    segment = json.loads((tmp_path / "s" / "manifest.json").read_text())["segments"][-1]["name"]
+    folder = tmp_path / "s" / segment
+    size = (folder / "passages.npy").stat().st_size
+    assert size > 3 * parts.BLOCK
+    data = bytearray((folder / "passages.npy").read_bytes())
+    data[-3] ^= 0x01  # in the last block only
+    (folder / "passages.npy").write_bytes(bytes(data))
+    reader = Store.open(tmp_path / "s")
+    reader.embedded(0)  # the first block is intact: served
+    with pytest.raises(StoreCorruptError, match=r"passages\.npy does not match its checksum"):
+        reader.embedded(len(reader) - 1)
+    blocks = json.loads((folder / "blocks.json").read_text())
+    blocks["block"] = 1000  # not a power of two in range
+    (folder / "blocks.json").write_text(json.dumps(blocks))
+    with pytest.raises(StoreCorruptError):
+        Store.open(tmp_path / "s", verify=False)
 
 
 def test_a_store_of_format_version_1_is_refused_with_what_to_do(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from dedup.errors import ConfigError, InputError, OptionalDependencyError, Store
 from dedup.io import read_articles
 from dedup.progress import configure as configure_progress
 from dedup.progress import stage
+from dedup.search.index import limit_threads
 from dedup.serve.shared import ServiceLimits, SharedDetector
 from dedup.types import Article, ClusterResult, EmbeddedArticle
 
@@ -333,6 +334,7 @@ def _open_service(args: argparse.Namespace, config: Config, command: str, *, rea
     A missing one is a store error whose hint is the command's own ``--create``.
     """
     flag, where = ("--archive", args.archive) if args.archive is not None else ("--store", args.store)
+    limit_threads()  # one FAISS thread per request ($DEDUP_FAISS_THREADS): steady single-query latency
     try:
         if args.archive is not None:
             service = SharedDetector.open_archive(

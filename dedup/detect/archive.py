@@ -39,7 +39,7 @@ from dedup.progress import track
 from dedup.search.archive import ARCHIVE_MANIFEST, Archive
 from dedup.search.manifest import MANIFEST
 from dedup.search.manifest import read_manifest as read_store_manifest
-from dedup.search.routing import UNDATED, is_shard_name, shard_key, shards_to_search
+from dedup.search.routing import UNDATED, is_shard_name, shard_key
 from dedup.search.store import Store
 from dedup.types import AddReport, Article, ClusterResult, EmbeddedArticle, Match, Record, Story, Verdict
 from dedup.verify import Verifier
@@ -222,8 +222,7 @@ class ArchiveDetector:
         if pending is None or not len(pending):
             return found.shards, list(found.candidates), found.cut
         earlier = [pending.embedded(p) for p in range(len(pending))]
-        keys = set(self.archive.keys) | {shard_key(e.article.date) for e in earlier}
-        shards = shards_to_search(keys, item.article.date, self.search_days)
+        shards = self.archive.shards_for(item.article.date, self.search_days, pending=earlier)
         window = set(shards)
         hits = pending.search(item.vector[None, :], k)
         more = [

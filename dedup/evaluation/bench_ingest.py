@@ -25,9 +25,10 @@ What one size ``n`` costs, in order:
    articles of the shards it opened (the row's ``shards_opened`` says so).
 4. **Disk**: the bytes of every file in the archive folder, per stored article.
 
-The articles: :class:`~dedup.evaluation.ingest_feed.SyntheticFeed` (random unit vectors of
-the model's dimension, real passage counts and lengths, dates spread over ``months``
-months so that the archive shards by time).
+The articles: :class:`~dedup.evaluation.ingest_feed.SyntheticFeed` (vectors of the model's
+dimension clustered by topic and story as real news embeddings are, or with ``vectors="uniform"``
+random unit vectors; real passage counts and lengths; dates spread over ``months`` months so
+that the archive shards by time).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from dedup.config import Config
 from dedup.detect.archive import ArchiveDetector
 from dedup.detect.common import space_of
 from dedup.errors import ConfigError, DedupError
-from dedup.evaluation.ingest_feed import LIVE_DAYS, SyntheticFeed
+from dedup.evaluation.ingest_feed import LIVE_DAYS, VECTOR_KINDS, SyntheticFeed
 from dedup.search.archive import Archive
 from dedup.types import EmbeddedArticle, Verdict
 from dedup.verify import Verifier
@@ -69,6 +70,9 @@ MODEL = "bench/synthetic"
 #: The open probe stops opening shards when less memory than this (plus twice the largest
 #: shard so far) is left; its RSS figure then covers the shards it opened.
 MEMORY_RESERVE = 2 << 30
+#: A reused archive is measured as size ``n`` while it holds at most this many times ``n`` articles
+#: (each run adds its live batches to it); a smaller size is skipped.
+REUSE_SLACK = 1.1
 #: The default model's dimension (multilingual-e5-small, ``Config.model``'s default).
 DEFAULT_DIM = 384
 
@@ -87,11 +91,17 @@ class IngestOptions:
         dim: Vector dimension (the default model's).
         warmup: Untimed checks and adds before the timed ones, at each size.
         seed: Everything drawn depends on it.
+        vectors: The feed's vectors: ``"clustered"`` (topics and stories, like news) or ``"uniform"``
+            (random unit vectors: no structure, the worst case of an inverted-file index).
         faiss_threads: FAISS's OpenMP threads while checks and adds are timed and in the open
             probe (1: single-query latency as one service thread sees it, steady on a busy
             machine); 0 leaves FAISS's default (every core). Bulk loading keeps the default.
         work_dir: Where the archive is built (in a temporary folder, removed at the end);
             None: the system's temporary folder. A million articles need tens of GB.
+        reuse: Keep the archive in ``work_dir`` (a folder named after the feed's parameters,
+            with a ``state.json`` of what it holds) and reuse it on the next run: no bulk load
+            up to the size it already has; sizes it exceeds by more than :data:`REUSE_SLACK` are
+            skipped (each run adds its live batches). Needs ``work_dir``.
 
     """
 
@@ -104,8 +114,10 @@ class IngestOptions:
     dim: int = DEFAULT_DIM
     warmup: int = 5
     seed: int = 0
+    vectors: str = "clustered"
     faiss_threads: int = 1
     work_dir: Path | None = None
+    reuse: bool = False
 
     def __post_init__(self) -> None:
         if not self.sizes or any(not isinstance(n, int) or n < 1 for n in self.sizes):
@@ -114,6 +126,10 @@ class IngestOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.reuse and self.work_dir is None:
+            raise ConfigError("reusing the benchmark's archive needs a work folder (--work DIR)")
+        if self.vectors not in VECTOR_KINDS:
+            raise ConfigError(f"vectors must be one of {list(VECTOR_KINDS)}, got {self.vectors!r}")
         for name in ("warmup", "faiss_threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -272,14 +288,14 @@ def _sustain(
 
 
 # --------------------------------------------------------------------------- fresh process
-def _probe(path: str, dim: int, months: int, seed: int, query: int, config: Config, threads: int) -> dict[str, Any]:
+def _probe(path: str, feed: SyntheticFeed, query: int, config: Config, threads: int) -> dict[str, Any]:
     """In a fresh process: open the archive, check one live article, open every shard, measure RSS."""
     with _faiss_threads(threads):
-        return _probe_timed(path, dim, months, seed, query, config)
+        return _probe_timed(path, feed, query, config)
 
 
-def _probe_timed(path: str, dim: int, months: int, seed: int, query: int, config: Config) -> dict[str, Any]:
-    feed = SyntheticFeed(dim, months, seed)
+def _probe_timed(path: str, feed: SyntheticFeed, query: int, config: Config) -> dict[str, Any]:
+    dim = feed.dim
     item = feed.fresh(query)
     # The process's one-off start-up (the vector-space name, the verifier's parameters) is not the archive's.
     space_of(_Embedded(dim))
@@ -321,13 +337,15 @@ def _probe_main() -> None:
     """Entry of the fresh process: arguments as one JSON object in ``argv[1]``, the result as JSON on stdout."""
     args = json.loads(sys.argv[1])
     config = Config(**args["config"])
-    result = _probe(args["path"], args["dim"], args["months"], args["seed"], args["query"], config, args["threads"])
+    feed = SyntheticFeed(args["dim"], args["months"], args["seed"], args["vectors"])
+    result = _probe(args["path"], feed, args["query"], config, args["threads"])
     sys.stdout.write(json.dumps(result) + "\n")
 
 
 def _probe_fresh(path: Path, options: IngestOptions, query: int, config: Config) -> dict[str, Any]:
     """Run :func:`_probe` in a new Python process (this one's import path), whatever started this one."""
     args: dict[str, Any] = {"path": str(path), "dim": options.dim, "months": options.months, "seed": options.seed}
+    args["vectors"] = options.vectors
     args.update(query=query, threads=options.faiss_threads)
     args["config"] = asdict(config)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -394,7 +412,10 @@ def describe(options: IngestOptions) -> dict[str, Any]:
             "checks are retrieval + verification (embedding excluded); open time and RSS in a fresh process; "
             + (f"FAISS on {options.faiss_threads} thread(s) while timed" if options.faiss_threads else "FAISS's default threads")
         ),
-        "vectors": f"random unit vectors, dimension {options.dim}; NTREX-shaped passage counts and lengths",
+        "vectors": (
+            "clustered by topic and story (as news embeddings are)" if options.vectors == "clustered" else "random unit vectors"
+        )
+        + f", dimension {options.dim}; NTREX-shaped passage counts and lengths",
         "options": {k: _plain(v) for k, v in asdict(options).items()},
     }
 
@@ -414,28 +435,70 @@ def ingest_benchmark(
 
     """
     config = config or Config()
-    feed = SyntheticFeed(options.dim, options.months, options.seed)
-    root = Path(tempfile.mkdtemp(prefix="dedup-bench-ingest-", dir=options.work_dir))
+    feed = SyntheticFeed(options.dim, options.months, options.seed, options.vectors)
+    root, state = _work_folder(options, config)
     path = root / "archive"
     rows: list[dict[str, Any]] = []
     try:
-        Archive.create(path, MODEL, options.dim, index=config.index, recall_floor=config.recall_floor)
-        loaded = live_next = query_next = 0
         for n in sorted(set(options.sizes)):
-            missing = max(0, n - loaded - live_next)
+            if state["loaded"] + state["live_next"] > REUSE_SLACK * n:
+                logger.warning("ingest: the reused archive holds far more than %s articles: that size is skipped", f"{n:,}")
+                continue
+            missing = max(0, n - state["loaded"] - state["live_next"])
+            loaded = state["loaded"]
             bulk_s = _bulk_load(path, feed, range(loaded, loaded + missing), options, config) if missing else 0.0
-            loaded += missing
+            state["loaded"] = loaded = loaded + missing
+            _save_state(root, state)
             logger.info("ingest: %s articles; %s checks and %s adds of %s", f"{n:,}", options.checks, options.adds, options.batch)
             with _faiss_threads(options.faiss_threads):
-                sustained = _sustain(path, feed, options, config, loaded, live_next, query_next)
-            live_next += (options.warmup + options.adds) * options.batch
-            query_next += options.warmup + options.checks
-            probe = _probe_fresh(path, options, query_next, config)
-            query_next += 1
+                sustained = _sustain(path, feed, options, config, loaded, state["live_next"], state["query_next"])
+            state["live_next"] += (options.warmup + options.adds) * options.batch
+            state["query_next"] += options.warmup + options.checks + 1
+            _save_state(root, state)
+            probe = _probe_fresh(path, options, state["query_next"] - 1, config)
             rows.append(_row(n, bulk_s, sustained, probe, _disk_bytes(path), options.batch))
             logger.info("ingest: %s", rows[-1])
             if on_row is not None:
                 on_row(rows)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not options.reuse:
+            shutil.rmtree(root, ignore_errors=True)
     return rows
+
+
+_STATE = "state.json"
+
+
+def _work_folder(options: IngestOptions, config: Config) -> tuple[Path, dict[str, int]]:
+    """The folder holding the benchmark's ``archive`` and what it holds: bulk articles, live adds and queries used.
+
+    Without ``reuse``, a new temporary folder and an empty archive. With it, the folder in
+    ``work_dir`` named after the feed; an archive there whose ``state.json`` matches its
+    article count is reused, anything else there is removed and started afresh.
+    """
+    empty = {"loaded": 0, "live_next": 0, "query_next": 0}
+    if not options.reuse:
+        root = Path(tempfile.mkdtemp(prefix="dedup-bench-ingest-", dir=options.work_dir))
+        Archive.create(root / "archive", MODEL, options.dim, index=config.index, recall_floor=config.recall_floor)
+        return root, empty
+    assert options.work_dir is not None
+    root = options.work_dir / f"dedup-bench-ingest-{options.vectors}-d{options.dim}-m{options.months}-s{options.seed}"
+    try:
+        state = {key: int(value) for key, value in json.loads((root / _STATE).read_text("utf-8")).items()}
+        if set(state) == set(empty) and Archive.open(root / "archive", model=MODEL, dim=options.dim).count() == (
+            state["loaded"] + state["live_next"]
+        ):
+            logger.info("ingest: reusing the archive in %s (%s articles)", root, f"{state['loaded'] + state['live_next']:,}")
+            return root, state
+    except (OSError, ValueError, TypeError, AttributeError, DedupError):
+        pass
+    logger.info("ingest: no reusable archive in %s: building one", root)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    Archive.create(root / "archive", MODEL, options.dim, index=config.index, recall_floor=config.recall_floor)
+    _save_state(root, empty)
+    return root, dict(empty)
+
+
+def _save_state(root: Path, state: dict[str, int]) -> None:
+    (root / _STATE).write_text(json.dumps(state), "utf-8")

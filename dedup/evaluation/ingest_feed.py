@@ -10,8 +10,25 @@ Shapes are those of real news, measured once on the 123 English NTREX originals 
 count is log-normal around 15 (clipped to 3-60) and each passage's length log-normal
 around 117 characters (clipped to 20-500); the texts are drawn from a fixed vocabulary
 with capitalised names and numbers, so the verifier's name and number features have work
-to do. Passage vectors are random unit vectors of the model's dimension; the article
-vector is their normalised mean, as the embedding stage makes it.
+to do. The article vector is the normalised mean of the passage vectors, as the embedding
+stage makes it.
+
+Vectors (``vectors=``):
+
+* ``"clustered"`` (the default): news is about topics, and about stories within a topic.
+  Each article belongs to a story of :data:`STORY_SIZE` articles published the same day, each
+  story to one of :data:`TOPICS` topics. An article's direction is the normalised sum of a
+  direction shared by all articles, its topic's, its story's and its own, with the weights of
+  :data:`CLUSTER_WEIGHTS`; each passage vector is that direction plus noise of norm
+  :data:`PASSAGE_NOISE`. The weights were set to match what the default model
+  (multilingual-e5-small, language-centred article vectors) gives a sample of real news
+  (1,500 OG2021 titles and 400 NTREX articles; ``docs/speed.md`` shows both): the median
+  cosine of two articles about 0.2, of an article and its 10th nearest neighbour about 0.5,
+  and its nearest about 0.75.
+* ``"uniform"``: every passage vector a random unit vector. They have no cluster structure
+  at all (two articles' cosine is about 0 and so is the nearest neighbour's, 0.17), so an
+  inverted file (IVF) finds no lists to skip: it is calibrated to a full scan. A worst case
+  for the index, not news.
 
 Dates: the ``n`` articles of the feed are spread evenly over ``months`` calendar months
 ending with :data:`LAST_MONTH`, so an archive holds about ``n / months`` articles per
@@ -28,7 +45,20 @@ from numpy.typing import NDArray
 
 from dedup.types import Article, EmbeddedArticle, PartialDate
 
-__all__ = ["LAST_MONTH", "SyntheticFeed"]
+__all__ = ["CLUSTER_WEIGHTS", "LAST_MONTH", "PASSAGE_NOISE", "STORY_SIZE", "TOPICS", "VECTOR_KINDS", "SyntheticFeed"]
+
+#: The kinds of vector the feed can make (see the module docstring).
+VECTOR_KINDS = ("clustered", "uniform")
+#: Topics of the clustered feed.
+TOPICS = 1000
+#: Articles per story of the clustered feed (published the same day).
+STORY_SIZE = 4
+#: Ranges (low, high) of the weights of the shared, first topic, second topic, story and own
+#: directions of a clustered article; each story draws its weights uniformly in them.
+CLUSTER_WEIGHTS = ((0.45, 0.45), (0.2, 0.8), (0.0, 0.5), (0.55, 0.55), (0.15, 0.6))
+_WEIGHTS_LOW, _WEIGHTS_HIGH = (np.array(bound, dtype=np.float64) for bound in zip(*CLUSTER_WEIGHTS, strict=True))
+#: Norm of the noise added to the article's direction to make each passage vector (clustered).
+PASSAGE_NOISE = 1.0
 
 #: The last month of every feed's span (year, month): its final week is the live end.
 LAST_MONTH = (2025, 6)
@@ -68,15 +98,22 @@ class SyntheticFeed:
         dim: Vector dimension (the model's).
         months: Calendar months the feed's dates cover.
         seed: Everything drawn depends on it.
+        vectors: ``"clustered"`` (topics, stories, articles) or ``"uniform"`` (random unit vectors).
 
     """
 
-    def __init__(self, dim: int, months: int = 12, seed: int = 0) -> None:
+    def __init__(self, dim: int, months: int = 12, seed: int = 0, vectors: str = "clustered") -> None:
         if dim < 1 or months < 1:
             raise ValueError(f"dim and months must be positive, got {dim} and {months}")
+        if vectors not in VECTOR_KINDS:
+            raise ValueError(f"vectors must be one of {list(VECTOR_KINDS)}, got {vectors!r}")
         self.dim = dim
         self.months = months
         self.seed = seed
+        self.vectors = vectors
+        rng = np.random.default_rng([seed, 11])
+        self._shared = _unit(rng.standard_normal(dim).astype(np.float32))
+        self._topics = _unit(rng.standard_normal((TOPICS, dim)).astype(np.float32))
         year, month = LAST_MONTH
         after = dt.date(year + month // 12, month % 12 + 1, 1)
         self.last_day = after - dt.timedelta(days=1)
@@ -106,7 +143,7 @@ class SyntheticFeed:
         lengths = np.clip(np.round(_CHARS_MEDIAN * np.exp(_CHARS_SIGMA * rng.standard_normal(count))), *_CHARS_RANGE)
         starts = rng.integers(0, len(self._pool) - _CHARS_RANGE[1], size=count)
         passages = tuple(self._pool[s : s + int(n)].strip() or "x" for s, n in zip(starts, lengths, strict=True))
-        vectors = _unit(rng.standard_normal((count, self.dim)).astype(np.float32))
+        vectors = self._passage_vectors(index, rng, count)
         date = day or self.day_of(index)
         article = Article(
             id=f"{prefix}{index}",
@@ -116,6 +153,33 @@ class SyntheticFeed:
             lang="en",
         )
         return EmbeddedArticle(article, passages, vectors, _unit(vectors.mean(axis=0)))
+
+    def story_of(self, index: int) -> int:
+        """The story of feed article ``index``: :data:`STORY_SIZE` articles of the same day share one.
+
+        Article ``index`` falls on the same day as ``index + span_days`` (see :meth:`day_of`), so
+        a story is ``STORY_SIZE`` such consecutive same-day articles.
+        """
+        span = self.span_days
+        return (index // (span * STORY_SIZE)) * span + index % span
+
+    def _passage_vectors(self, index: int, rng: np.random.Generator, count: int) -> NDArray[np.float32]:
+        scale = np.float32(1 / np.sqrt(self.dim))  # a standard normal vector times this has a norm of about 1
+        noise = rng.standard_normal((count, self.dim), dtype=np.float32)
+        if self.vectors == "uniform":
+            return _unit(noise)
+        story_rng = np.random.default_rng([self.seed, 13, self.story_of(index)])
+        first, second = story_rng.integers(TOPICS, size=2)
+        w = story_rng.uniform(_WEIGHTS_LOW, _WEIGHTS_HIGH).astype(np.float32)
+        direction = (
+            w[0] * self._shared
+            + w[1] * self._topics[first]
+            + w[2] * self._topics[second]
+            + (w[3] * scale) * story_rng.standard_normal(self.dim, dtype=np.float32)
+            + (w[4] * scale) * rng.standard_normal(self.dim, dtype=np.float32)
+        )
+        direction /= np.linalg.norm(direction)
+        return _unit(direction + (PASSAGE_NOISE * scale) * noise)
 
     def articles(self, indices: range | list[int]) -> list[EmbeddedArticle]:
         """Feed articles ``indices``, each on its own date."""

@@ -47,7 +47,16 @@ from dedup.errors import StoreCorruptError, StoreError, StoreMismatchError, Stor
 from dedup.search.compaction import CompactReport
 from dedup.search.manifest import LOCK, MANIFEST
 from dedup.search.manifest import read_manifest as read_store_manifest
-from dedup.search.routing import group_by_shard, is_shard_name, shard_key, shards_to_search
+from dedup.search.routing import (
+    UNDATED,
+    dates_meet,
+    group_by_shard,
+    is_shard_name,
+    search_window,
+    shard_key,
+    shards_to_search,
+    widen_dates,
+)
 from dedup.search.store import Store
 from dedup.types import AddReport, Article, EmbeddedArticle, PartialDate
 
@@ -106,6 +115,7 @@ class Archive:
         self._index = index
         self._recall_floor = recall_floor
         self._shards: dict[str, Store] = {}
+        self._dates: dict[str, list[str] | None] = {}  # the ``dates`` of shards not opened, read from their manifests
         self._keys = self._scan()
 
     @classmethod
@@ -319,9 +329,38 @@ class Archive:
         self._shards[key] = store
         return store
 
-    def shards_for(self, date: PartialDate | None, search_days: int) -> tuple[str, ...]:
-        """The present shards a check of an article with this date searches (see :func:`shards_to_search`)."""
-        return shards_to_search(self._keys, date, search_days)
+    def shards_for(self, date: PartialDate | None, search_days: int, pending: Iterable[EmbeddedArticle] = ()) -> tuple[str, ...]:
+        """The present shards a check of an article with this date searches.
+
+        Those :func:`shards_to_search` names, less the monthly shards whose recorded ``dates``
+        (:attr:`Store.dates`) miss the window: the January shard, searched all year for
+        year-only dates, is skipped when it holds none. ``pending``: articles not stored yet
+        (the earlier articles of a batch), counted as if they were, shards included.
+        """
+        added = group_by_shard(pending)
+        keys = shards_to_search(set(self._keys) | set(added), date, search_days)
+        if date is None:
+            return keys
+        start, end = search_window(date, search_days)
+
+        def meets(key: str) -> bool:
+            dates = self._dates_of(key) if key in self._keys else []
+            dates = widen_dates(dates, (item.article.date for item in added.get(key, ())))
+            return dates_meet(dates, start, end)
+
+        return tuple(key for key in keys if key == UNDATED or meets(key))
+
+    def _dates_of(self, key: str) -> list[str] | None:
+        """The ``dates`` record of shard ``key``: the opened store's, else its manifest's (cached until :meth:`refresh`)."""
+        if key in self._shards:
+            return self._shards[key].dates
+        if key not in self._dates:
+            try:
+                manifest = read_store_manifest(self._path / key)
+            except StoreError:  # searched, so that opening it reports the damage
+                return None
+            self._dates[key] = list(manifest["dates"]) if "dates" in manifest else None
+        return self._dates[key]
 
     def holds(self, article: Article) -> bool:
         """Whether the article's shard already stores this id with the same content."""
@@ -369,6 +408,7 @@ class Archive:
         keys = self._scan()
         changed = keys != self._keys
         self._keys = keys
+        self._dates.clear()
         for store in self._shards.values():
             changed = store.refresh() or changed
         return changed

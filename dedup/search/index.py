@@ -19,9 +19,11 @@ neighbour *set* of the approximate kinds can miss):
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -40,6 +42,7 @@ __all__ = [
     "build_index",
     "calibrate",
     "exact_neighbours",
+    "limit_threads",
     "merge_results",
     "needs_rebuild",
     "plan_index",
@@ -63,6 +66,9 @@ IVF_DRIFT = 0.05
 CALIBRATION_QUERIES = 500
 CALIBRATION_MARGIN = 0.003
 """The measured recall must exceed the floor by this much, to absorb the sampling error of the estimate."""
+
+FAISS_THREADS_ENV = "DEDUP_FAISS_THREADS"
+"""Environment variable: FAISS's OpenMP threads in ``dedup serve`` and ``dedup stream`` (default 1)."""
 
 _NPROBE_LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
@@ -149,6 +155,32 @@ class IndexPlan:
         detail = {"flat": "exact", "hnsw": f"efSearch={self.param}", "ivf": f"nlist={self.nlist}, nprobe={self.param}"}[self.kind]
         measured = "" if self.kind == "flat" else f", recall@10 {self.recall:.3f} measured at {self.calibrated_n:,} vectors"
         return f"{self.kind} ({detail}{measured}): {self.reason}"
+
+
+def limit_threads(threads: int | None = None) -> int:
+    """Set FAISS's OpenMP threads to ``threads``, else ``$DEDUP_FAISS_THREADS``, else 1; returns the count set.
+
+    A service answers one query per request: spreading such a small search over every core
+    gains little and makes latency jitter with the cores' other work (and with the other
+    requests' threads), so ``serve`` and ``stream`` search on one thread per request.
+
+    Raises:
+        ConfigError: When the count (given or from the environment) is not a positive integer.
+
+    """
+    import os
+
+    import faiss
+
+    text = str(threads) if threads is not None else os.environ.get(FAISS_THREADS_ENV, "1")
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ConfigError(f"{FAISS_THREADS_ENV} must be a positive integer, got {text!r}")
+    faiss.omp_set_num_threads(count)
+    return count
 
 
 def check_kind(requested: str) -> str:
@@ -330,6 +362,31 @@ class VectorIndex:
             index: Any = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as exc:
             raise StoreCorruptError(f"the vector index cannot be read: {exc}") from None
+        return cls._wrap(index, dim, param)
+
+    @classmethod
+    def from_file(cls, fd: int, dim: int, *, param: int = 0) -> VectorIndex:
+        """Load the index file open as ``fd`` (as :meth:`from_bytes`).
+
+        FAISS reads it itself through ``/proc/self/fd`` where that exists (the same open
+        file, without the copies of :meth:`from_bytes`: a 1M shard's index is 130 MB),
+        else its bytes are read and passed to :meth:`from_bytes`.
+        """
+        import faiss
+
+        proc = Path(f"/proc/self/fd/{fd}")
+        if not proc.exists():
+            return cls.from_bytes(os.pread(fd, os.fstat(fd).st_size, 0), dim, param=param)
+        try:
+            index: Any = faiss.read_index(str(proc))
+        except RuntimeError as exc:
+            raise StoreCorruptError(f"the vector index cannot be read: {exc}") from None
+        return cls._wrap(index, dim, param)
+
+    @classmethod
+    def _wrap(cls, index: Any, dim: int, param: int) -> VectorIndex:  # noqa: ANN401  # a FAISS index (untyped)
+        import faiss
+
         if index.d != dim:
             raise StoreCorruptError(f"the vector index has dimension {index.d}, expected {dim}")
         out = cls(dim)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ LOCK = ".lock"
 SEGMENT_FILES = ("articles.jsonl", "ids.json", "offsets.npy", "vectors.npy", "passages.npy", "blocks.json")
 _SEGMENT_NAME = re.compile(r"seg-\d{6,}(-\d+)?")
 _INDEX_NAME = re.compile(r"index-\d{6,}\.faiss")
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _RETIRED_NAME = re.compile(rf"{_SEGMENT_NAME.pattern}|{_INDEX_NAME.pattern}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -114,10 +115,20 @@ def read_manifest(root: Path) -> dict[str, Any]:
 
 
 def new_manifest(
-    model: str, dim: int, generation: int, segments: list[Segment], index: dict[str, Any], retired: list[str]
+    model: str,
+    dim: int,
+    generation: int,
+    segments: list[Segment],
+    index: dict[str, Any],
+    retired: list[str],
+    dates: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The manifest of a commit: ``index`` is its entry (file, kind, plan, size, sha256)."""
-    return {
+    """The manifest of a commit: ``index`` is its entry (file, kind, plan, size, sha256).
+
+    ``dates``: the days the stored articles' dates cover (see
+    :func:`~dedup.search.routing.widen_dates`); None (unknown) leaves the field out.
+    """
+    manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": model,
@@ -130,6 +141,9 @@ def new_manifest(
         "index": index,
         "retired": retired,  # named by the previous generation only; removed at the next commit
     }
+    if dates is not None:
+        manifest["dates"] = list(dates)
+    return manifest
 
 
 def check_manifest(file: Path, manifest: dict[str, Any]) -> None:
@@ -160,6 +174,23 @@ def check_manifest(file: Path, manifest: dict[str, Any]) -> None:
         ) from None
     for i, name in enumerate(list_field(file, "retired", manifest.get("retired", []))):
         plain_name(file, f"retired[{i}]", name, _RETIRED_NAME)
+    if "dates" in manifest:
+        _check_dates(file, list_field(file, "dates", manifest["dates"]))
+
+
+def _check_dates(file: Path, dates: list[Any]) -> None:
+    """``dates`` is ``[]`` or ``[first, last]``, two ISO days in order."""
+    want = "[] or two ISO days [first, last], first <= last"
+    if len(dates) not in (0, 2) or not all(isinstance(d, str) and _ISO_DAY.match(d) for d in dates):
+        raise damaged(file, "dates", want, dates)
+    if not dates:
+        return
+    try:
+        first, last = date.fromisoformat(dates[0]), date.fromisoformat(dates[1])
+    except ValueError:
+        raise damaged(file, "dates", want, dates) from None
+    if first > last:
+        raise damaged(file, "dates", want, dates)
 
 
 def _check_segments(file: Path, segments: list[Any]) -> int:

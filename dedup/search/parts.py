@@ -10,7 +10,8 @@ A segment (format version 2) is a folder of six files:
 * ``vectors.npy``: the article vectors, float32;
 * ``passages.npy``: the passage vectors, float16.
 
-* ``blocks.json``: the SHA-256 of each 1 MiB block of the three files above (read at open).
+* ``blocks.json``: the block size (``block``, 16 KiB; 1 MiB in segments written before)
+  and the SHA-256 of each block of the three files above (read at open).
 
 Those three are not read at open: a check reads the lines and passage vectors of its
 candidates only (``os.pread`` on a file kept open, not a memory map, whose touched pages
@@ -47,13 +48,21 @@ __all__ = ["BLOCK", "Part", "Payload", "block_checksums", "concat_payloads", "en
 
 PASSAGE_DTYPE = np.float16
 MAPPED = ("articles.jsonl", "vectors.npy", "passages.npy")
-BLOCK = 1 << 20
-"""The files read on demand are checked in blocks of this many bytes, each the first time it is read."""
+BLOCK = 1 << 14
+"""The files read on demand are checked in blocks of this many bytes, each the first time it is read.
+
+16 KiB: a candidate's record, vector and passages (about 15 kB in all) cost about four
+blocks' hashing on first read, 64 kB, where 1 MiB blocks cost up to 4 MiB (most of a
+check's retrieval time on a big shard). The price: ``blocks.json`` lists 64 checksums per
+MiB (about 0.4% of the data, read at open). Segments written with another size (1 MiB
+before) keep theirs: the size is recorded in ``blocks.json``."""
+_BLOCK_SIZES = range(12, 25)
+"""Block sizes a reader accepts, as powers of two (4 KiB to 16 MiB)."""
 
 
-def block_checksums(data: bytes) -> list[str]:
-    """The SHA-256 of each :data:`BLOCK` bytes of ``data`` (what ``blocks.json`` lists per file)."""
-    return [hashlib.sha256(data[i : i + BLOCK]).hexdigest() for i in range(0, len(data), BLOCK)]
+def block_checksums(data: bytes, block: int = BLOCK) -> list[str]:
+    """The SHA-256 of each ``block`` bytes of ``data`` (what ``blocks.json`` lists per file)."""
+    return [hashlib.sha256(data[i : i + block]).hexdigest() for i in range(0, len(data), block)]
 
 
 @dataclass(frozen=True)
@@ -112,11 +121,12 @@ class FileBytes:
     the process's resident memory; a read copies only what was asked for.
     """
 
-    def __init__(self, fh: IO[bytes], path: Path, blocks: list[str] | None = None) -> None:
+    def __init__(self, fh: IO[bytes], path: Path, blocks: list[str] | None = None, block: int = BLOCK) -> None:
+        self._block = block
         self._fd = os.dup(fh.fileno())  # the file stays readable after a commit removes its name
         self._size = os.fstat(self._fd).st_size
         self._path = path
-        self._blocks = blocks  # the SHA-256 of each BLOCK bytes; None: not checked
+        self._blocks = blocks  # the SHA-256 of each ``block`` bytes; None: not checked
         self._checked: set[int] = set()
         weakref.finalize(self, os.close, self._fd)
 
@@ -132,9 +142,10 @@ class FileBytes:
         """
         start, stop, _ = key.indices(self._size)
         if self._blocks is not None and stop > start:
-            for block in range(start // BLOCK, (stop - 1) // BLOCK + 1):
+            size = self._block
+            for block in range(start // size, (stop - 1) // size + 1):
                 if block not in self._checked:
-                    data = os.pread(self._fd, BLOCK, block * BLOCK)
+                    data = os.pread(self._fd, size, block * size)
                     if hashlib.sha256(data).hexdigest() != self._blocks[block]:
                         raise _altered(self._path)
                     self._checked.add(block)
@@ -261,12 +272,13 @@ def open_part(folder: Path, segment: Segment, dim: int, handles: dict[str, IO[by
             raise _altered(folder / name)
     try:
         blocks = json.loads(small["blocks.json"].decode("utf-8"))
-        if not isinstance(blocks, dict) or blocks.get("block") != BLOCK:
+        size = blocks.get("block") if isinstance(blocks, dict) else None
+        if not isinstance(size, int) or isinstance(size, bool) or size not in {1 << k for k in _BLOCK_SIZES}:
             raise ValueError("blocks.json is not a list of block checksums")
         for name in MAPPED:
-            if not isinstance(blocks.get(name), list) or len(blocks[name]) != -(-segment.files[name]["size"] // BLOCK):
+            if not isinstance(blocks.get(name), list) or len(blocks[name]) != -(-segment.files[name]["size"] // size):
                 raise ValueError(f"blocks.json does not list the blocks of {name}")
-        data = {name: FileBytes(handles[name], folder / name, blocks[name] if verify else None) for name in MAPPED}
+        data = {name: FileBytes(handles[name], folder / name, blocks[name] if verify else None, size) for name in MAPPED}
         ids = json.loads(small["ids.json"].decode("utf-8"))
         offsets = np.load(io.BytesIO(small["offsets.npy"]), allow_pickle=False)
         vectors = FileRows(data["vectors.npy"], np.float32, (segment.count, dim))

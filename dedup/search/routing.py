@@ -10,6 +10,11 @@ checked against the shards whose month overlaps ``[first - window, last + window
 plus the January shard of each year that interval touches (where year-only dates live),
 plus ``undated``. An undated article is checked against every shard: the verifier never
 rules out a pair for an unknown date, so any shard may hold its duplicate.
+
+A shard's manifest records the days its articles' dates can fall on (``dates``, see
+:func:`widen_dates`); the archive skips a monthly shard whose recorded days miss the
+window (:func:`dates_meet`), so the January shard is searched from June only when it
+holds a year-only date.
 """
 
 from __future__ import annotations
@@ -20,7 +25,17 @@ from collections.abc import Iterable
 
 from dedup.types import EmbeddedArticle, PartialDate
 
-__all__ = ["UNDATED", "group_by_shard", "is_shard_name", "shard_key", "shard_key_of_day", "shards_to_search"]
+__all__ = [
+    "UNDATED",
+    "dates_meet",
+    "group_by_shard",
+    "is_shard_name",
+    "search_window",
+    "shard_key",
+    "shard_key_of_day",
+    "shards_to_search",
+    "widen_dates",
+]
 
 UNDATED = "undated"
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -74,8 +89,7 @@ def shards_to_search(keys: Iterable[str], date: PartialDate | None, search_days:
     ordered = sorted(set(keys))  # "undated" sorts after every "YYYY-MM"
     if date is None:
         return tuple(ordered)
-    first, last = date.bounds()
-    start, end = _shift(first, -search_days), _shift(last, search_days)
+    start, end = search_window(date, search_days)
     low, high = shard_key_of_day(start), shard_key_of_day(end)
     years = range(start.year, end.year + 1)
 
@@ -96,3 +110,57 @@ def group_by_shard(items: Iterable[EmbeddedArticle]) -> dict[str, list[EmbeddedA
     for item in items:
         groups.setdefault(shard_key(item.article.date), []).append(item)
     return groups
+
+
+def search_window(date: PartialDate, search_days: int) -> tuple[dt.date, dt.date]:
+    """The days a stored article's date must reach for a check of ``date`` to search it: its bounds widened by ``search_days``."""
+    first, last = date.bounds()
+    return _shift(first, -search_days), _shift(last, search_days)
+
+
+def widen_dates(dates: list[str] | None, added: Iterable[PartialDate | None]) -> list[str] | None:
+    """A store's ``dates`` record after adding articles with dates ``added``.
+
+    The record is ``[first, last]`` (ISO days) covering every day a stored article's date
+    can denote, ``[]`` when no stored article is dated, or None when unknown (a store
+    written before the record existed): unknown stays unknown.
+
+    Examples:
+        >>> widen_dates([], [PartialDate.parse("2025-03-02"), None])
+        ['2025-03-02', '2025-03-02']
+        >>> widen_dates(['2025-01-05', '2025-01-09'], [PartialDate.parse("2025")])
+        ['2025-01-01', '2025-12-31']
+        >>> widen_dates(None, [PartialDate.parse("2025-03-02")]) is None
+        True
+
+    """
+    if dates is None:
+        return None
+    bounds = [date.bounds() for date in added if date is not None]
+    if not bounds:
+        return list(dates)
+    first = min(b[0] for b in bounds).isoformat()
+    last = max(b[1] for b in bounds).isoformat()
+    if dates:
+        first, last = min(first, dates[0]), max(last, dates[1])
+    return [first, last]
+
+
+def dates_meet(dates: list[str] | None, start: dt.date, end: dt.date) -> bool:
+    """Whether a store whose ``dates`` record is this may hold an article dated within ``[start, end]``.
+
+    Examples:
+        >>> day = dt.date.fromisoformat
+        >>> dates_meet(['2025-01-01', '2025-01-31'], day('2025-06-10'), day('2025-06-24'))
+        False
+        >>> dates_meet(['2025-01-01', '2025-12-31'], day('2025-06-10'), day('2025-06-24'))
+        True
+        >>> dates_meet(None, day('2025-06-10'), day('2025-06-24')), dates_meet([], day('2025-06-10'), day('2025-06-24'))
+        (True, False)
+
+    """
+    if dates is None:
+        return True
+    if not dates:
+        return False
+    return dates[0] <= end.isoformat() and dates[1] >= start.isoformat()

@@ -14,6 +14,7 @@ removed it" from "the store is damaged" (:func:`latest` then reads the newer gen
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -107,7 +109,7 @@ def write_segment(root: Path, name: str, payload: Payload) -> Segment:
         "vectors.npy": npy_bytes(payload.vectors),
         "passages.npy": npy_bytes(payload.passages),
     }
-    blocks = {"block": BLOCK, **{file: block_checksums(contents[file]) for file in MAPPED}}
+    blocks = {"block": BLOCK, **{file: block_checksums(contents[file], BLOCK) for file in MAPPED}}
     contents["blocks.json"] = json.dumps(blocks).encode("utf-8")
     files = {file: _fs.write_synced(tmp / file, data) for file, data in contents.items()}
     _fs.fsync_dir(tmp)
@@ -161,16 +163,19 @@ def read_generation(
     verify: bool,
     take: Callable[[Segment, Part], None],
     reuse: Mapping[str, Part] | None = None,
-    read_index: bool = True,
-) -> bytes | None:
-    """Open the segments ``manifest`` names, handing each part to ``take`` in order; returns the index file's bytes.
+    parse_index: Callable[[int], _T] | None = None,
+) -> _T | None:
+    """Open the segments ``manifest`` names, handing each part to ``take`` in order; returns the parsed index file.
 
     ``reuse``: parts already open, by segment name (segments are immutable), handed on as
-    they are. Without ``read_index``, the index file is not read and None is returned.
+    they are. ``parse_index`` reads the index from the index file's descriptor; without it,
+    the index file is not read and None is returned.
 
     Every file's size is checked; the index file, ``ids.json`` and ``offsets.npy`` are read
     (and, with ``verify``, checksummed) now, the rest is kept open and checked on first read
-    (see :mod:`dedup.search.parts`).
+    (see :mod:`dedup.search.parts`). The index file's checksum is computed in a second
+    thread while ``parse_index`` reads it (both release the GIL), and a mismatch raises
+    before the parsed index is returned.
 
     Raises:
         StoreCorruptError: A file fails its checks or does not parse.
@@ -181,7 +186,7 @@ def read_generation(
     index_path = root / meta["file"]
     segments = [Segment.from_dict(seg) for seg in manifest["segments"]]
     reuse = reuse or {}
-    wanted = [index_path] if read_index else []
+    wanted = [index_path] if parse_index is not None else []
     wanted += [root / seg.name / name for seg in segments if seg.name not in reuse for name in SEGMENT_FILES]
     with contextlib.ExitStack() as pins:
         handles = {path: pins.enter_context(_open(path)) for path in wanted[:_PINNED_FILES]}
@@ -193,11 +198,43 @@ def read_generation(
             with contextlib.ExitStack() as own, _reading(folder):
                 files = {name: handles.get(folder / name) or own.enter_context(_open(folder / name)) for name in SEGMENT_FILES}
                 take(segment, open_part(folder, segment, manifest["dim"], files, verify=verify))
-        if not read_index:
+        if parse_index is None:
             return None
         with _reading(index_path):
-            _check_open_file(handles[index_path], index_path, meta, verify)
-            return handles[index_path].read()
+            _check_open_file(handles[index_path], index_path, meta, verify=False)
+            return _parse_checked(handles[index_path].fileno(), index_path, meta["sha256"] if verify else None, parse_index)
+
+
+def _sha256_fd(fd: int) -> str:
+    digest = hashlib.sha256()
+    offset = 0
+    while chunk := os.pread(fd, 1 << 22, offset):
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest()
+
+
+def _parse_checked(fd: int, path: Path, sha256: str | None, parse: Callable[[int], _T]) -> _T:
+    """``parse(fd)``, while another thread checks the file against ``sha256`` (None: no check); the checksum error first."""
+    if sha256 is None:
+        return parse(fd)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(_sha256_fd, fd)
+        try:
+            parsed, error = parse(fd), None
+        except StoreCorruptError as exc:
+            parsed, error = None, exc
+        if digest.result() != sha256:
+            raise StoreCorruptError(
+                f"store file {path} does not match its checksum: it was altered; restore the store from a backup"
+            )
+    if error is not None:
+        raise error
+    return parsed  # type: ignore[return-value]  # set whenever error is None
+
+
+def _altered(path: Path) -> StoreCorruptError:
+    return StoreCorruptError(f"store file {path} does not match its checksum: it was altered; restore the store from a backup")
 
 
 def _check_open_file(fh: IO[bytes], path: Path, meta: dict[str, Any], verify: bool) -> None:
@@ -208,7 +245,7 @@ def _check_open_file(fh: IO[bytes], path: Path, meta: dict[str, Any], verify: bo
             "restore the store from a backup"
         )
     if verify and _fs.sha256_handle(fh) != meta["sha256"]:
-        raise StoreCorruptError(f"store file {path} does not match its checksum: it was altered; restore the store from a backup")
+        raise _altered(path)
     fh.seek(0)
 
 

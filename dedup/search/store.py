@@ -53,6 +53,7 @@ from dedup.search.manifest import (
     read_manifest,
 )
 from dedup.search.parts import Part, Payload, encode_payload
+from dedup.search.routing import widen_dates
 from dedup.search.segments import (
     RETRY_SECONDS,
     article_record,
@@ -71,9 +72,8 @@ __all__ = ["FORMAT_VERSION", "LOCK", "MANIFEST", "RETRY_SECONDS", "SEGMENT_FILES
 
 logger = logging.getLogger(__name__)
 
-# The newest vectors are searched exactly beside the index file (which they are not in) until they
-# number this many; then a commit folds them into a new index file. So an add writes its segment and
-# the manifest, O(batch), and the O(store) index write happens once per TAIL_MAX articles.
+# The newest vectors (up to this many) are searched exactly beside the index file; then a commit folds them into a new
+# index file. So an add writes its segment and the manifest, O(batch); the O(store) index write comes once per TAIL_MAX.
 TAIL_MAX = 10_000
 
 
@@ -97,14 +97,12 @@ class Store:
         self._generation = 0
         self._index_file: str | None = None  # the index file of this generation
         self._retired: list[str] = []  # the files this generation's commit retired (removed at the next)
+        self._dates: list[str] | None = []  # the days the articles' dates cover; None: unknown (older store)
 
     # ----------------------------------------------------------------- construction
     @classmethod
     def in_memory(cls, model: str, dim: int, *, index: str = "auto", recall_floor: float = 0.99) -> Store:
-        """A store that lives only in memory (nothing is written).
-
-        ``index`` and ``recall_floor`` choose the vector index, as for :meth:`create`.
-        """
+        """A store that lives only in memory (nothing is written); ``index`` and ``recall_floor`` as for :meth:`create`."""
         return cls(None, model, dim, index=index, recall_floor=recall_floor)
 
     @classmethod
@@ -218,16 +216,15 @@ class Store:
             meta["file"],
             meta["sha256"],
         )
-        data = read_generation(self._path, manifest, verify=verify, take=self._take_segment, reuse=reuse, read_index=not same)
-        index_path = self._path / meta["file"]
         self._plan = IndexPlan.from_dict(meta.get("plan", {"kind": meta.get("kind", "flat")}))
-        if previous is not None and data is None:
-            self._index = previous._index
-        else:
-            self._index = VectorIndex.from_bytes(data or b"", self._dim, param=self._plan.param)
+        parse = None if same else lambda fd: VectorIndex.from_file(fd, self._dim, param=self._plan.param)
+        index = read_generation(self._path, manifest, verify=verify, take=self._take_segment, reuse=reuse, parse_index=parse)
+        index_path = self._path / meta["file"]
+        self._index = index if index is not None else previous._index  # type: ignore[union-attr]  # same file: previous
         self._index_file = meta["file"]
         self._index_entry = dict(meta)
         self._retired = list(manifest.get("retired", []))
+        self._dates = list(manifest["dates"]) if "dates" in manifest else None
         covered = int(meta.get("count", len(self._columns)))
         if self._index.kind != self._plan.kind:
             raise StoreCorruptError(
@@ -274,6 +271,11 @@ class Store:
     def index_plan(self) -> IndexPlan:
         """Which index is in use, its search parameter, measured recall, and why."""
         return self._plan
+
+    @property
+    def dates(self) -> list[str] | None:
+        """``[first, last]``, ISO days covering every stored date (only ever widened); ``[]``: none dated; None: unknown."""
+        return None if self._dates is None else list(self._dates)
 
     def __len__(self) -> int:
         return len(self._columns)
@@ -332,6 +334,7 @@ class Store:
             self._refresh()
             added, unchanged, replaced = self._columns.sort_batch(items, replace=replace)
             if added:
+                self._dates = widen_dates(self._dates, (a.article.date for a in added))  # kept if it fails: a superset is safe
                 self._write(added, set(replaced))
                 if self._path is not None and not replaced:  # size-tiered merging of small segments
                     ranges = tiers([s.count for s in self._segments])
@@ -382,6 +385,7 @@ class Store:
         all_vectors = np.vstack([e.vector[None, :] for e in all_items]).astype(np.float32)
         all_passages = np.vstack([e.passage_vectors for e in all_items]).astype(np.float32)
         fresh._recall_floor = self._recall_floor
+        fresh._dates = self._dates
         index, fresh._plan = build_index(all_vectors, self._plan.requested, floor=self._recall_floor)
         fresh._commit([encode_payload(all_records, all_vectors, all_passages)], index, keep_segments=False)
         self.__dict__.update(fresh.__dict__)
@@ -503,7 +507,7 @@ class Store:
         if index is not None:
             meta = write_index_file(self._path, name, index.to_bytes())
             entry = {"file": name, "kind": index.kind, "plan": plan.to_dict(), "count": len(index), **meta}
-        write_manifest(self._path, new_manifest(self._model, self._dim, generation, segments, entry, retired))
+        write_manifest(self._path, new_manifest(self._model, self._dim, generation, segments, entry, retired, self._dates))
         return entry
 
     def _collect_garbage(self) -> None:
