@@ -173,13 +173,19 @@ def test_store_search_over_an_ivf_file_and_its_exact_tail_meets_the_recall_floor
 
 def test_limit_threads_sets_faiss_threads_from_the_argument_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     import faiss
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
 
     before = faiss.omp_get_max_threads()
+    blas = threadpool_limits(limits=None)  # restores BLAS's threads at the end
     try:
         monkeypatch.delenv(FAISS_THREADS_ENV, raising=False)
         assert limit_threads() == 1 and faiss.omp_get_max_threads() == 1
+        assert blas_threads() == {1}  # numpy's BLAS too (the verifier's products)
         monkeypatch.setenv(FAISS_THREADS_ENV, "2")
-        assert limit_threads() == 2 and faiss.omp_get_max_threads() == 2
+        assert limit_threads() == 2 and faiss.omp_get_max_threads() == 2 and blas_threads() == {2}
         assert limit_threads(1) == 1 and faiss.omp_get_max_threads() == 1
         for bad in ("0", "-3", "many", ""):
             monkeypatch.setenv(FAISS_THREADS_ENV, bad)
@@ -187,3 +193,4 @@ def test_limit_threads_sets_faiss_threads_from_the_argument_or_the_environment(m
                 limit_threads()
     finally:
         faiss.omp_set_num_threads(before)
+        blas.restore_original_limits()

@@ -182,16 +182,21 @@ def _ms(seconds: Sequence[float]) -> tuple[float, float]:
 
 @contextlib.contextmanager
 def _faiss_threads(threads: int) -> Iterator[None]:
-    """FAISS's OpenMP thread count set to ``threads`` (0: unchanged) for the block, then restored."""
+    """FAISS's OpenMP and numpy's BLAS thread counts set to ``threads`` (0: unchanged) for the block, then restored.
+
+    As ``serve`` and ``stream`` set them (:func:`dedup.search.index.limit_threads`).
+    """
     if not threads:
         yield
         return
     import faiss
+    from threadpoolctl import threadpool_limits
 
     previous = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(threads)
     try:
-        yield
+        with threadpool_limits(limits=threads, user_api="blas"):
+            yield
     finally:
         faiss.omp_set_num_threads(previous)
 
@@ -410,7 +415,11 @@ def describe(options: IngestOptions) -> dict[str, Any]:
             f"bulk-load to each size in batches of {options.bulk_batch:,} (not timed), then {options.checks} checks "
             f"and {options.adds} adds of {options.batch} articles, interleaved, dated in the last {LIVE_DAYS} days; "
             "checks are retrieval + verification (embedding excluded); open time and RSS in a fresh process; "
-            + (f"FAISS on {options.faiss_threads} thread(s) while timed" if options.faiss_threads else "FAISS's default threads")
+            + (
+                f"FAISS and BLAS on {options.faiss_threads} thread(s) while timed"
+                if options.faiss_threads
+                else "FAISS's and BLAS's default threads"
+            )
         ),
         "vectors": (
             "clustered by topic and story (as news embeddings are)" if options.vectors == "clustered" else "random unit vectors"

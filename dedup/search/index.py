@@ -158,11 +158,12 @@ class IndexPlan:
 
 
 def limit_threads(threads: int | None = None) -> int:
-    """Set FAISS's OpenMP threads to ``threads``, else ``$DEDUP_FAISS_THREADS``, else 1; returns the count set.
+    """Set FAISS's OpenMP threads and numpy's BLAS threads to ``threads``, else ``$DEDUP_FAISS_THREADS``, else 1.
 
-    A service answers one query per request: spreading such a small search over every core
-    gains little and makes latency jitter with the cores' other work (and with the other
-    requests' threads), so ``serve`` and ``stream`` search on one thread per request.
+    A service answers one query per request: spreading such a small search, or the small
+    passage products of its verification, over every core gains little and makes latency
+    jitter with the cores' other work (and with the other requests' threads), so ``serve``
+    and ``stream`` search and verify on one thread per request. Returns the count set.
 
     Raises:
         ConfigError: When the count (given or from the environment) is not a positive integer.
@@ -180,6 +181,9 @@ def limit_threads(threads: int | None = None) -> int:
     if count < 1:
         raise ConfigError(f"{FAISS_THREADS_ENV} must be a positive integer, got {text!r}")
     faiss.omp_set_num_threads(count)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=count, user_api="blas")  # numpy's OpenBLAS: the verifier's passage products
     return count
 
 
