@@ -338,13 +338,23 @@ class EmbeddedArticle:
 
     @functools.cached_property
     def numbers(self) -> frozenset[str]:
-        """Numbers in the cleaned passages (computed once)."""
-        return extract_numbers("\n".join(self.passages))
+        """Numbers in the cleaned passages (computed once per passages: an exact repeat reuses its original's)."""
+        return _numbers_of(self.passages)
 
     @functools.cached_property
     def names(self) -> frozenset[str]:
-        """Names and acronyms in the cleaned passages (computed once)."""
-        return extract_names("\n".join(self.passages))
+        """Names and acronyms in the cleaned passages (computed once per passages, as :attr:`numbers`)."""
+        return _names_of(self.passages)
+
+
+@functools.lru_cache(maxsize=4096)
+def _numbers_of(passages: tuple[str, ...]) -> frozenset[str]:
+    return extract_numbers("\n".join(passages))
+
+
+@functools.lru_cache(maxsize=4096)
+def _names_of(passages: tuple[str, ...]) -> frozenset[str]:
+    return extract_names("\n".join(passages))
 
 
 @dataclass(frozen=True, repr=False)
