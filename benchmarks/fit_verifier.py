@@ -394,7 +394,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--og-fit-until", default="2021-07-20")
     parser.add_argument(
         "--weights",
-        default="semeval=1,ntrex=1,og2021=2",
+        default="semeval=1,ntrex=1,og2021=2,seeds=0.25",
         help="total weight of each trained source (others: evaluation only)",
     )
     parser.add_argument("--no-veto", action="store_true", help="report without the conflict veto (for comparison)")
