@@ -169,7 +169,7 @@ def test_cluster_threshold_and_linkage_flags_change_the_stories(tmp_path: Path, 
     assert _stories([feed, "--threshold", "0.5"], capsys) == [["2", "a"], ["c"]]  # only a~2 links
     assert _stories([feed, "--threshold", "0.005", "--linkage", "0"], capsys) == [["2", "a", "c"]]  # single linkage: a~2~c
     assert _stories([feed, "--threshold", "0.005", "--linkage", "0.3"], capsys) == [["2", "a"], ["c"]]  # c's average 0.006
-    assert _stories([feed], capsys) == [["2", "a"], ["c"]]  # the defaults: 0.7 to link, 0.3 average
+    assert _stories([feed], capsys) == [["2", "a"], ["c"]]  # the defaults: 0.5 to link, 0.4 average
     with pytest.raises(SystemExit) as stop:
         main(["cluster", "-q", feed, "--linkage", "1.5"])
     assert stop.value.code == EXIT_INPUT and "--linkage: must be in [0, 1], got 1.5" in capsys.readouterr().err
