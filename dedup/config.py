@@ -75,8 +75,8 @@ class Config:
     max_date_gap_days: int = 7
     align_min_similarity: float = 0.5
     align_min_margin: float = 0.02
-    cluster_threshold: float = 0.5
-    cluster_linkage: float = 0.4
+    cluster_threshold: float = 0.7
+    cluster_linkage: float = 0.3
     window_days: int = 28
 
     def __post_init__(self) -> None:

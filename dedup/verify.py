@@ -8,14 +8,14 @@ the title, names across scripts and inflections, numbers in every format, dates,
 conflicting names and numbers in the passages that match best; reports further apart
 than ``max_date_gap_days`` are never one story.
 
-The score starts from a monotone base, a linear term on the lead-weighted article cosine
-(alone, it ranks independent reports better than any learned combination held out), and
-gradient-boosted trees with monotone constraints add the other evidence on top of it (the
-article cosine, and every similarity, can only raise the score; conflicts only lower it).
-Both are fitted on translations (NTREX), independent reports (SemEval 2022 task 8), titles
-(OG2021) and the seeds by ``benchmarks/fit_verifier.py``. The model ships as JSON in
-``verifier.json`` beside this module and is evaluated with numpy here: no pickle, no
-scikit-learn at prediction time.
+The features are combined by gradient-boosted trees with monotone constraints (the
+article cosine, and every similarity, can only raise the score; conflicts only lower
+it), fitted on translations (NTREX), independent reports (SemEval 2022 task 8), titles
+(OG2021) and the seeds by ``benchmarks/fit_verifier.py``. The trees may sit on a monotone
+linear base (``Trees.linear``, format 7: the lead-weighted cosine of the v7 fit, which
+boosts the trees on top of it); the shipped parameters (v6, format 6) have none. The
+model ships as JSON in ``verifier.json`` beside this module and is evaluated with numpy
+here: no pickle, no scikit-learn at prediction time.
 """
 
 from __future__ import annotations
@@ -300,7 +300,7 @@ def _logistic(z: float) -> float:
 
 @dataclass(frozen=True)
 class Verifier:
-    """Monotone boosted trees over :data:`FEATURES`, a calibration of their output, and the date-gap veto.
+    """A monotone linear base and boosted trees over :data:`FEATURES`, a calibration of their output, and the vetoes.
 
     Attributes:
         trees: The model.

@@ -112,8 +112,8 @@ _DEAL = [
     "The deal cuts tariffs on rice, coffee and timber by 20 percent over five years.",
 ]
 _CRITICS = ["Critics in Vientiane said farmers would lose out.", "Opposition groups called for a vote.", "Markets rose."]
-#: A chain, scored by the shipped verifier with the fake encoder: a~2 0.92, 2~c 0.01 (they share only the
-#: critics' passages), a~c 0.002.
+#: A chain, scored by the shipped verifier with the fake encoder: a~2 0.98, 2~c 0.11 (they share only the
+#: critics' passages), a~c 0.01.
 CHAIN = [
     {
         "id": "a",
@@ -167,9 +167,9 @@ def test_cluster_threshold_and_linkage_flags_change_the_stories(tmp_path: Path, 
     feed = str(_chain_file(tmp_path))
     assert _stories([feed, "--threshold", "0.99"], capsys) == [["2"], ["a"], ["c"]]  # no pair is linked
     assert _stories([feed, "--threshold", "0.5"], capsys) == [["2", "a"], ["c"]]  # only a~2 links
-    assert _stories([feed, "--threshold", "0.005", "--linkage", "0"], capsys) == [["2", "a", "c"]]  # single linkage: a~2~c
-    assert _stories([feed, "--threshold", "0.005", "--linkage", "0.3"], capsys) == [["2", "a"], ["c"]]  # c's average 0.006
-    assert _stories([feed], capsys) == [["2", "a"], ["c"]]  # the defaults: 0.5 to link, 0.4 average
+    assert _stories([feed, "--threshold", "0.05", "--linkage", "0"], capsys) == [["2", "a", "c"]]  # single linkage: a~2~c
+    assert _stories([feed, "--threshold", "0.05", "--linkage", "0.3"], capsys) == [["2", "a"], ["c"]]  # c's average 0.06
+    assert _stories([feed], capsys) == [["2", "a"], ["c"]]  # the defaults: 0.7 to link, 0.3 average
     with pytest.raises(SystemExit) as stop:
         main(["cluster", "-q", feed, "--linkage", "1.5"])
     assert stop.value.code == EXIT_INPUT and "--linkage: must be in [0, 1], got 1.5" in capsys.readouterr().err

@@ -94,7 +94,7 @@ def test_cluster_html_writes_one_self_contained_escaped_file(
 
     # The rules on the page, and each link's decision in words; names as written.
     assert "reaches the threshold 0.5 and their dates are at most 7 days apart" in html
-    assert data["rules"] == {"threshold": 0.5, "max_date_gap_days": 7, "cluster_threshold": 0.5}
+    assert data["rules"] == {"threshold": 0.5, "max_date_gap_days": 7, "cluster_threshold": 0.7}
     assert evidence["decision"]["rule"] == "score" and evidence["decision"]["reason"].endswith("reaches the threshold 0.5")
     assert "Hanoi" in evidence["names_shown"] and "hanoi" in evidence["shared_names"]
     # Collapsed by default: no story or link is opened by the script.

@@ -117,7 +117,7 @@ def test_the_service_explains_each_match_and_serves_the_rules(tmp_path: Path) ->
     assert client.post("/add", json={"articles": stored}).status_code == 200
     query = {"id": "q", "title": "Tô Lâm meets Lakhamphong", "text": text, "lang": "en", "date": "2025-01-13"}
     verdict = client.post("/check", json={"articles": [query], "top": 2, "explain": True}).json()["verdicts"][0]
-    assert verdict["rules"] == {"threshold": 0.6, "max_date_gap_days": 7, "cluster_threshold": 0.5}
+    assert verdict["rules"] == {"threshold": 0.6, "max_date_gap_days": 7, "cluster_threshold": 0.7}
     by_id = {m["id"]: m for m in verdict["matches"]}
     assert by_id["near"]["decision"]["reason"] == "duplicate: the same title and text"
     assert by_id["old"]["decision"]["reason"] == "not a duplicate: the dates are 732 days apart, outside the 7-day window"
