@@ -11,9 +11,11 @@ than ``max_date_gap_days`` are never one story.
 The features are combined by gradient-boosted trees with monotone constraints (the
 article cosine, and every similarity, can only raise the score; conflicts only lower
 it), fitted on translations (NTREX), independent reports (SemEval 2022 task 8), titles
-(OG2021) and the seeds by ``benchmarks/fit_verifier.py``. The trees ship as JSON in
-``verifier.json`` beside this module and are evaluated with numpy here: no pickle, no
-scikit-learn at prediction time.
+(OG2021) and the seeds by ``benchmarks/fit_verifier.py``. The trees may sit on a monotone
+linear base (``Trees.linear``, format 7: the lead-weighted cosine of the v7 fit, which
+boosts the trees on top of it); the shipped parameters (v6, format 6) have none. The
+model ships as JSON in ``verifier.json`` beside this module and is evaluated with numpy
+here: no pickle, no scikit-learn at prediction time.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -48,8 +50,10 @@ __all__ = [
     "title_words",
 ]
 
-#: The format version of ``verifier.json`` that this module reads.
-FORMAT = 6
+#: The format version of ``verifier.json`` that this module writes; it reads this one and
+#: :data:`READS` (format 6 has no linear term).
+FORMAT = 7
+READS = (6, 7)
 
 #: A vetoed pair (:func:`conflict_veto`) scores at most this share of the model's score,
 #: below any threshold of 0.25 or more; the order among vetoed pairs is kept.
@@ -189,7 +193,10 @@ class Trees:
 
     Node ``k`` of tree ``t`` sends a row left when ``x[feature] <= threshold`` (a NaN goes
     left when ``missing_left``); a leaf holds its (already shrunk) value. The raw score is
-    ``baseline`` plus the sum of the leaves reached; the probability is its logistic.
+    ``baseline`` plus a linear term ``x @ linear`` (a NaN feature contributes 0) plus the
+    sum of the leaves reached; the probability is its logistic. The linear term is the
+    monotone base the trees were fitted on top of (verifier v7: the lead-weighted cosine;
+    its coefficients are never negative for a feature that may only raise the score).
 
     Attributes:
         baseline: The initial raw score.
@@ -200,6 +207,7 @@ class Trees:
         right: Right child per node.
         value: Leaf value per node (0 for inner nodes).
         leaf: Whether the node is a leaf (padding nodes are leaves of value 0).
+        linear: One coefficient per feature of :data:`FEATURES` (zeros: no linear term).
 
     """
 
@@ -211,13 +219,17 @@ class Trees:
     right: NDArray[np.int64]
     value: NDArray[np.float64]
     leaf: NDArray[np.bool_]
+    linear: NDArray[np.float64] = field(default_factory=lambda: np.zeros(len(FEATURES)))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], n_features: int) -> Trees:
-        """Build from ``{"baseline": x, "trees": [{"feature": [...], "threshold": [...], ...}, ...]}``.
+        """Build from ``{"baseline": x, "linear": [...], "trees": [{"feature": [...], "threshold": [...], ...}, ...]}``.
+
+        ``linear`` (one coefficient per feature) is optional: zeros when absent.
 
         Raises:
-            ConfigError: When a tree is malformed (unequal lengths, a child or feature out of range).
+            ConfigError: When a tree is malformed (unequal lengths, a child or feature out of range),
+                or ``linear`` does not hold one finite number per feature.
 
         """
         trees = list(data["trees"])
@@ -242,6 +254,7 @@ class Trees:
             np.asarray(cols["right"], dtype=np.int64),
             np.asarray(cols["value"], dtype=np.float64),
             np.asarray(cols["leaf"], dtype=bool),
+            _linear(data.get("linear"), n_features),
         )
         inner = ~out.leaf
         if inner.any() and (
@@ -267,8 +280,18 @@ class Trees:
             go_left = np.where(np.isnan(vals), self.missing_left[tree_ix, node], vals <= self.threshold[tree_ix, node])
             step = np.where(go_left, self.left[tree_ix, node], self.right[tree_ix, node])
             node = np.where(leaf, node, step)
-        out: NDArray[np.float64] = self.baseline + self.value[tree_ix, node].sum(axis=1)
+        base = np.nan_to_num(rows, nan=0.0) @ self.linear if self.linear.any() else 0.0
+        out: NDArray[np.float64] = self.baseline + base + self.value[tree_ix, node].sum(axis=1)
         return out
+
+
+def _linear(values: object, n_features: int) -> NDArray[np.float64]:
+    if values is None:
+        return np.zeros(n_features)
+    out = np.asarray(values, dtype=np.float64)
+    if out.shape != (n_features,) or not np.isfinite(out).all():
+        raise ConfigError(f"the verifier's linear term needs one finite number per feature ({n_features}), got {values!r}")
+    return out
 
 
 def _logistic(z: float) -> float:
@@ -277,7 +300,7 @@ def _logistic(z: float) -> float:
 
 @dataclass(frozen=True)
 class Verifier:
-    """Monotone boosted trees over :data:`FEATURES`, a calibration of their output, and the date-gap veto.
+    """A monotone linear base and boosted trees over :data:`FEATURES`, a calibration of their output, and the vetoes.
 
     Attributes:
         trees: The model.
@@ -293,6 +316,9 @@ class Verifier:
     def __post_init__(self) -> None:
         if not self.calibration[0] > 0:
             raise ConfigError(f"the verifier's calibration slope must be positive (monotone), got {self.calibration[0]}")
+        against = [n for n, c in zip(FEATURES, self.trees.linear, strict=True) if c * MONOTONE.get(n, 0) < 0]
+        if against:
+            raise ConfigError(f"the verifier's linear term goes against the monotone direction of {against}")
 
     @classmethod
     def default(cls) -> Verifier:
@@ -307,8 +333,8 @@ class Verifier:
             ConfigError: When the format or the feature list does not match this version's, or a tree is malformed.
 
         """
-        if data.get("format") != FORMAT:
-            raise ConfigError(f"verifier parameters are format {data.get('format')!r}, this version reads {FORMAT}")
+        if data.get("format") not in READS:
+            raise ConfigError(f"verifier parameters are format {data.get('format')!r}, this version reads {READS}")
         names = tuple(data.get("features", ()))
         if names != FEATURES:
             raise ConfigError(f"verifier parameters are for features {names}, this version uses {FEATURES}")

@@ -1,0 +1,50 @@
+"""The verifier v7 fit (``benchmarks/fit_verifier.py``): a monotone linear base, trees boosted on top of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import fit_verifier as fv
+from dedup.verify import FEATURES, Trees, Verifier
+
+LEAD = FEATURES.index("lead_weighted_similarity")
+NAMES = FEATURES.index("name_match")
+
+
+def _data(n: int, seed: int, sign: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 1.0, (n, len(FEATURES)))
+    x[rng.uniform(size=x.shape) < 0.05] = np.nan
+    lead = np.nan_to_num(x[:, LEAD], nan=0.5)
+    names = np.nan_to_num(x[:, NAMES], nan=0.5)
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-sign * (6 * lead - 3) - 2 * (names - 0.5)))).astype(np.float64)
+    return x, y, np.ones(n)
+
+
+def test_the_base_is_monotone_even_when_the_data_disagree() -> None:
+    x, y, w = _data(2000, 0)
+    linear, _ = fv.fit_base(x, y, w)
+    assert linear[LEAD] > 3.0 and np.count_nonzero(linear) == len(fv.BASE)
+    flipped, _ = fv.fit_base(*_data(2000, 1, sign=-1.0))  # the lead cosine lowers the odds here
+    assert flipped[LEAD] == pytest.approx(0.0, abs=1e-6)  # bounded at 0: never against its monotone direction
+
+
+def test_trees_boost_on_top_of_the_base_and_export_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(fv.PARAMS, "max_iter", 20)
+    x, y, w = _data(1500, 2)
+    linear, intercept = fv.fit_base(x, y, w)
+    model = fv.Stacked(linear, intercept, None)
+    trees = fv.make_model(model.base(x))
+    trees.fit(x, y, sample_weight=w)  # type: ignore[attr-defined]
+    model.trees = trees
+    raw = model.decision_function(x)
+    assert np.allclose(raw - model.base(x), trees.decision_function(x))  # type: ignore[attr-defined]
+    # The trees start from the base: they add the evidence it lacks (name_match), so the sum fits better.
+    base_loss = np.mean(np.logaddexp(0, model.base(x)) - y * model.base(x))
+    assert np.mean(np.logaddexp(0, raw) - y * raw) < base_loss
+    exported = fv.export_trees(model)
+    mine = Trees.from_dict(exported, len(FEATURES))
+    assert np.allclose(mine.raw(x), raw, atol=1e-9)  # numpy (with the linear term) = scikit-learn + base
+    params = {"format": 7, "features": list(FEATURES), "model": exported}
+    assert Verifier.from_dict(params).trees.linear[LEAD] == pytest.approx(linear[LEAD])
