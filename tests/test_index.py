@@ -171,6 +171,29 @@ def test_store_search_over_an_ivf_file_and_its_exact_tail_meets_the_recall_floor
         ]
 
 
+def test_a_store_judges_drift_on_its_whole_tail_not_on_each_small_add(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18: 10-article adds far from the centroids by chance retrained a 1M shard's IVF (18 s) every few adds."""
+    import dedup.search.index as index_module
+    import dedup.search.store as store_module
+    from dedup.search.store import Store
+
+    monkeypatch.setattr(index_module, "FLAT_MAX", 400)
+    monkeypatch.setattr(store_module, "TAIL_MAX", 300)
+    store = Store.create(tmp_path / "s", "m", 16)
+    store.add([_embedded(f"a{i}", v) for i, v in enumerate(_clustered(5, 1000, d=16))])
+    trained = store.index_plan
+    assert trained.kind == "ivf"
+    elsewhere = _unit(np.random.default_rng(6), 305, 16)  # far from every trained centroid
+    for start in range(0, 290, 10):  # small adds into the exact tail: no retraining, however far they lie
+        store.add([_embedded(f"e{start + i}", v) for i, v in enumerate(elsewhere[start : start + 10])])
+        assert store.index_plan == trained
+    store.add([_embedded(f"e{290 + i}", v) for i, v in enumerate(elsewhere[290:])])  # the tail folds: judged whole
+    assert store.index_plan.calibrated_n == 1305  # retrained on everything, the drifted tail in it
+    assert len(store) == 1305 and Store.open(tmp_path / "s").search(elsewhere[:5], 1).positions[:, 0].tolist() == [
+        1000 + i for i in range(5)
+    ]
+
+
 def test_limit_threads_sets_faiss_threads_from_the_argument_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     import faiss
     from threadpoolctl import threadpool_info, threadpool_limits

@@ -1,17 +1,14 @@
 """The persistent store: article metadata, passage vectors, the vector index, a manifest.
 
-Layout, commit protocol, compaction and the checks a reader makes: ``docs/store-format.md``.
-In short: a commit writes its new files under temporary names, flushes and renames them,
-and only then replaces ``manifest.json`` (the commit point), so a crash at any point
-leaves the previous store. An add writes one segment and the manifest (the newest
-vectors, at most :data:`TAIL_MAX`, are searched exactly beside the index file); small
-segments are merged as adds go (:mod:`dedup.search.compaction`). An open reads the
-manifest, the ids and the index; segment data is read on demand and checked against its
-SHA-256 on first read (:mod:`dedup.search.parts`). A commit retires files but removes
-them only at the next commit, and a reader that finds a file gone rereads the manifest
-(:func:`~dedup.search.segments.latest`). One writer at a time (a lock file,
-re-entrant: :meth:`Store.writing` holds it around check-then-add); readers take no lock.
-A ``Store`` object is not safe to mutate from several threads at once.
+Layout, commit protocol, compaction and the checks a reader makes: ``docs/store-format.md``. In short: a commit writes
+its new files under temporary names, flushes and renames them, and only then replaces ``manifest.json`` (the commit
+point), so a crash at any point leaves the previous store. An add writes one segment and the manifest (the newest
+vectors, at most :data:`TAIL_MAX`, are searched exactly beside the index file); small segments are merged as adds go
+(:mod:`dedup.search.compaction`). An open reads the manifest, the ids and the index; segment data is read on demand
+and checked against its SHA-256 on first read (:mod:`dedup.search.parts`). A commit retires files but removes them
+only at the next commit, and a reader that finds a file gone rereads the manifest
+(:func:`~dedup.search.segments.latest`). One writer at a time (a lock file, re-entrant: :meth:`Store.writing` holds it
+around check-then-add); readers take no lock. A ``Store`` object is not safe to mutate from several threads at once.
 """
 
 from __future__ import annotations
@@ -355,7 +352,7 @@ class Store:
             index, plan = update_index(
                 self._index, self._plan, vectors, lambda: np.vstack([self._columns.vectors(), vectors]), floor=self._recall_floor
             )
-        elif needs_rebuild(self._index, self._plan, vectors, len(self) + len(vectors)):
+        elif needs_rebuild(self._index, self._plan, self._drift_sample(vectors), len(self) + len(vectors)):
             everything = np.vstack([self._columns.vectors(), vectors])
             index, plan = build_index(everything, self._plan.requested, floor=self._recall_floor)
         elif len(self._tail) + len(vectors) > TAIL_MAX:
@@ -365,6 +362,11 @@ class Store:
         if plan != self._plan:
             logger.info("vector index: %s", plan.describe())
         self._commit([encode_payload(records, vectors, passages)], index, plan)
+
+    def _drift_sample(self, vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The added batch; with the whole exact tail when it folds into the index (drift matters only then)."""
+        folds = len(self._tail) + len(vectors) > TAIL_MAX
+        return np.vstack([self._columns.vectors(len(self._index)), vectors]) if folds else vectors
 
     def _folded(self, vectors: NDArray[np.float32] | None = None) -> VectorIndex:
         """A copy of the index with the tail (and ``vectors``) added: a failed commit leaves the live one untouched."""
