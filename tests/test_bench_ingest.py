@@ -49,7 +49,7 @@ OPTIONS = dict(sizes=(120, 240), adds=4, checks=6, batch=3, bulk_batch=100, mont
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    work = tmp_path_factory.mktemp("ingest")
+    work = tmp_path_factory.mktemp("ingest") / "not" / "made" / "yet"  # --work may name a folder to create
     options = IngestOptions(**OPTIONS, work_dir=work)
     no_model = pytest.MonkeyPatch()
     no_model.setattr(bench, "load_encoder", _no_model)

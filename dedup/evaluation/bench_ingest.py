@@ -486,6 +486,11 @@ def _work_folder(options: IngestOptions, config: Config) -> tuple[Path, dict[str
     article count is reused, anything else there is removed and started afresh.
     """
     empty = {"loaded": 0, "live_next": 0, "query_next": 0}
+    if options.work_dir is not None:
+        try:
+            options.work_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the work folder {options.work_dir}: {exc.strerror or exc}") from None
     if not options.reuse:
         root = Path(tempfile.mkdtemp(prefix="dedup-bench-ingest-", dir=options.work_dir))
         Archive.create(root / "archive", MODEL, options.dim, index=config.index, recall_floor=config.recall_floor)
