@@ -164,10 +164,9 @@ def max_raw(trees: Trees, bounds: Bounds, paths: _Paths | None = None) -> NDArra
 
 
 def _linear_max(trees: Trees, bounds: Bounds) -> NDArray[np.float64]:
-    linear = getattr(trees, "linear", None)
-    if linear is None:
+    if not trees.linear.any():
         return np.zeros(len(bounds.lo))
-    w = np.asarray(linear, dtype=np.float64)[None, :]
+    w = np.asarray(trees.linear, dtype=np.float64)[None, :]
     with np.errstate(invalid="ignore"):
         ends = np.maximum(np.where(np.isfinite(bounds.lo) | (w < 0), w * bounds.lo, -np.inf), w * bounds.hi)
     some_value = bounds.lo <= bounds.hi

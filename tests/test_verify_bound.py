@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,19 +44,6 @@ def _random_trees(rng: np.random.Generator, n_trees: int = 40, depth: int = 3) -
     return Trees.from_dict({"baseline": float(rng.normal()), "trees": trees}, len(FEATURES))
 
 
-@dataclass(frozen=True, eq=False)
-class _LinearTrees(Trees):
-    """Trees plus the optional linear term (NaN counts 0) the bound must take into account."""
-
-    linear: NDArray[np.float64] | None = None
-
-    def raw(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        rows = np.atleast_2d(x)
-        assert self.linear is not None
-        out: NDArray[np.float64] = super().raw(rows) + np.nan_to_num(rows * self.linear, nan=0.0).sum(axis=1)
-        return out
-
-
 def _rows(rng: np.random.Generator, n: int) -> NDArray[np.float64]:
     x = rng.uniform(-0.6, 1.6, (n, len(FEATURES)))
     x[rng.random(x.shape) < 0.2] = np.nan
@@ -94,7 +80,7 @@ def test_the_bound_counts_the_optional_linear_term(seed: int) -> None:
     base = _random_trees(rng)
     linear = rng.normal(size=len(FEATURES))
     linear[rng.random(len(FEATURES)) < 0.3] = 0.0
-    trees = _LinearTrees(
+    trees = Trees(
         base.baseline, base.feature, base.threshold, base.missing_left, base.left, base.right, base.value, base.leaf, linear
     )
     x = _rows(rng, 400)
@@ -269,7 +255,7 @@ def test_a_verifier_with_a_linear_term_on_text_features_still_prunes_exactly() -
     linear = np.zeros(len(FEATURES))
     linear[[AT["name_match"], AT["number_match"], AT["aligned_margin"]]] = [0.8, 0.5, 1.0]
     linear[AT["name_conflict"]] = -0.7
-    trees = _LinearTrees(
+    trees = Trees(
         shipped.baseline, shipped.feature, shipped.threshold, shipped.missing_left, shipped.left, shipped.right,
         shipped.value, shipped.leaf, linear,
     )  # fmt: skip
