@@ -16,7 +16,6 @@ Sources (files given on the command line; nothing here defaults to a data folder
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dedup.config import Config
+from dedup.evaluation.pairs import components, held_out_component
 from dedup.io import read_articles
 from dedup.search.index import VectorIndex
 from dedup.types import Article, EmbeddedArticle
@@ -134,24 +134,6 @@ def _rows(source: str, table: list[tuple[object, ...]], **extra: NDArray[np.floa
     )
 
 
-def components(edges: Sequence[tuple[str, str]]) -> list[str]:
-    """Representative of each edge's connected component (union-find in edge order), as ``dedup eval`` splits pairs."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[ra] = rb
-    return [find(a) for a, _ in edges]
-
-
 def semeval_rows(path: Path, embed: Embed, config: Config) -> Rows:
     """Rows of the SemEval pairs file; held components (sha256 of the representative odd) are ``held``."""
     pairs = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
@@ -163,7 +145,7 @@ def semeval_rows(path: Path, embed: Embed, config: Config) -> Rows:
     roots = components([(p["id1"], p["id2"]) for p in pairs])
     table: list[tuple[object, ...]] = []
     for p, root in zip(pairs, roots, strict=True):
-        held = int(hashlib.sha256(root.encode("utf-8")).hexdigest(), 16) % 2 == 1
+        held = held_out_component(root)
         y = float("nan") if p.get("label") is None else float(p["label"])
         table.append((_row(items[p["id1"]], items[p["id2"]], config), y, root, root, "held" if held else "tune", ""))
     return _rows(
