@@ -130,6 +130,30 @@ def test_store_moves_to_ivf_past_the_threshold_and_reopens(tmp_path, monkeypatch
     assert Store.open(tmp_path / "s").index_plan.requested == "flat"
 
 
+def test_auto_takes_a_graph_where_an_inverted_file_must_scan_most_of_its_lists(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18: where IVF meets the floor only by scanning most lists, ``auto`` keeps HNSW if it computes fewer distances."""
+    from dedup.search.index import FLAT_MAX, build_index, exact_neighbours, plan_index, recall_at_k
+    from dedup.search.store import Store
+
+    rng = np.random.default_rng(3)
+    spread = _unit(rng, FLAT_MAX + 300, 32)  # no clusters: every IVF list holds some of each query's neighbours
+    vectors, queries = spread[:FLAT_MAX], spread[FLAT_MAX:]
+    index, plan = build_index(vectors, "auto")
+    assert plan.kind == index.kind == "hnsw" and plan.requested == "auto" and plan.nlist == 0
+    assert "inverted file had to scan" in plan.reason and plan.recall >= 0.99
+    assert recall_at_k(index.search(queries, 10), exact_neighbours(vectors, queries, 10)) >= 0.98  # out of sample
+    assert plan_index(FLAT_MAX + 10, "auto", plan) == ("hnsw", False)  # kept by later adds until the store doubles
+    forced, forced_plan = build_index(vectors, "ivf")  # the user's choice is not second-guessed
+    assert forced.kind == forced_plan.kind == "ivf"
+    clustered, clustered_plan = build_index(_clustered(4, FLAT_MAX, d=32), "auto")  # lists that follow the clusters
+    assert clustered.kind == clustered_plan.kind == "ivf"
+    store = Store.create(tmp_path / "s", "m", 32)
+    store.add([_embedded(f"a{i}", v) for i, v in enumerate(vectors)])
+    assert Store.open(tmp_path / "s").index_plan == store.index_plan and store.index_kind == "hnsw"
+    top = Store.open(tmp_path / "s").search(vectors[:50], 1).positions[:, 0]
+    assert (top == np.arange(50)).mean() >= 0.98
+
+
 def test_ivf_retrains_when_the_data_drifts() -> None:
     from dedup.search.index import build_index, update_index
 
@@ -156,7 +180,7 @@ def test_store_search_over_an_ivf_file_and_its_exact_tail_meets_the_recall_floor
     monkeypatch.setattr(index_module, "FLAT_MAX", 400)
     monkeypatch.setattr(store_module, "TAIL_MAX", 150)
     vectors = _clustered(11, 1000, d=16)
-    store = Store.create(tmp_path / "s", "m", 16)
+    store = Store.create(tmp_path / "s", "m", 16, index="ivf")  # auto may take a graph here (its own test)
     store.add([_embedded(f"a{i}", vectors[i]) for i in range(500)])
     for start in range(500, 950, 50):  # 450 more in 9 adds: one fold at 650, 800, 950; the rest in the tail
         store.add([_embedded(f"a{i}", vectors[i]) for i in range(start, start + 50)])
@@ -179,7 +203,7 @@ def test_a_store_judges_drift_on_its_whole_tail_not_on_each_small_add(tmp_path, 
 
     monkeypatch.setattr(index_module, "FLAT_MAX", 400)
     monkeypatch.setattr(store_module, "TAIL_MAX", 300)
-    store = Store.create(tmp_path / "s", "m", 16)
+    store = Store.create(tmp_path / "s", "m", 16, index="ivf")  # drift is an inverted file's
     store.add([_embedded(f"a{i}", v) for i, v in enumerate(_clustered(5, 1000, d=16))])
     trained = store.index_plan
     assert trained.kind == "ivf"

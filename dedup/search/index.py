@@ -12,6 +12,9 @@ neighbour *set* of the approximate kinds can miss):
 * ``ivf``: the default from :data:`FLAT_MAX` vectors on; an inverted file (``IndexIVFFlat``)
   trained by k-means on the data; ``nprobe`` is
   calibrated the same way. It is retrained when the data drifts away from its centroids.
+  Where it must scan a quarter of its lists or more to meet the floor (data whose clusters
+  the lists do not follow), ``auto`` also builds ``hnsw`` and keeps the one that computes
+  fewer distances per query (:func:`_cheaper_graph`).
 
 :func:`plan_index` decides which kind a store of a given size should use and says why.
 """
@@ -24,13 +27,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dedup.config import INDEX_KINDS
 from dedup.errors import ConfigError, StoreCorruptError
+from dedup.search.plan import IndexKind, IndexPlan
 
 __all__ = [
     "FLAT_MAX",
@@ -51,7 +55,6 @@ __all__ = [
     "update_index",
 ]
 
-IndexKind = Literal["flat", "hnsw", "ivf"]
 
 FLAT_MAX = 20_000
 """Below this many vectors ``auto`` keeps exact search: one query then costs about 2 ms here
@@ -65,6 +68,11 @@ IVF_DRIFT = 0.05
 """IVF retrains when new vectors sit this much further (mean cosine) from their centroid than at training."""
 DRIFT_SAMPLE = 200
 """Fewer new vectors say nothing of drift (10-article adds retrained a 1M shard's IVF every few adds)."""
+GRAPH_TRIAL_SCAN = 0.25
+"""``auto`` tries HNSW beside an IVF index whose calibrated ``nprobe`` scans this share of its lists or more."""
+GRAPH_DISTANCE_COST = 3.0
+"""HNSW is kept when its distances per query, times this, are fewer than IVF's: a graph's distance costs about
+twice an inverted list's (random access; 85k clustered vectors of the ingest bench, one thread), plus a margin."""
 CALIBRATION_QUERIES = 500
 CALIBRATION_MARGIN = 0.003
 """The measured recall must exceed the floor by this much, to absorb the sampling error of the estimate."""
@@ -91,72 +99,6 @@ class SearchResult:
     positions: NDArray[np.int64]
     similarities: NDArray[np.float32]
     truncated: NDArray[np.bool_]
-
-
-@dataclass(frozen=True)
-class IndexPlan:
-    """Which index a store uses, with which search parameter, and why.
-
-    Attributes:
-        kind: ``"flat"``, ``"hnsw"`` or ``"ivf"``.
-        reason: One sentence for users (``dedup info``).
-        requested: What the user asked for: ``"auto"`` or a kind.
-        param: ``efSearch`` (hnsw) or ``nprobe`` (ivf); 0 for flat.
-        nlist: IVF lists; 0 otherwise.
-        recall: Recall@10 against exact search measured at calibration (1.0 for flat).
-        calibrated_n: Store size when the parameter was last measured.
-        centroid_similarity: IVF only: mean cosine of the training vectors to their centroid.
-        seconds: Time the last build/calibration took.
-
-    """
-
-    kind: IndexKind
-    reason: str
-    requested: str = "auto"
-    param: int = 0
-    nlist: int = 0
-    recall: float = 1.0
-    calibrated_n: int = 0
-    centroid_similarity: float = 0.0
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (stored in the manifest)."""
-        return {
-            "kind": self.kind,
-            "reason": self.reason,
-            "requested": self.requested,
-            "param": self.param,
-            "nlist": self.nlist,
-            "recall": self.recall,
-            "calibrated_n": self.calibrated_n,
-            "centroid_similarity": self.centroid_similarity,
-            "seconds": self.seconds,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> IndexPlan:
-        """Inverse of :meth:`to_dict`; tolerant of manifests written before plans existed."""
-        kind = str(data.get("kind", "flat")).lower()
-        if kind not in ("flat", "hnsw", "ivf"):
-            raise StoreCorruptError(f"unknown index kind {kind!r} in the manifest")
-        return cls(
-            kind=kind,  # type: ignore[arg-type]  # checked above
-            reason=str(data.get("reason", "exact search")),
-            requested=str(data.get("requested", "auto")),
-            param=int(data.get("param", 0)),
-            nlist=int(data.get("nlist", 0)),
-            recall=float(data.get("recall", 1.0)),
-            calibrated_n=int(data.get("calibrated_n", 0)),
-            centroid_similarity=float(data.get("centroid_similarity", 0.0)),
-            seconds=float(data.get("seconds", 0.0)),
-        )
-
-    def describe(self) -> str:
-        """``kind (param) - reason``, for humans."""
-        detail = {"flat": "exact", "hnsw": f"efSearch={self.param}", "ivf": f"nlist={self.nlist}, nprobe={self.param}"}[self.kind]
-        measured = "" if self.kind == "flat" else f", recall@10 {self.recall:.3f} measured at {self.calibrated_n:,} vectors"
-        return f"{self.kind} ({detail}{measured}): {self.reason}"
 
 
 def limit_threads(threads: int | None = None) -> int:
@@ -224,7 +166,7 @@ def plan_index(n: int, requested: str = "auto", current: IndexPlan | None = None
 
     """
     requested = check_kind(requested)
-    auto: IndexKind = "flat" if n < FLAT_MAX else "ivf"
+    auto: IndexKind = "flat" if n < FLAT_MAX else "hnsw" if current is not None and current.kind == "hnsw" else "ivf"
     kind: IndexKind = auto if requested == "auto" else requested  # type: ignore[assignment]  # validated
     if kind != "flat" and n < 2:
         kind = "flat"
@@ -468,12 +410,14 @@ def calibrate(
     *,
     floor: float = 0.99,
     k: int = 10,
+    ladder: tuple[int, ...] | None = None,
 ) -> tuple[int, float] | None:
     """The smallest search parameter whose recall@k against exact search meets ``floor``.
 
     ``indexed`` are the vectors in ``index``; ``queries`` must NOT be in it (a stored vector
     finds its own neighbourhood far too easily, which overstates recall). The index is
-    left set to the chosen value.
+    left set to the chosen value. ``ladder``: the values tried, in order (default: every
+    value for the kind).
 
     Returns:
         ``(param, measured recall)``, or None when no setting reaches the floor.
@@ -482,10 +426,8 @@ def calibrate(
     if index.kind == "flat" or not len(queries):
         return 0, 1.0
     truth = exact_neighbours(indexed, queries, k)
-    if index.kind == "hnsw":
-        ladder: tuple[int, ...] = _EF_LADDER
-    else:
-        ladder = (*(p for p in _NPROBE_LADDER if p < index.nlist), index.nlist)
+    if ladder is None:
+        ladder = _EF_LADDER if index.kind == "hnsw" else (*(p for p in _NPROBE_LADDER if p < index.nlist), index.nlist)
     target = min(1.0, floor + CALIBRATION_MARGIN)
     for value in ladder:
         index.set_param(value)
@@ -528,6 +470,11 @@ def build_index(
         reason = f"{why}; but no {kind} setting reached recall@10 {floor} on this data, so exact search is used"
         return index, IndexPlan("flat", reason, check_kind(requested), calibrated_n=n, seconds=time.perf_counter() - started)
     param, recall = found
+    if held and kind == "ivf" and check_kind(requested) == "auto" and param >= GRAPH_TRIAL_SCAN * index.nlist:
+        graph = _cheaper_graph(index, vectors, held, floor)
+        if graph is not None:
+            index, (param, recall), why = graph
+            kind, centroid = "hnsw", 0.0
     plan = IndexPlan(
         kind,
         f"{why}; search parameter set to meet recall@10 >= {floor}",
@@ -540,6 +487,40 @@ def build_index(
         seconds=time.perf_counter() - started,
     )
     return index, plan
+
+
+def _cheaper_graph(
+    ivf: VectorIndex, vectors: NDArray[np.float32], held: int, floor: float
+) -> tuple[VectorIndex, tuple[int, float], str] | None:
+    """An HNSW index over ``vectors`` calibrated as ``ivf`` was, if it computes fewer distances per query; else None.
+
+    FAISS counts the distances each search computes: a count does not depend on the
+    machine's load, so the choice is the same on every run over the same data.
+    """
+    import faiss
+
+    n = len(vectors)
+    queries = vectors[n - held :]
+    graph = VectorIndex(vectors.shape[1], "hnsw")
+    graph.add(vectors[: n - held])
+    found = calibrate(graph, vectors[: n - held], queries, floor=floor, ladder=_EF_LADDER[: _EF_LADDER.index(512) + 1])
+    if found is None:
+        return None
+    stats: Any = faiss.cvar  # FAISS's global search counters (untyped)
+    stats.indexIVF_stats.reset()
+    ivf.search(queries, 10)
+    scanned = stats.indexIVF_stats.ndis / held + ivf.nlist  # the lists' vectors and the centroids
+    stats.hnsw_stats.reset()
+    graph.search(queries, 10)
+    walked = stats.hnsw_stats.ndis / held
+    if GRAPH_DISTANCE_COST * walked >= scanned:
+        return None
+    graph.add(queries)
+    why = (
+        f"auto: {n:,} vectors >= {FLAT_MAX:,}; an inverted file had to scan {ivf.param} of its {ivf.nlist} lists, "
+        f"a graph (HNSW) computes {walked:,.0f} distances per query where it computed {scanned:,.0f}"
+    )
+    return graph, found, why
 
 
 def update_index(
