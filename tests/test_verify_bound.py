@@ -222,6 +222,32 @@ def test_an_archive_check_prunes_and_finds_the_same_duplicates(tmp_path: Path, e
     assert _duplicates(pruned) == _duplicates(det.check_many(articles, top=100))
 
 
+def test_an_archive_check_reads_no_vectors_of_candidates_dated_beyond_the_gap(
+    tmp_path: Path, encoder: HashEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: a candidate dated further than max_date_gap_days scores 0; its vectors need not be read."""
+    from dedup.search.store import Store
+
+    text = "Gdansk opened a desalination plant on Monday, the city said, after two years of works."
+    det = ArchiveDetector.open(tmp_path / "archive", Config(candidates=2), encoder=encoder, create=True, cache=False)
+    det.add([
+        {"id": "near", "title": "Gdansk plant", "text": text, "date": "2025-03-03"},
+        {"id": "far", "title": "Gdansk plant", "text": text + " More works follow.", "date": "2025-03-28"},
+        {"id": "other", "title": "Markets", "text": "Shares fell in Tokyo as the yen rose.", "date": "2025-03-03"},
+    ])  # fmt: skip
+    query = det.embed([{"id": "q", "title": "Gdansk plant", "text": text, "date": "2025-03-04"}])
+    read: list[str] = []
+    embedded = Store.embedded
+    monkeypatch.setattr(Store, "embedded", lambda store, position: read.append(store.ids[position]) or embedded(store, position))
+    pruned = det.check_embedded(query)
+    assert read == ["near"] and det.verify_counts["candidates"] == 2  # "far" counted among the candidates, never read
+    full = det.check_embedded(query, top=5)  # near misses asked for: every candidate read and verified
+    assert sorted(read) == ["far", "near", "near"]
+    assert [m.id for m in full[0].matches] == ["near", "far"] and full[0].matches[1].score == 0.0
+    # The least similar of the k was the far one: more candidates exist (cut), but none can be a duplicate.
+    assert _duplicates(pruned) == _duplicates(full) == [(True, (("near", pruned[0].matches[0].score),), False)]
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("threshold", [0.2, 0.5, 0.7])
 def test_with_the_real_model_pruning_changes_no_duplicate_and_prunes(threshold: float) -> None:

@@ -203,7 +203,7 @@ class ArchiveDetector:
         verdicts: list[Verdict] = []
         bar = track("checking", len(items), "article")  # retrieval and verification
         for item in items:
-            shards, retrieved, cut = self._retrieve(item, pending)
+            shards, retrieved, cut = self._retrieve(item, pending, prune=top == 0)
             matches, truncated = self._detector.verify_candidates(item, retrieved, cut=cut, prune=top == 0)
             verdicts.append(verdict(item.id, matches, truncated, top=top, shards=shards))
             if pending is not None and item.id not in pending and not self.holds(item.article):
@@ -214,11 +214,18 @@ class ArchiveDetector:
             self.archive.add(list(items))
         return verdicts
 
-    def _retrieve(self, item: EmbeddedArticle, pending: Store | None) -> tuple[tuple[str, ...], Candidates, bool]:
-        """The shards searched, the candidates (archive and ``pending`` merged, most similar first) and the cut."""
+    def _retrieve(self, item: EmbeddedArticle, pending: Store | None, *, prune: bool) -> tuple[tuple[str, ...], Candidates, bool]:
+        """The shards searched, the candidates (archive and ``pending`` merged, most similar first) and the cut.
+
+        With ``prune`` and nothing pending, candidates dated beyond ``max_date_gap_days`` (no
+        duplicates) are left out before their vectors are read, and counted as pruned.
+        """
         config = self.config
         k, floor = config.candidates, config.min_candidate_similarity
-        found = self.archive.search(item, k, search_days=self.search_days, min_similarity=floor)
+        gap = config.max_date_gap_days if prune and (pending is None or not len(pending)) else None
+        found = self.archive.search(item, k, search_days=self.search_days, min_similarity=floor, max_gap_days=gap)
+        if found.far:
+            self._detector.verify_counts.update(candidates=found.far)
         if pending is None or not len(pending):
             return found.shards, list(found.candidates), found.cut
         earlier = [pending.embedded(p) for p in range(len(pending))]

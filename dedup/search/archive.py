@@ -80,13 +80,22 @@ class Retrieval:
         candidates: ``(article cosine, stored article)``, most similar first, at most ``k``,
             without the query's own id.
         cut: True when more candidates may exist than were kept (a shard returned its
-            ``k``-th neighbour, or the merge dropped some beyond ``k``).
+            ``k``-th neighbour, or the merge dropped some beyond ``k``), and the least
+            similar of the ``k`` was not left out as ``far``.
+        far: How many of the ``k`` were left out, unread beyond their record, because
+            their dates lie more than ``max_gap_days`` from the query's (see :meth:`Archive.search`).
 
     """
 
     shards: tuple[str, ...]
     candidates: tuple[tuple[float, EmbeddedArticle], ...]
     cut: bool
+    far: int = 0
+
+
+def _further(date: PartialDate, other: PartialDate | None, days: int) -> bool:
+    """Whether ``other`` lies more than ``days`` from ``date`` (never when undated)."""
+    return other is not None and date.gap_days(other) > days
 
 
 # --------------------------------------------------------------------------- archive
@@ -370,13 +379,17 @@ class Archive:
         store = self.shard(key)
         return article.id in store and store.get(article.id).content_hash == article.content_hash
 
-    def search(self, item: EmbeddedArticle, k: int, *, search_days: int, min_similarity: float = -1.0) -> Retrieval:
+    def search(
+        self, item: EmbeddedArticle, k: int, *, search_days: int, min_similarity: float = -1.0, max_gap_days: int | None = None
+    ) -> Retrieval:
         """The ``k`` stored articles most similar to ``item`` among the shards in its window.
 
         Each shard in the window is searched for its ``k`` nearest; the hits are merged by
         article cosine and cut at ``k`` (so the candidates are those one store holding the
         same shards would retrieve with an exact index). Hits below ``min_similarity`` and
-        the query's own id are left out.
+        the query's own id are left out. With ``max_gap_days``, those of the ``k`` dated
+        further than that from the query (which the verifier scores 0) are left out after
+        their record is read, before their vectors are: counted in ``Retrieval.far``.
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -396,7 +409,11 @@ class Archive:
         hits.sort(key=lambda hit: -hit[0])  # stable: equal scores keep shard order
         if len(hits) > k:
             cut, hits = True, hits[:k]
-        return Retrieval(keys, tuple((sim, self._shards[key].embedded(pos)) for sim, key, pos in hits), cut)
+        if max_gap_days is None or item.article.date is None or not hits:
+            return Retrieval(keys, tuple((sim, self._shards[key].embedded(pos)) for sim, key, pos in hits), cut)
+        near = [not _further(item.article.date, self._shards[key].article(pos).date, max_gap_days) for _, key, pos in hits]
+        kept = tuple((sim, self._shards[key].embedded(pos)) for (sim, key, pos), ok in zip(hits, near, strict=True) if ok)
+        return Retrieval(keys, kept, cut and near[-1], len(hits) - len(kept))  # a far last hit is no duplicate
 
     def refresh(self) -> bool:
         """Pick up shards created and commits made since (by any process); True if anything changed.

@@ -287,13 +287,12 @@ class Store:
 
     # ---------------------------------------------------------------------- reading
     def get(self, article_id: str) -> Article:
-        """The stored article with this id.
+        """The stored article with this id (raises KeyError)."""
+        return self.article(self._columns.position(article_id))
 
-        Raises:
-            KeyError: When no article has this id.
-
-        """
-        return Article.from_record(self._columns.record(self._columns.position(article_id))["article"])
+    def article(self, position: int) -> Article:
+        """The stored article at ``position``: its record only, no vector is read."""
+        return Article.from_record(self._columns.record(position)["article"])
 
     def embedded(self, position: int) -> EmbeddedArticle:
         """The stored article at ``position`` with its passages and vectors."""
