@@ -202,15 +202,18 @@ def test_damaged_metadata_is_detected_before_use_with_what_to_do(tmp_path: Path,
     assert str(root) in str(exc.value)
 
 
-def test_article_records_of_format_version_2(tmp_path: Path, encoder: HashEncoder) -> None:
+def test_article_records_of_format_version_3(tmp_path: Path, encoder: HashEncoder) -> None:
     """A segment's article record is version 1's without ``passage_offset`` (``offsets.npy`` holds it now)."""
     article = Article(id="é1", title="Titre", text="Corps.", date=PartialDate.parse("2025-01"), lang="fr", extra={"story": 7})
     store = Store.create(tmp_path / "s", encoder.name, encoder.dim)
     (item,) = _items(encoder, article)
     store.add([item])
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text("utf-8"))
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     written = (tmp_path / "s" / manifest["segments"][0]["name"] / "articles.jsonl").read_text("utf-8")
+    offsets = np.load(tmp_path / "s" / manifest["segments"][0]["name"] / "offsets.npy")  # the days of January 2025
+    january = [PartialDate.parse(d).bounds()[0].toordinal() for d in ("2025-01-01", "2025-01-31")]
+    assert offsets[:, 2:].tolist() == [january, [0, 0]] and store.days(0) == tuple(january)
     core = {"id": "é1", "title": "Titre", "text": "Corps.", "date": "2025-01", "lang": "fr", "source": None, "url": None}
     record = {
         "id": "é1",
@@ -220,6 +223,61 @@ def test_article_records_of_format_version_2(tmp_path: Path, encoder: HashEncode
     }
     assert written == json.dumps(record, ensure_ascii=False) + "\n"
     assert Store.open(tmp_path / "s").get("é1").to_dict() == {**core, "story": 7}
+
+
+def _as_format_2(root: Path) -> None:
+    """Rewrite a store as dedup wrote format 2: offsets without the days."""
+    manifest = json.loads((root / "manifest.json").read_text("utf-8"))
+    for seg in manifest["segments"]:
+        path = root / seg["name"] / "offsets.npy"
+        np.save(path, np.load(path)[:, :2])
+        data = path.read_bytes()
+        seg["files"]["offsets.npy"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    manifest["format_version"] = 2
+    (root / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+
+
+def test_a_store_of_format_version_2_opens_and_becomes_3_at_its_next_commit(tmp_path: Path, encoder: HashEncoder) -> None:
+    """Issue 18: format 3 keeps each article's days in offsets.npy; a format-2 store reads as before, its days unknown."""
+    root = tmp_path / "s"
+    store = Store.create(root, encoder.name, encoder.dim)
+    old = [
+        Article(id=f"o{i}", title=f"Old {i}", text=f"Report {i} of the fair.", date=PartialDate.parse("2024-05-0" + str(i + 1)))
+        for i in range(3)
+    ]
+    store.add(_items(encoder, *old))
+    _as_format_2(root)
+    v2 = Store.open(root)
+    assert [v2.days(p) for p in range(3)] == [None, None, None] and v2.get("o1").title == "Old 1"
+    assert v2.search(v2.embedded(2).vector[None, :], 1).positions[0, 0] == 2
+    new = Article(id="n", title="New", text="A report of the new fair.", date=PartialDate.parse("2024"))
+    v2.add(_items(encoder, new))  # a commit writes format 3; the older segment keeps its two columns
+    assert json.loads((root / "manifest.json").read_text("utf-8"))["format_version"] == 3
+    year = tuple(d.toordinal() for d in PartialDate.parse("2024").bounds())
+    reopened = Store.open(root)
+    assert [reopened.days(p) for p in range(4)] == [None, None, None, year]
+    report = reopened.compact()  # merged: the older articles' days stay unknown, the newer one's are kept
+    assert (report.segments_before, report.segments_after) == (2, 1)
+    merged = Store.open(root)
+    assert [merged.days(p) for p in range(4)] == [None, None, None, year]
+    assert [merged.get(f"o{i}").date for i in range(3)] == [a.date for a in old]
+    merged.verify()  # every file against its checksums (raises if not)
+
+
+def test_days_that_end_before_they_start_in_offsets_are_reported_as_corruption(tmp_path: Path, encoder: HashEncoder) -> None:
+    root = tmp_path / "s"
+    Store.create(root, encoder.name, encoder.dim).add(_items(encoder, *_arts(2)))
+    manifest = json.loads((root / "manifest.json").read_text("utf-8"))
+    seg = manifest["segments"][0]
+    path = root / seg["name"] / "offsets.npy"
+    offsets = np.load(path)
+    offsets[0, 2:] = [739000, 738000]  # consistent checksums, impossible content
+    np.save(path, offsets)
+    data = path.read_bytes()
+    seg["files"]["offsets.npy"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (root / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+    with pytest.raises(StoreCorruptError, match=r"offsets\.npy"):
+        Store.open(root)
 
 
 def test_writing_holds_the_lock_across_steps_and_is_reentrant(

@@ -226,6 +226,7 @@ def test_an_archive_check_reads_no_vectors_of_candidates_dated_beyond_the_gap(
     tmp_path: Path, encoder: HashEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 18: a candidate dated further than max_date_gap_days scores 0; its vectors need not be read."""
+    from dedup.search.parts import Part
     from dedup.search.store import Store
 
     text = "Gdansk opened a desalination plant on Monday, the city said, after two years of works."
@@ -237,10 +238,13 @@ def test_an_archive_check_reads_no_vectors_of_candidates_dated_beyond_the_gap(
     ])  # fmt: skip
     query = det.embed([{"id": "q", "title": "Gdansk plant", "text": text, "date": "2025-03-04"}])
     read: list[str] = []
-    embedded = Store.embedded
+    records: list[str] = []
+    embedded, record = Store.embedded, Part.record
     monkeypatch.setattr(Store, "embedded", lambda store, position: read.append(store.ids[position]) or embedded(store, position))
+    monkeypatch.setattr(Part, "record", lambda part, row: records.append(part.ids[row]) or record(part, row))
     pruned = det.check_embedded(query)
     assert read == ["near"] and det.verify_counts["candidates"] == 2  # "far" counted among the candidates, never read
+    assert "far" not in records  # its days are in memory (offsets.npy), its record is not read either
     full = det.check_embedded(query, top=5)  # near misses asked for: every candidate read and verified
     assert sorted(read) == ["far", "near", "near"]
     assert [m.id for m in full[0].matches] == ["near", "far"] and full[0].matches[1].score == 0.0

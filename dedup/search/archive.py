@@ -82,7 +82,7 @@ class Retrieval:
         cut: True when more candidates may exist than were kept (a shard returned its
             ``k``-th neighbour, or the merge dropped some beyond ``k``), and the least
             similar of the ``k`` was not left out as ``far``.
-        far: How many of the ``k`` were left out, unread beyond their record, because
+        far: How many of the ``k`` were left out, unread, because
             their dates lie more than ``max_gap_days`` from the query's (see :meth:`Archive.search`).
 
     """
@@ -93,9 +93,12 @@ class Retrieval:
     far: int = 0
 
 
-def _further(date: PartialDate, other: PartialDate | None, days: int) -> bool:
-    """Whether ``other`` lies more than ``days`` from ``date`` (never when undated)."""
-    return other is not None and date.gap_days(other) > days
+def _further(first: int, last: int, other: tuple[int, int] | None, days: int) -> bool:
+    """Whether the days ``other`` spans lie more than ``days`` from ``[first, last]`` (as :meth:`PartialDate.gap_days`).
+
+    ``other`` None (undated, or not kept by an older segment) is never further.
+    """
+    return other is not None and max(other[0] - last, first - other[1]) > days
 
 
 # --------------------------------------------------------------------------- archive
@@ -388,8 +391,8 @@ class Archive:
         article cosine and cut at ``k`` (so the candidates are those one store holding the
         same shards would retrieve with an exact index). Hits below ``min_similarity`` and
         the query's own id are left out. With ``max_gap_days``, those of the ``k`` dated
-        further than that from the query (which the verifier scores 0) are left out after
-        their record is read, before their vectors are: counted in ``Retrieval.far``.
+        further than that from the query (which the verifier scores 0) are left out unread,
+        by the days each segment keeps in memory: counted in ``Retrieval.far``.
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -411,7 +414,8 @@ class Archive:
             cut, hits = True, hits[:k]
         if max_gap_days is None or item.article.date is None or not hits:
             return Retrieval(keys, tuple((sim, self._shards[key].embedded(pos)) for sim, key, pos in hits), cut)
-        near = [not _further(item.article.date, self._shards[key].article(pos).date, max_gap_days) for _, key, pos in hits]
+        first, last = (day.toordinal() for day in item.article.date.bounds())
+        near = [not _further(first, last, self._shards[key].days(pos), max_gap_days) for _, key, pos in hits]
         kept = tuple((sim, self._shards[key].embedded(pos)) for (sim, key, pos), ok in zip(hits, near, strict=True) if ok)
         return Retrieval(keys, kept, cut and near[-1], len(hits) - len(kept))  # a far last hit is no duplicate
 

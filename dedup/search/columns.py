@@ -89,6 +89,11 @@ class Columns:
         part, row = self._locate(position)
         return part.record(row)
 
+    def days(self, position: int) -> tuple[int, int] | None:
+        """The first and last day (ordinals) the date at ``position`` can denote, from memory; None: undated or unknown."""
+        part, row = self._locate(position)
+        return part.days(row)
+
     def vectors(self, start: int = 0, stop: int | None = None) -> NDArray[np.float32]:
         """Article vectors of positions ``[start, stop)``, as one array."""
         stop = len(self) if stop is None else stop

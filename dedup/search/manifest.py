@@ -6,10 +6,12 @@ the expected form (``seg-000001``, ``index-000001.faiss``, the three segment fil
 reported as :class:`~dedup.errors.StoreCorruptError` naming the manifest and the field,
 so a damaged or hostile manifest can never make dedup read files outside the store.
 
-Format version 2 (issue 18: ids and offsets files, float16 passage vectors read from
-disk, an index file over the first ``index.count`` articles). A version-1 store is refused
-with a clear error saying how to rebuild it. A change that an existing store could not
-open needs a new version.
+Format version 3 (issue 18: ids and offsets files, float16 passage vectors read from
+disk, an index file over the first ``index.count`` articles; from version 3 the offsets
+keep each article's days, see :mod:`dedup.search.parts`). A version-2 store is read, and
+becomes version 3 at its next commit (its older segments keep their offsets). A
+version-1 store is refused with a clear error saying how to rebuild it. A change that an
+existing store could not open needs a new version.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ __all__ = [
 ]
 
 FORMAT = "dedup-store"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: Versions this dedup opens: a version-2 store becomes version 3 at its next commit.
+READABLE_VERSIONS = (2, 3)
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 SEGMENT_FILES = ("articles.jsonl", "ids.json", "offsets.npy", "vectors.npy", "passages.npy", "blocks.json")
@@ -101,7 +105,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
             "passage vectors are now float16 and read from disk; rebuild the store by adding its articles to a new one "
             "(`dedup add --store NEW FILES`), see docs/store-format.md"
         )
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_VERSIONS:
         raise StoreMismatchError(
             f"store {root} has format version {manifest.get('format_version')}, this dedup reads {FORMAT_VERSION}"
         )

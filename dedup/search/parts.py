@@ -1,11 +1,13 @@
 """One segment's articles as the store reads them: ids in memory, everything else on demand.
 
-A segment (format version 2) is a folder of six files:
+A segment (format version 3; 2 is read too) is a folder of six files:
 
 * ``ids.json``: the ids, in order (read at open: the store's id table);
-* ``offsets.npy``: ``(count + 1, 2)`` int64, for each article the byte offset of its line
-  in ``articles.jsonl`` and the row of its first passage vector in ``passages.npy``, then
-  the two totals (read at open);
+* ``offsets.npy``: ``(count + 1, 4)`` int64, for each article the byte offset of its line
+  in ``articles.jsonl``, the row of its first passage vector in ``passages.npy``, and the
+  first and last day its date can denote (proleptic ordinals; 0 when undated), then the
+  two totals and two zeros (read at open: a check leaves out candidates dated too far
+  away without reading them). Segments of format 2 have the first two columns only;
 * ``articles.jsonl``: one record per article (id, content hash, the article, its passages);
 * ``vectors.npy``: the article vectors, float32;
 * ``passages.npy``: the passage vectors, float16.
@@ -43,6 +45,7 @@ from numpy.typing import NDArray
 
 from dedup.errors import StoreCorruptError
 from dedup.search.manifest import Segment
+from dedup.types import PartialDate
 
 __all__ = ["BLOCK", "Part", "Payload", "block_checksums", "concat_payloads", "encode_payload", "npy_bytes", "open_part"]
 
@@ -79,9 +82,12 @@ class Payload:
 def encode_payload(records: Sequence[dict[str, Any]], vectors: NDArray[np.float32], passages: NDArray[Any]) -> Payload:
     """The payload of new articles: their records (with ``passages``), article and passage vectors."""
     lines = [(json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in records]
-    offsets = np.zeros((len(records) + 1, 2), dtype=np.int64)
+    offsets = np.zeros((len(records) + 1, 4), dtype=np.int64)
     offsets[1:, 0] = np.cumsum([len(line) for line in lines])
     offsets[1:, 1] = np.cumsum([len(r["passages"]) for r in records])
+    for row, record in enumerate(records):
+        if record["article"].get("date"):
+            offsets[row, 2:] = [day.toordinal() for day in PartialDate.parse(record["article"]["date"]).bounds()]
     return Payload(
         [r["id"] for r in records],
         b"".join(lines),
@@ -93,11 +99,14 @@ def encode_payload(records: Sequence[dict[str, Any]], vectors: NDArray[np.float3
 
 def concat_payloads(payloads: Sequence[Payload]) -> Payload:
     """One payload holding ``payloads`` in order (a merge of consecutive segments)."""
-    offsets = [np.zeros((1, 2), dtype=np.int64)]
-    base = np.zeros(2, dtype=np.int64)
-    for payload in payloads:
-        offsets.append(payload.offsets[1:] + base)
-        base = base + payload.offsets[-1]
+    offsets = []
+    base = np.zeros(4, dtype=np.int64)
+    for payload in payloads:  # each article's row: its starts shifted, its days as they are (unknown: 0)
+        own = np.zeros((len(payload.ids), 4), dtype=np.int64)
+        own[:, : payload.offsets.shape[1]] = payload.offsets[:-1]
+        offsets.append(own + base)
+        base[:2] += payload.offsets[-1, :2]
+    offsets.append(base[None, :])
     return Payload(
         [i for p in payloads for i in p.ids],
         b"".join(p.lines for p in payloads),
@@ -226,6 +235,13 @@ class Part:
             raise StoreCorruptError(f"segment {self._where} holds an article record of the wrong shape; restore it from a backup")
         return record  # type: ignore[no-any-return]  # checked by _valid_record
 
+    def days(self, row: int) -> tuple[int, int] | None:
+        """The first and last day (proleptic ordinals) row ``row``'s date can denote; None: undated, or not kept (format 2)."""
+        offsets = self._payload.offsets
+        if offsets.shape[1] < 4 or not offsets[row, 2]:
+            return None
+        return int(offsets[row, 2]), int(offsets[row, 3])
+
     def vectors(self, start: int = 0, stop: int | None = None) -> NDArray[np.float32]:
         """Article vectors of rows ``[start, stop)``."""
         return self._vectors[start:stop]
@@ -288,10 +304,11 @@ def open_part(folder: Path, segment: Segment, dim: int, handles: dict[str, IO[by
     if not isinstance(ids, list) or len(ids) != segment.count or not all(isinstance(i, str) for i in ids):
         raise StoreCorruptError(f"segment {folder}: ids.json does not list {segment.count} ids; restore it from a backup")
     if (
-        offsets.shape != (segment.count + 1, 2)
+        offsets.shape not in {(segment.count + 1, 2), (segment.count + 1, 4)}
         or offsets.dtype != np.int64
-        or (np.diff(offsets, axis=0) < 0).any()
-        or tuple(offsets[-1]) != (len(data["articles.jsonl"]), segment.passages)
+        or (np.diff(offsets[:, :2], axis=0) < 0).any()
+        or tuple(offsets[-1]) != (len(data["articles.jsonl"]), segment.passages, 0, 0)[: offsets.shape[1]]
+        or (offsets.shape[1] == 4 and ((offsets[:, 2:] < 0).any() or (offsets[:, 3] < offsets[:, 2]).any()))
     ):
         raise StoreCorruptError(f"segment {folder}: offsets.npy does not match its files; restore it from a backup")
 

@@ -288,11 +288,11 @@ class Store:
     # ---------------------------------------------------------------------- reading
     def get(self, article_id: str) -> Article:
         """The stored article with this id (raises KeyError)."""
-        return self.article(self._columns.position(article_id))
+        return Article.from_record(self._columns.record(self._columns.position(article_id))["article"])
 
-    def article(self, position: int) -> Article:
-        """The stored article at ``position``: its record only, no vector is read."""
-        return Article.from_record(self._columns.record(position)["article"])
+    def days(self, position: int) -> tuple[int, int] | None:
+        """First and last day (ordinals) the date at ``position`` can denote, from memory; None: undated or not kept."""
+        return self._columns.days(position)
 
     def embedded(self, position: int) -> EmbeddedArticle:
         """The stored article at ``position`` with its passages and vectors."""
