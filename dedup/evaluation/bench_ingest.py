@@ -279,8 +279,12 @@ def _sustain(
             verdicts += detector.check_embedded([queries[j]])
             checks.append(time.perf_counter() - t0)
             t0 = time.perf_counter()  # the retrieval share of that check, timed again on its own
-            archive.search(
-                queries[j], config.candidates, search_days=detector.search_days, min_similarity=config.min_candidate_similarity
+            archive.search(  # as the check retrieves: candidates dated beyond the gap left unread
+                queries[j],
+                config.candidates,
+                search_days=detector.search_days,
+                min_similarity=config.min_candidate_similarity,
+                max_gap_days=config.max_date_gap_days,
             )
             retrievals.append(time.perf_counter() - t0)
         if j < options.adds:
