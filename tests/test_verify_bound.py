@@ -252,6 +252,33 @@ def test_an_archive_check_reads_no_vectors_of_candidates_dated_beyond_the_gap(
     assert _duplicates(pruned) == _duplicates(full) == [(True, (("near", pruned[0].matches[0].score),), False)]
 
 
+def test_a_store_check_reads_nothing_of_candidates_dated_beyond_the_gap(
+    encoder: HashEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: as an archive check, a single store's check reads no record or vector of candidates scored 0 by date."""
+    from dedup.search.parts import Part
+
+    text = "Valparaiso signed a fishing accord on Tuesday with two neighbours, its mayor said."
+    det = Detector.in_memory(Config(candidates=2), encoder=encoder, cache=False)
+    stored = det.embed([
+        {"id": "near", "title": "Accord", "text": text, "date": "2025-03-03"},
+        {"id": "far", "title": "Accord", "text": text + " Talks go on.", "date": "2025-03-28"},
+        {"id": "other", "title": "Markets", "text": "Shares fell in Tokyo as the yen rose.", "date": "2025-03-03"},
+    ])  # fmt: skip
+    det.store.add(stored)
+    records: list[str] = []
+    record = Part.record
+    monkeypatch.setattr(Part, "record", lambda part, row: records.append(part.ids[row]) or record(part, row))
+    query = det.embed([{"id": "q", "title": "Accord", "text": text, "date": "2025-03-04"}])
+    pruned = det.check_embedded(query)
+    assert records == ["near"] and det.verify_counts["candidates"] == 2
+    full = det.check_embedded(query, top=5)
+    assert [m.id for m in full[0].matches] == ["near", "far"] and full[0].matches[1].score == 0.0
+    assert _duplicates(pruned) == _duplicates(full) == [(True, (("near", pruned[0].matches[0].score),), False)]
+    again = det.check_embedded([stored[0]])  # a stored article checked against its own store: itself skipped
+    assert [m.id for m in again[0].matches if m.is_duplicate] == [] and not again[0].candidates_truncated
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("threshold", [0.2, 0.5, 0.7])
 def test_with_the_real_model_pruning_changes_no_duplicate_and_prunes(threshold: float) -> None:

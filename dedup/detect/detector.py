@@ -32,6 +32,7 @@ from dedup.errors import DuplicateIdError, InputError, StoreNotFoundError
 from dedup.io import as_article
 from dedup.progress import track
 from dedup.search.manifest import MANIFEST, read_manifest
+from dedup.search.routing import beyond_gap
 from dedup.search.store import Store
 from dedup.types import (
     AddReport,
@@ -215,14 +216,23 @@ class Detector:
     def _candidates(self, item: EmbeddedArticle, store: Store, *, prune: bool) -> tuple[list[Match], bool]:
         if not len(store):
             return [], False
-        k = self.config.candidates + (1 if item.id in store else 0)
-        found = store.search(item.vector[None, :], k)
-        retrieved = [
-            (float(sim), store.embedded(int(position)))
+        own = store.position(item.id) if item.id in store else -1
+        found = store.search(item.vector[None, :], self.config.candidates + (own >= 0))
+        hits = [
+            (float(sim), int(position))
             for position, sim in zip(found.positions[0], found.similarities[0], strict=True)
             if position >= 0 and sim >= self.config.min_candidate_similarity
         ]
-        return self.verify_candidates(item, retrieved, cut=bool(found.truncated[0]), prune=prune)
+        cut = bool(found.truncated[0])
+        if prune and item.article.date is not None:  # dated beyond the gap: scored 0, left unread (days in memory)
+            date, gap = item.article.date, self.config.max_date_gap_days
+            near = {p: p == own or not beyond_gap(date, store.days(p), gap) for _, p in hits}
+            others = [p for _, p in hits if p != own]
+            cut = cut and (not others or near[others[-1]])  # a far least-similar candidate is no duplicate
+            self.verify_counts.update(candidates=len(hits) - sum(near.values()))
+            hits = [(sim, p) for sim, p in hits if near[p]]
+        retrieved = [(sim, store.embedded(p)) for sim, p in hits]
+        return self.verify_candidates(item, retrieved, cut=cut, prune=prune)
 
     def verify_candidates(
         self, item: EmbeddedArticle, retrieved: Sequence[tuple[float, EmbeddedArticle]], *, cut: bool, prune: bool = True

@@ -49,6 +49,7 @@ from dedup.search.manifest import LOCK, MANIFEST
 from dedup.search.manifest import read_manifest as read_store_manifest
 from dedup.search.routing import (
     UNDATED,
+    beyond_gap,
     dates_meet,
     group_by_shard,
     is_shard_name,
@@ -91,14 +92,6 @@ class Retrieval:
     candidates: tuple[tuple[float, EmbeddedArticle], ...]
     cut: bool
     far: int = 0
-
-
-def _further(first: int, last: int, other: tuple[int, int] | None, days: int) -> bool:
-    """Whether the days ``other`` spans lie more than ``days`` from ``[first, last]`` (as :meth:`PartialDate.gap_days`).
-
-    ``other`` None (undated, or not kept by an older segment) is never further.
-    """
-    return other is not None and max(other[0] - last, first - other[1]) > days
 
 
 # --------------------------------------------------------------------------- archive
@@ -414,8 +407,7 @@ class Archive:
             cut, hits = True, hits[:k]
         if max_gap_days is None or item.article.date is None or not hits:
             return Retrieval(keys, tuple((sim, self._shards[key].embedded(pos)) for sim, key, pos in hits), cut)
-        first, last = (day.toordinal() for day in item.article.date.bounds())
-        near = [not _further(first, last, self._shards[key].days(pos), max_gap_days) for _, key, pos in hits]
+        near = [not beyond_gap(item.article.date, self._shards[key].days(pos), max_gap_days) for _, key, pos in hits]
         kept = tuple((sim, self._shards[key].embedded(pos)) for (sim, key, pos), ok in zip(hits, near, strict=True) if ok)
         return Retrieval(keys, kept, cut and near[-1], len(hits) - len(kept))  # a far last hit is no duplicate
 

@@ -27,6 +27,7 @@ from dedup.types import EmbeddedArticle, PartialDate
 
 __all__ = [
     "UNDATED",
+    "beyond_gap",
     "dates_meet",
     "group_by_shard",
     "is_shard_name",
@@ -164,3 +165,21 @@ def dates_meet(dates: list[str] | None, start: dt.date, end: dt.date) -> bool:
     if not dates:
         return False
     return dates[0] <= end.isoformat() and dates[1] >= start.isoformat()
+
+
+def beyond_gap(date: PartialDate, days: tuple[int, int] | None, gap: int) -> bool:
+    """Whether a stored article whose date spans the ordinal ``days`` lies more than ``gap`` days from ``date``.
+
+    As :meth:`PartialDate.gap_days` (the verifier scores such a pair 0); never when ``days``
+    is None (undated, or not kept by the segment: :meth:`dedup.search.store.Store.days`).
+
+    Examples:
+        >>> day = dt.date(2025, 3, 28).toordinal()
+        >>> beyond_gap(PartialDate.parse("2025-03-04"), (day, day), 7), beyond_gap(PartialDate.parse("2025-03"), (day, day), 7)
+        (True, False)
+
+    """
+    if days is None:
+        return False
+    first, last = (d.toordinal() for d in date.bounds())
+    return max(days[0] - last, first - days[1]) > gap
