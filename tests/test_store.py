@@ -904,3 +904,27 @@ def test_a_store_of_format_version_1_is_refused_with_what_to_do(tmp_path: Path) 
     (tmp_path / "s" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(StoreMismatchError, match=r"format version 1.*rebuild the store"):
         Store.open(tmp_path / "s")
+
+
+def test_file_bytes_serve_what_they_checked_block_by_block(tmp_path: Path) -> None:
+    """Issue 18: a first read checks its blocks and returns those very bytes (one read); an altered block is refused."""
+    from dedup.search.parts import FileBytes, block_checksums
+
+    rng = np.random.default_rng(12)
+    data = rng.integers(0, 256, 50_000, dtype=np.uint8).tobytes()
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    with path.open("rb") as fh:
+        clean = FileBytes(fh, path, block_checksums(data, 4096), 4096)
+    for start, stop in [(0, 10), (4090, 4100), (100, 20_000), (49_990, 50_000), (4096, 8192), (30_000, 30_000), (0, 50_000)]:
+        assert clean[start:stop] == data[start:stop]  # first reads and re-reads, within and across blocks
+    altered = bytearray(data)
+    altered[3 * 4096 + 7] ^= 0xFF
+    path.write_bytes(bytes(altered))
+    with path.open("rb") as fh:
+        reader = FileBytes(fh, path, block_checksums(data, 4096), 4096)
+    assert reader[0:12_000] == data[0:12_000]  # blocks 0 to 2: intact
+    with pytest.raises(StoreCorruptError, match="altered"):
+        reader[12_000:12_300]  # touches block 3
+    with pytest.raises(StoreCorruptError, match="altered"):
+        reader[3 * 4096 + 7 : 3 * 4096 + 8]  # still refused: an altered block is never marked checked
