@@ -13,9 +13,12 @@ article cosine, and every similarity, can only raise the score; conflicts only l
 it), fitted on translations (NTREX), independent reports (SemEval 2022 task 8), titles
 (OG2021) and the seeds by ``benchmarks/fit_verifier.py``. The trees may sit on a monotone
 linear base (``Trees.linear``, format 7: the lead-weighted cosine of the v7 fit, which
-boosts the trees on top of it); the shipped parameters (v6, format 6) have none. The
-model ships as JSON in ``verifier.json`` beside this module and is evaluated with numpy
-here: no pickle, no scikit-learn at prediction time.
+boosts the trees on top of it). Format 8 adds an optional second model for title pairs
+(``titles``: pairs where one side is a title or a one-line text, the ``title_only``
+feature): titles and articles are two regimes, and a model fitted for one need not serve
+the other. The shipped parameters are v7 for articles and v6 (format 6, no linear base)
+for titles. The model ships as JSON in ``verifier.json`` beside this module and is
+evaluated with numpy here: no pickle, no scikit-learn at prediction time.
 """
 
 from __future__ import annotations
@@ -51,9 +54,9 @@ __all__ = [
 ]
 
 #: The format version of ``verifier.json`` that this module writes; it reads this one and
-#: :data:`READS` (format 6 has no linear term).
-FORMAT = 7
-READS = (6, 7)
+#: :data:`READS` (format 6 has no linear term, format 7 no title model).
+FORMAT = 8
+READS = (6, 7, 8)
 
 #: A vetoed pair (:func:`conflict_veto`) scores at most this share of the model's score,
 #: below any threshold of 0.25 or more; the order among vetoed pairs is kept.
@@ -294,6 +297,15 @@ def _linear(values: object, n_features: int) -> NDArray[np.float64]:
     return out
 
 
+def _calibration(data: object) -> tuple[float, float]:
+    """``(a, b)`` of a ``{"a": .., "b": ..}`` calibration (``(1, 0)`` when absent)."""
+    if data is None:
+        return (1.0, 0.0)
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a calibration is {{'a': .., 'b': ..}}, got {data!r}")
+    return (float(data["a"]), float(data["b"]))
+
+
 def _logistic(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
@@ -306,12 +318,15 @@ class Verifier:
         trees: The model.
         calibration: ``(a, b)``: the score is ``logistic(a * raw + b)`` (``(1, 0)``: the trees' own probability).
         source: Where the parameters came from (for reports).
+        titles: The model of title pairs (rows whose ``title_only`` feature is 1), with its
+            own calibration; ``None``: ``trees`` scores them too. It has no title model of its own.
 
     """
 
     trees: Trees
     calibration: tuple[float, float] = (1.0, 0.0)
     source: str = "built-in"
+    titles: Verifier | None = None
 
     def __post_init__(self) -> None:
         if not self.calibration[0] > 0:
@@ -319,6 +334,16 @@ class Verifier:
         against = [n for n, c in zip(FEATURES, self.trees.linear, strict=True) if c * MONOTONE.get(n, 0) < 0]
         if against:
             raise ConfigError(f"the verifier's linear term goes against the monotone direction of {against}")
+        if self.titles is not None and self.titles.titles is not None:
+            raise ConfigError("the verifier's title model cannot have a title model of its own")
+
+    def title_rows(self, x: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Which rows :attr:`titles` scores (none without a title model)."""
+        rows = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        if self.titles is None:
+            return np.zeros(len(rows), dtype=bool)
+        out: NDArray[np.bool_] = rows[:, _AT["title_only"]] == 1
+        return out
 
     @classmethod
     def default(cls) -> Verifier:
@@ -339,22 +364,36 @@ class Verifier:
         if names != FEATURES:
             raise ConfigError(f"verifier parameters are for features {names}, this version uses {FEATURES}")
         try:
-            trees = Trees.from_dict(data["model"], len(FEATURES))
-            cal = data.get("calibration", {"a": 1.0, "b": 0.0})
-            return cls(trees, (float(cal["a"]), float(cal["b"])), str(data.get("source", "file")))
-        except (KeyError, TypeError, ValueError) as exc:
+            titles = data.get("titles")
+            if titles is not None and data["format"] < 8:
+                raise ConfigError(f"verifier parameters of format {data['format']} cannot have a title model")
+            return cls(
+                Trees.from_dict(data["model"], len(FEATURES)),
+                _calibration(data.get("calibration")),
+                str(data.get("source", "file")),
+                None
+                if titles is None
+                else cls(Trees.from_dict(titles["model"], len(FEATURES)), _calibration(titles.get("calibration")), "titles"),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"verifier parameters are malformed: {exc!r}") from None
 
     def scores(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Calibrated scores in [0, 1] of rows of :data:`FEATURES`."""
-        z = self.calibration[0] * self.trees.raw(x) + self.calibration[1]
+        """Calibrated scores in [0, 1] of rows of :data:`FEATURES` (title rows by :attr:`titles`, if any)."""
+        rows = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        z = self.calibration[0] * self.trees.raw(rows) + self.calibration[1]
+        titled = self.title_rows(rows)
+        if self.titles is not None and titled.any():
+            cal = self.titles.calibration
+            z[titled] = cal[0] * self.titles.trees.raw(rows[titled]) + cal[1]
         out: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
-        return np.where(conflict_veto(x), VETO_SCALE * out, out)
+        return np.where(conflict_veto(rows), VETO_SCALE * out, out)
 
     def score(self, x: NDArray[np.float64] | Sequence[float]) -> float:
         """The calibrated score in [0, 1] of "same story" for one feature vector (:data:`FEATURES`), after the veto."""
         row = np.asarray(x, dtype=np.float64)
-        z = self.calibration[0] * float(self.trees.raw(row)[0]) + self.calibration[1]
+        model = self.titles if self.titles is not None and self.title_rows(row)[0] else self
+        z = model.calibration[0] * float(model.trees.raw(row)[0]) + model.calibration[1]
         return _logistic(z) * (VETO_SCALE if conflict_veto(row)[0] else 1.0)
 
     def pair_score(self, evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_date_gap_days: int = 7) -> float:

@@ -320,6 +320,10 @@ def _title(item: EmbeddedArticle) -> str:
 class Pruner:
     """The staged bound of one verifier at one threshold: which candidates cannot be duplicates.
 
+    A verifier with a title model (:attr:`dedup.verify.Verifier.titles`) is bounded by the
+    model that scores each row: the title model where ``title_only`` is 1, its own
+    elsewhere, and both (either may reach) where ``title_only`` is not known.
+
     Attributes:
         verifier: The model whose decisions are kept.
         threshold: The score a duplicate reaches (``Config.threshold``).
@@ -331,10 +335,29 @@ class Pruner:
     threshold: float
     cosine_floor: float = field(init=False)
     _paths: _Paths = field(init=False, repr=False)
+    _titles: Pruner | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        titles = self.verifier.titles
         object.__setattr__(self, "_paths", _paths(self.verifier.trees))
+        object.__setattr__(self, "_titles", None if titles is None else Pruner(titles, self.threshold))
         object.__setattr__(self, "cosine_floor", self._cosine_floor())
+
+    def reach(self, rows: Bounds) -> NDArray[np.bool_]:
+        """Whether each row of ``rows`` may reach the threshold, under the model that scores it."""
+        if self._titles is None:
+            return self.reaches(max_raw(self.verifier.trees, rows, self._paths))
+        at = _AT["title_only"]
+        lo, hi, nan = rows.lo[:, at], rows.hi[:, at], rows.nan[:, at]
+        maybe_title = (lo <= 1) & (hi >= 1)
+        maybe_other = nan | (lo < 1) | (hi > 1)
+        out = np.zeros(len(lo), dtype=bool)
+        if maybe_other.any():
+            part = _take(rows, np.flatnonzero(maybe_other))
+            out[maybe_other] = self.reaches(max_raw(self.verifier.trees, part, self._paths))
+        if maybe_title.any():
+            out[maybe_title] |= self._titles.reach(_take(rows, np.flatnonzero(maybe_title)))
+        return out
 
     def reaches(self, raw_bound: NDArray[np.float64]) -> NDArray[np.bool_]:
         """Whether a raw upper bound lets the score reach the threshold (rounding counted in its favour)."""
@@ -345,7 +368,14 @@ class Pruner:
         return out
 
     def _cosine_floor(self) -> float:
-        """The lowest article cosine from which a pair, all its other features unknown, may reach the threshold."""
+        """The lowest article cosine from which a pair, all its other features unknown, may reach the threshold.
+
+        With a title model: the lower of its floor and this model's.
+        """
+        own = self._own_cosine_floor()
+        return own if self._titles is None else min(own, self._titles.cosine_floor)
+
+    def _own_cosine_floor(self) -> float:
         trees = self.verifier.trees
         at = _AT["article_similarity"]
         inner = ~trees.leaf & (trees.feature == at)
@@ -390,10 +420,10 @@ class Pruner:
                 bounded.append(i)
         if bounded:
             rows = vector_bounds(query, [candidates[i] for i in bounded], config)
-            reach = self.reaches(max_raw(self.verifier.trees, rows, self._paths))
+            reach = self.reach(rows)
             keep[bounded] = reach
             still = np.flatnonzero(reach)
             if len(still):  # the alignment and the title's characters known too, for those left
                 narrower = aligned_bounds(query, [candidates[bounded[j]] for j in still], config, _take(rows, still))
-                keep[np.asarray(bounded)[still]] = self.reaches(max_raw(self.verifier.trees, narrower, self._paths))
+                keep[np.asarray(bounded)[still]] = self.reach(narrower)
         return keep

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -48,3 +51,34 @@ def test_trees_boost_on_top_of_the_base_and_export_exactly(monkeypatch: pytest.M
     assert np.allclose(mine.raw(x), raw, atol=1e-9)  # numpy (with the linear term) = scikit-learn + base
     params = {"format": 7, "features": list(FEATURES), "model": exported}
     assert Verifier.from_dict(params).trees.linear[LEAD] == pytest.approx(linear[LEAD])
+
+
+def test_a_carried_title_model_scores_the_title_rows_of_the_report_and_of_the_output(tmp_path: Path) -> None:
+    """``--titles FILE``: title rows (title_only = 1) are scored by FILE's model, the rest by the fitted one."""
+    cos, title_only = FEATURES.index("article_similarity"), FEATURES.index("title_only")
+    stump = {
+        "feature": [cos, 0, 0],
+        "threshold": [0.5, 0.0, 0.0],
+        "missing_left": [True, False, False],
+        "left": [1, 0, 0],
+        "right": [2, 0, 0],
+        "value": [0.0, -4.0, 4.0],
+        "leaf": [False, True, True],
+    }
+    carried = {"format": 6, "features": list(FEATURES), "source": "old", "model": {"baseline": 0.0, "trees": [stump]}}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(carried), encoding="utf-8")
+    entry, titles = fv.title_model(path)
+    x = np.zeros((4, len(FEATURES)))
+    x[:, cos] = [0.9, 0.9, 0.1, 0.1]
+    x[:, title_only] = [1.0, 0.0, 1.0, 0.0]
+    z = np.zeros(4)  # the fitted model's raw score: 0 everywhere, probability 0.5
+    scores = fv.final_scores(z, x, (1.0, 0.0), True, titles)
+    assert np.allclose(scores, [1 / (1 + np.exp(-4.0)), 0.5, 1 / (1 + np.exp(4.0)), 0.5])
+    assert np.allclose(fv.final_scores(z, x, (1.0, 0.0), True), 0.5)  # without: the fitted model everywhere
+    out = {"format": 8, "features": list(FEATURES), "model": {"baseline": 0.0, "trees": [stump]}, "titles": entry}
+    assert np.allclose(Verifier.from_dict(out).scores(x)[[0, 2]], scores[[0, 2]])  # the output scores titles the same
+    nested = {**out, "source": "new"}
+    path.write_text(json.dumps(nested), encoding="utf-8")
+    with pytest.raises(SystemExit, match="title model would be dropped"):
+        fv.title_model(path)

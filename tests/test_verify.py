@@ -138,6 +138,32 @@ def test_the_linear_base_is_validated() -> None:
         Verifier.from_dict(params)
 
 
+def test_a_title_model_scores_title_pairs_and_the_main_model_the_rest() -> None:
+    """Format 8: ``titles`` (its own trees and calibration) scores rows whose title_only is 1."""
+    cos, title_only = FEATURES.index("article_similarity"), FEATURES.index("title_only")
+    params = _params([_stump(cos, 0.6, -2.0, 2.0)], calibration={"a": 0.5, "b": 0.0})
+    params["titles"] = {"model": {"baseline": 1.0, "trees": [_stump(cos, 0.8, -3.0, 3.0)]}, "calibration": {"a": 2.0, "b": -1.0}}
+    verifier = Verifier.from_dict(params)
+    assert verifier.titles is not None and verifier.titles.calibration == (2.0, -1.0)
+    x = np.zeros((4, len(FEATURES)))
+    x[:, cos] = [0.7, 0.7, 0.9, 0.5]
+    x[:, title_only] = [0.0, 1.0, 1.0, 0.0]
+    logistic = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    expected = [logistic(0.5 * 2.0), logistic(2.0 * (1.0 - 3.0) - 1.0), logistic(2.0 * (1.0 + 3.0) - 1.0), logistic(-1.0)]
+    assert np.allclose(verifier.scores(x), expected)
+    assert [verifier.score(row) for row in x] == pytest.approx(expected)
+    assert verifier.title_rows(x).tolist() == [False, True, True, False]
+    plain = Verifier.from_dict(_params([_stump(cos, 0.6, -2.0, 2.0)], calibration={"a": 0.5, "b": 0.0}))
+    assert np.allclose(plain.scores(x), [logistic(1.0), logistic(1.0), logistic(1.0), logistic(-1.0)])  # no title model
+    with pytest.raises(ConfigError, match="cannot have a title model"):
+        Verifier.from_dict({**params, "format": 7})
+    nested = {**params, "titles": {**params["titles"]}}
+    with pytest.raises(ConfigError, match="malformed"):
+        Verifier.from_dict({**nested, "titles": {"calibration": {"a": 1.0, "b": 0.0}}})  # no model
+    with pytest.raises(ConfigError, match="monotone"):
+        Verifier.from_dict({**params, "titles": {**params["titles"], "calibration": {"a": -2.0, "b": 0.0}}})
+
+
 def test_verifier_parameters_are_validated() -> None:
     good = _params([_stump(0, 0.5, -1.0, 1.0)])
     with pytest.raises(ConfigError, match="format"):
@@ -173,6 +199,7 @@ def test_raising_the_cosine_never_lowers_the_score() -> None:
     base = rng.uniform(0.0, 1.0, (300, len(FEATURES)))
     base[rng.uniform(size=base.shape) < 0.1] = np.nan  # missing evidence too
     base[:150, FEATURES.index("title_only")] = 0.0  # articles: the conflict veto can apply
+    base[150:225, FEATURES.index("title_only")] = 1.0  # title pairs: the title model, where there is one
     grid = np.linspace(-0.2, 1.0, 25)
     for name, direction in MONOTONE.items():
         col = FEATURES.index(name)

@@ -17,7 +17,7 @@ from dedup.detect.detector import Detector
 from dedup.evaluation.ingest_feed import SyntheticFeed
 from dedup.io import as_article, read_articles
 from dedup.types import Article, EmbeddedArticle, Verdict
-from dedup.verify import FEATURES, Trees, Verifier, compare, pair_features
+from dedup.verify import FEATURES, Trees, Verifier, compare, conflict_veto, pair_features
 from dedup.verify_bound import TEXT_FEATURES, Bounds, Pruner, aligned_bounds, max_raw, unknown_row, vector_bounds
 
 from .conftest import SEEDS, HashEncoder
@@ -94,12 +94,36 @@ def test_the_bound_is_at_least_the_shipped_models_score_on_random_rows() -> None
     rng = np.random.default_rng(7)
     verifier = Verifier.default()
     x = _rows(rng, 2000)
+    x[:1000, AT["title_only"]] = rng.integers(0, 2, 1000)  # title pairs and articles (the shipped title model)
     pruner = Pruner(verifier, 0.5)
-    bound = max_raw(verifier.trees, _widened(rng, x))
-    assert (bound >= verifier.trees.raw(x) - 1e-12).all()
+    widened = _widened(rng, x)
+    for model in (verifier, verifier.titles):
+        if model is not None:
+            assert (max_raw(model.trees, widened) >= model.trees.raw(x) - 1e-12).all()
     # The score bound never says "cannot reach" of a row that reaches the threshold (the veto only lowers).
-    reaches = pruner.reaches(bound)
-    assert reaches[verifier.scores(x) >= 0.5].all()
+    for threshold in (0.3, 0.5, 0.7):
+        reach = (pruner if threshold == 0.5 else Pruner(verifier, threshold)).reach(widened)
+        assert reach[verifier.scores(x) >= threshold].all(), threshold
+        assert not reach.all(), threshold  # and it does bound
+
+
+def test_a_title_model_is_bounded_by_its_own_trees_and_calibration() -> None:
+    """Rows with title_only = 1 are bounded by the title model; unknown title_only by whichever reaches."""
+    rng = np.random.default_rng(11)
+    main, titles = _random_trees(rng), _random_trees(rng)
+    verifier = Verifier(main, (0.7, -0.2), titles=Verifier(titles, (1.5, 0.3)))
+    x = _rows(rng, 3000)
+    x[:, AT["title_only"]] = rng.integers(0, 2, 3000)
+    scores = verifier.scores(x)
+    assert 0.05 < (scores >= 0.5).mean() < 0.95
+    for bounds in (Bounds.of(x), _widened(rng, x)):
+        reach = Pruner(verifier, 0.5).reach(bounds)
+        assert reach[scores >= 0.5].all()
+    exact = Pruner(verifier, 0.5).reach(Bounds.of(x))
+    veto = conflict_veto(x)
+    assert (exact[~veto] == (scores[~veto] >= 0.5 - 1e-9)).mean() > 0.999  # everything known: the decision itself
+    floors = Pruner(verifier, 0.5).cosine_floor, Pruner(Verifier(main, (0.7, -0.2)), 0.5).cosine_floor
+    assert floors[0] == min(floors[1], Pruner(Verifier(titles, (1.5, 0.3)), 0.5).cosine_floor)
 
 
 def test_the_cosine_floor_is_the_lowest_cosine_from_which_the_threshold_is_reachable() -> None:
