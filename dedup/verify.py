@@ -381,11 +381,11 @@ class Verifier:
     def scores(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Calibrated scores in [0, 1] of rows of :data:`FEATURES` (title rows by :attr:`titles`, if any)."""
         rows = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        z = self.calibration[0] * self.trees.raw(rows) + self.calibration[1]
         titled = self.title_rows(rows)
-        if self.titles is not None and titled.any():
-            cal = self.titles.calibration
-            z[titled] = cal[0] * self.titles.trees.raw(rows[titled]) + cal[1]
+        z = np.empty(len(rows))
+        for model, part in ((self, ~titled), (self.titles, titled)):
+            if model is not None and part.any():
+                z[part] = model.calibration[0] * model.trees.raw(rows[part]) + model.calibration[1]
         out: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
         return np.where(conflict_veto(rows), VETO_SCALE * out, out)
 
