@@ -421,13 +421,13 @@ def final_scores(
 ) -> NDArray[np.float64]:
     """Calibrated scores of raw scores ``z`` of rows ``x``, after the conflict veto (as :meth:`Verifier.scores`).
 
-    With ``titles``, title rows (``title_only`` = 1) are scored by that model instead.
+    With ``titles``, title rows (``title_only`` = 1) are scored by that model instead (the
+    veto never applies to them).
     """
     p: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-(cal[0] * z + cal[1])))
     if titles is not None:
         titled = x[:, FEATURES.index("title_only")] == 1
-        p = np.where(titled, titles.scores(x) if titled.any() else p, p)
-        return np.where(conflict_veto(x) & ~titled, VETO_SCALE * p, p) if veto else p
+        p[titled] = titles.scores(x[titled])
     return np.where(conflict_veto(x), VETO_SCALE * p, p) if veto else p
 
 
