@@ -5,7 +5,12 @@ Every data file is given on the command line (nothing defaults to a data folder)
     python -m benchmarks.fit_verifier --semeval DATA/semeval_dev.jsonl --ntrex DATA/ntrex_dev.jsonl \
         --og2021 DATA/og2021_dev.jsonl --seeds DATA/seeds.jsonl [--out dedup/verifier.json] [--rows rows.npz]
 
-Rows come from :mod:`benchmarks.verifier_rows`. The model (verifier v7) has two parts:
+Rows come from :mod:`benchmarks.verifier_rows`. First the learned map of the article
+vectors (:func:`fit_vector_map`, :mod:`benchmarks.learned_map`; :data:`MAP_PARAMS`) is fitted
+on the rated SemEval tune pairs and fills in every row's ``mapped_similarity`` (the tune
+rows cross-fitted: each by a map fitted without its fold); it is written as the
+``vector_map`` entry (format 9). The model (verifier v9's article model, v7's form) has two
+parts:
 
 * a monotone base: a logistic regression on :data:`BASE` (the lead-weighted article
   cosine) with coefficients bounded at zero from below (scipy's L-BFGS-B), shipped as the
@@ -51,13 +56,14 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn._loss.loss import HalfBinomialLoss
 
+from benchmarks.learned_map import fit_map, mapped_cosine
 from benchmarks.verifier_rows import Rows, ntrex_rows, og2021_rows, seeds_rows, semeval_rows, template_rows
 from dedup.config import Config
 from dedup.embedding.embed import load_encoder
 from dedup.evaluation.data import default_cache_dir, embed_cached
 from dedup.types import Article, EmbeddedArticle
 from dedup.verify import FORMAT, VETO_SCALE, Trees, Verifier, conflict_veto
-from dedup.verify_features import FEATURES, MONOTONE
+from dedup.verify_features import FEATURES, MONOTONE, VectorMap
 
 logger = logging.getLogger("benchmarks.fit_verifier")
 
@@ -68,6 +74,10 @@ TRAINED: tuple[str, ...] = ("semeval", "ntrex", "og2021")
 PARAMS = {"max_depth": 3, "learning_rate": 0.05, "max_iter": 150, "min_samples_leaf": 20, "l2_regularization": 1.0}
 #: The features of the monotone linear base the trees are fitted on top of.
 BASE = ("lead_weighted_similarity",)
+#: The learned map of the article vectors (:func:`benchmarks.learned_map.fit_map`).
+MAP_PARAMS = {"rank": 32, "lam": 1.0, "steps": 300}
+_MAPPED = FEATURES.index("mapped_similarity")
+_ROW_FIELDS = ("x", "y", "group1", "group2", "kind", "lang", "overall", "hard", "identical", "va", "vb")
 
 
 def _fold(source: str, group: str) -> int:
@@ -108,6 +118,29 @@ class OffsetBinomial(HalfBinomialLoss):  # type: ignore[misc]
             p = 1.0 / (1.0 + np.exp(-(self.offset + b)))
             b += float((w * (y_true - p)).sum() / max(float((w * p * (1 - p)).sum()), 1e-12))
         return np.asarray([b])
+
+
+def fit_vector_map(rows: dict[str, Rows], model: str) -> VectorMap:
+    """The map fitted on the rated SemEval tune pairs; every row's ``mapped_similarity`` filled in.
+
+    Each SemEval tune row gets its cosine under a map fitted without its fold (the folds
+    of :func:`out_of_fold`), so the trees learn what the map does on pairs it has not
+    seen; every other row (SemEval held, NTREX, OG2021, the seeds) gets the full map's.
+    """
+    s = rows["semeval"]
+    rated = (s.kind == "tune") & ~np.isnan(s.overall)
+    target = 1.0 - (s.overall - 1.0) / 3.0
+    full = fit_map(s.va[rated], s.vb[rated], target[rated], models=(model,), **MAP_PARAMS)  # type: ignore[arg-type]
+    for r in rows.values():
+        if len(r.y):
+            r.x[:, _MAPPED] = mapped_cosine(full, r.va, r.vb)
+    folds = np.array([_fold("semeval", g) for g in s.group1])
+    for k in range(FOLDS):
+        part = rated & (folds != k)
+        fold_map = fit_map(s.va[part], s.vb[part], target[part], models=(model,), **MAP_PARAMS)  # type: ignore[arg-type]
+        test = (s.kind == "tune") & (folds == k)
+        s.x[test, _MAPPED] = mapped_cosine(fold_map, s.va[test], s.vb[test])
+    return full
 
 
 def fit_base(x: NDArray[np.float64], y: NDArray[np.float64], w: NDArray[np.float64]) -> tuple[NDArray[np.float64], float]:
@@ -357,12 +390,9 @@ def build_rows(args: argparse.Namespace, config: Config) -> dict[str, Rows]:
     if args.rows is not None and args.rows.exists():
         data = np.load(args.rows, allow_pickle=False)
         names = sorted({k.split("/")[0] for k in data.files})
-        return {
-            n: Rows(
-                n, *(data[f"{n}/{f}"] for f in ("x", "y", "group1", "group2", "kind", "lang", "overall", "hard", "identical"))
-            )
-            for n in names
-        }
+        if any(f"{n}/va" not in data.files for n in names):
+            raise SystemExit(f"{args.rows}: rows without article vectors (written before verifier v9): delete it")
+        return {n: Rows(n, *(data[f"{n}/{f}"] for f in _ROW_FIELDS)) for n in names}
     encoder = load_encoder(config.model)
 
     def embed(arts: Sequence[Article], label: str) -> list[EmbeddedArticle]:
@@ -383,8 +413,7 @@ def build_rows(args: argparse.Namespace, config: Config) -> dict[str, Rows]:
             "%s: %d rows (%d positive) in %.0f s", name, len(rows[name].y), np.nansum(rows[name].y), time.perf_counter() - started
         )
     if args.rows is not None:
-        fields = ("x", "y", "group1", "group2", "kind", "lang", "overall", "hard", "identical")
-        np.savez(args.rows, **{f"{n}/{f}": getattr(r, f) for n, r in rows.items() for f in fields})
+        np.savez(args.rows, **{f"{n}/{f}": getattr(r, f) for n, r in rows.items() for f in _ROW_FIELDS})
     return rows
 
 
@@ -451,6 +480,7 @@ def main() -> None:
     threadpool_limits(args.threads)  # OpenMP threads fight over shared cores; one is often faster
     config = Config()
     rows = build_rows(args, config)
+    vector_map = fit_vector_map(rows, config.model)
     weights = {k: float(v) for k, v in (item.split("=") for item in args.weights.split(","))}
     global TRAINED
     TRAINED = tuple(n for n in TRAINABLE if weights.get(n, 0.0) > 0)
@@ -484,10 +514,17 @@ def main() -> None:
         "out_of_fold": reports[chosen],
         "unseen_languages_called_duplicate": {"all": round(called, 4), **{k: round(v, 4) for k, v in per_lang.items()}},
         "model": trees,
+        "vector_map": {
+            "models": list(vector_map.models),
+            "fitted_on": f"SemEval dev tune part, the raters' overall: {vector_map.fitted_on}",
+            "u": np.round(vector_map.u, 6).tolist(),
+            "v": np.round(vector_map.v, 6).tolist(),
+        },
     }
     if titles_entry is not None:
         out["titles"] = titles_entry
-    Verifier.from_dict(out)  # refuses what it cannot read
+    if Verifier.from_dict(out).map_for(config.model, vector_map.dim) is None:  # refuses what it cannot read
+        raise SystemExit(f"the written map would not apply to {config.model}")
     args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     for label in reports:
         logger.info("-- %s (mean ECE of trained sources %.4f)%s", label, eces[label], "  <- shipped" if label == chosen else "")

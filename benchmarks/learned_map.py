@@ -1,11 +1,11 @@
-r"""Measure a learned low-rank map on the article vectors (issue 16, item 3): not shipped.
+r"""Fit and measure the learned low-rank map of the article vectors (verifier v9's ``mapped_similarity``).
 
     python -m benchmarks.learned_map --semeval DATA/semeval_dev.jsonl [--rank 32] [--lam 1.0] [--steps 300] \
         [--out benchmarks/results/learned_map_semeval.json]
 
-The map moves each centred article vector ``v`` to ``v + v M`` with ``M = V Uᵀ`` of rank
-``--rank`` (``U`` starts at zero, so training starts from the identity), and the pair's
-score is the cosine of the moved vectors. It is fitted with Adam on the SemEval tune
+The map (:class:`dedup.verify_features.VectorMap`) moves each centred article vector ``v``
+to ``v + (v V) Uᵀ``, of rank ``--rank`` (``U`` starts at zero, so training starts from the
+identity), and the pair's score is the cosine of the moved vectors. It is fitted with Adam on the SemEval tune
 part's pairs (squared error between ``sigmoid(s · cos + b)`` and the rating mapped to
 ``[0, 1]``: ``1 - (overall - 1) / 3``), with an L2 penalty ``--lam`` on ``M`` that pulls
 it back to the identity.
@@ -19,9 +19,8 @@ Printed, against the centred cosine it starts from (ROC-AUC / hard-negative AUC 
 
 The figures are also written as JSON to ``--out`` (a SemEval-derived file: git ignores it).
 
-The map ranks the SemEval pairs better than the centred cosine, but as a verifier feature
-it moved the held part by less than its noise and the tune part not at all, so it is
-not shipped (``docs/quality.md``, "Tried after v8").
+:func:`fit_map` is also what ``benchmarks/fit_verifier.py`` fits the shipped map with
+(``docs/quality.md``, verifier v9).
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ from dedup.evaluation.harness import source_commit
 from dedup.evaluation.machine import machine_info
 from dedup.evaluation.pairs import LabelledPair, components, pair_articles, read_pairs, split_pairs
 from dedup.evaluation.ranking import RankingScores, ranking_scores
+from dedup.verify_features import VectorMap
 
 logger = logging.getLogger("benchmarks.learned_map")
 
@@ -57,17 +57,19 @@ def fit_map(
     lam: float = 1.0,
     steps: int = 300,
     seed: int = 0,
-) -> NDArray[np.float32]:
-    """The correction ``M`` (``d x d``, rank ``rank``): the moved cosine of ``a[i], b[i]`` predicts ``target[i]``.
+    models: tuple[str, ...] = (),
+) -> VectorMap:
+    """The map (rank ``rank``) under which the cosine of ``a[i], b[i]`` predicts ``target[i]``.
 
     Args:
         a: First vectors of the pairs, shape ``(n, d)``.
         b: Second vectors, same shape.
         target: Wanted similarity of each pair, in ``[0, 1]``.
         rank: Rank of ``M``.
-        lam: L2 penalty on ``M`` (per dimension): larger keeps the map nearer the identity.
+        lam: L2 penalty on ``V Uᵀ`` (per dimension): larger keeps the map nearer the identity.
         steps: Adam steps over all pairs at once.
         seed: Seeds the initial ``V``.
+        models: The models whose vectors ``a`` and ``b`` are (:attr:`VectorMap.models`).
 
     """
     import torch
@@ -92,15 +94,13 @@ def fit_map(
         loss = ((pred - want) ** 2).mean() + lam * (m**2).sum() / dim
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
-    out: NDArray[np.float32] = (v @ u.T).detach().numpy().astype(np.float32)
-    return out
+    fitted = f"{len(target)} pairs, rank {rank}, lam {lam}, {steps} steps, seed {seed}"
+    return VectorMap(models, u.detach().numpy().astype(np.float64), v.detach().numpy().astype(np.float64), fitted)
 
 
-def mapped_cosine(m: NDArray[np.float32], a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float64]:
-    """Cosine of each row pair after the map (``v -> v + v m``)."""
-    ma = a.astype(np.float64) + a @ m
-    mb = b.astype(np.float64) + b @ m
-    out: NDArray[np.float64] = (ma * mb).sum(axis=1) / np.maximum(np.linalg.norm(ma, axis=1) * np.linalg.norm(mb, axis=1), 1e-12)
+def mapped_cosine(vector_map: VectorMap, a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float64]:
+    """Cosine of each row pair under the map."""
+    out: NDArray[np.float64] = (vector_map.apply(a) * vector_map.apply(b)).sum(axis=1)
     return out
 
 
@@ -145,7 +145,7 @@ def main() -> None:
     def ends(part: Sequence[LabelledPair]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         return np.vstack([vectors[p.id1] for p in part]), np.vstack([vectors[p.id2] for p in part])
 
-    def fitted(part: Sequence[LabelledPair]) -> NDArray[np.float32]:
+    def fitted(part: Sequence[LabelledPair]) -> VectorMap:
         rated = [p for p in part if p.overall is not None]
         a, b = ends(rated)
         return fit_map(a, b, rating_target(rated), rank=args.rank, lam=args.lam, steps=args.steps)
@@ -160,7 +160,7 @@ def main() -> None:
         a, b = ends([tune[i] for i in test])
         out_of_fold[test] = mapped_cosine(m, a, b)
     m = fitted(tune)
-    print(f"map rank {args.rank}, lam {args.lam}, {args.steps} steps; |M| = {np.linalg.norm(m):.3f}")
+    print(f"map rank {args.rank}, lam {args.lam}, {args.steps} steps; |V Uᵀ| = {np.linalg.norm(m.v @ m.u.T):.3f}")
     record: dict[str, object] = {
         "params": {"rank": args.rank, "lam": args.lam, "steps": args.steps, "model": config.model},
         "commit": source_commit(),

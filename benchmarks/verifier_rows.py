@@ -81,6 +81,8 @@ class Rows:
         overall: SemEval's human rating (NaN elsewhere).
         hard: SemEval hard negatives.
         identical: Exact repeats (scored 1.0 by the verifier, whatever the model).
+        va: The first article's (centred) vector, per row: the learned map's input.
+        vb: The second article's vector.
 
     """
 
@@ -94,6 +96,8 @@ class Rows:
     overall: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     hard: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
     identical: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    va: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    vb: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
 
     def __post_init__(self) -> None:
         n = len(self.y)
@@ -111,8 +115,12 @@ class Rows:
         return out
 
 
-def _row(a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> NDArray[np.float64]:
-    return pair_features(compare(a, b, config), a, b, max_date_gap_days=config.max_date_gap_days)
+def _row(
+    a: EmbeddedArticle, b: EmbeddedArticle, config: Config
+) -> tuple[NDArray[np.float64], NDArray[np.float32], NDArray[np.float32]]:
+    """The pair's features (``mapped_similarity`` NaN: the fit fills it in) and its two article vectors."""
+    x = pair_features(compare(a, b, config), a, b, max_date_gap_days=config.max_date_gap_days)
+    return x, a.vector.astype(np.float32), b.vector.astype(np.float32)
 
 
 def _too_far(a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> bool:
@@ -122,15 +130,18 @@ def _too_far(a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> bool:
 
 def _rows(source: str, table: list[tuple[object, ...]], **extra: NDArray[np.float64] | NDArray[np.bool_]) -> Rows:
     cols = list(zip(*table, strict=True)) if table else [[]] * 6
+    pairs = cols[0]
     return Rows(
         source,
-        np.vstack(cols[0]) if table else np.zeros((0, len(FEATURES))),
+        np.vstack([p[0] for p in pairs]) if table else np.zeros((0, len(FEATURES))),
         np.asarray(cols[1], dtype=np.float64),
         np.asarray(cols[2], dtype=str),
         np.asarray(cols[3], dtype=str),
         np.asarray(cols[4], dtype=str),
         np.asarray(cols[5], dtype=str),
         **extra,  # type: ignore[arg-type]
+        va=np.vstack([p[1] for p in pairs]) if table else np.zeros((0, 0), dtype=np.float32),
+        vb=np.vstack([p[2] for p in pairs]) if table else np.zeros((0, 0), dtype=np.float32),
     )
 
 

@@ -16,13 +16,16 @@ linear base (``Trees.linear``, format 7: the lead-weighted cosine of the v7 fit,
 boosts the trees on top of it). Format 8 adds an optional second model for title pairs
 (``titles``: pairs where one side is a title or a one-line text, the ``title_only``
 feature): titles and articles are two regimes, and a model fitted for one need not serve
-the other. The shipped parameters are v7 for articles and v6 (format 6, no linear base)
-for titles. The model ships as JSON in ``verifier.json`` beside this module and is
+the other. Format 9 adds a learned low-rank map of the default model's article vectors
+(``vector_map``, :class:`dedup.verify_features.VectorMap`), whose cosine is the
+``mapped_similarity`` feature. The shipped parameters are v9 for articles (v7's form with
+that feature) and v6 (format 6, no linear base) for titles. The model ships as JSON in ``verifier.json`` beside this module and is
 evaluated with numpy here: no pickle, no scikit-learn at prediction time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -36,12 +39,14 @@ from numpy.typing import NDArray
 from dedup.config import Config
 from dedup.errors import ConfigError
 from dedup.types import EmbeddedArticle, Evidence, Match, PassagePair
-from dedup.verify_features import FEATURES, MONOTONE, char_overlap, pair_features, title_words
+from dedup.verify_features import FEATURES, MONOTONE, VectorMap, char_overlap, pair_features, title_words
 
 __all__ = [
     "FEATURES",
+    "FORMAT8_FEATURES",
     "MONOTONE",
     "Trees",
+    "VectorMap",
     "Verifier",
     "align",
     "both_titles",
@@ -54,9 +59,12 @@ __all__ = [
 ]
 
 #: The format version of ``verifier.json`` that this module writes; it reads this one and
-#: :data:`READS` (format 6 has no linear term, format 7 no title model).
-FORMAT = 8
-READS = (6, 7, 8)
+#: :data:`READS` (format 6 has no linear term, format 7 no title model, format 8 neither
+#: the ``mapped_similarity`` feature nor a vector map: its features are the first 20).
+FORMAT = 9
+READS = (6, 7, 8, 9)
+#: The features of formats 6 to 8: all but ``mapped_similarity``, which format 9 adds.
+FORMAT8_FEATURES = FEATURES[: FEATURES.index("mapped_similarity")]
 
 #: A vetoed pair (:func:`conflict_veto`) scores at most this share of the model's score,
 #: below any threshold of 0.25 or more; the order among vetoed pairs is kept.
@@ -306,6 +314,25 @@ def _calibration(data: object) -> tuple[float, float]:
     return (float(data["a"]), float(data["b"]))
 
 
+def _trees(data: Mapping[str, Any], n_features: int) -> Trees:
+    """Trees over the first ``n_features`` of :data:`FEATURES` (an older format's), widened to all of them."""
+    trees = Trees.from_dict(data, n_features)
+    if n_features == len(FEATURES):
+        return trees
+    return dataclasses.replace(trees, linear=np.pad(trees.linear, (0, len(FEATURES) - n_features)))
+
+
+def _vector_map(data: object) -> VectorMap:
+    """A :class:`VectorMap` from ``{"models": [...], "u": [[...]], "v": [[...]], "fitted_on": ".."}``."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a vector map is {{'models': .., 'u': .., 'v': ..}}, got {type(data).__name__}")
+    models = data["models"]
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
+        raise TypeError(f"a vector map's models are a list of names, got {models!r}")
+    u, v = (np.asarray(data[k], dtype=np.float64) for k in ("u", "v"))
+    return VectorMap(tuple(models), u, v, str(data.get("fitted_on", "")))
+
+
 def _logistic(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
@@ -320,6 +347,8 @@ class Verifier:
         source: Where the parameters came from (for reports).
         titles: The model of title pairs (rows whose ``title_only`` feature is 1), with its
             own calibration; ``None``: ``trees`` scores them too. It has no title model of its own.
+        vector_map: The map whose cosine is the ``mapped_similarity`` feature, for the
+            models it names (``Config.model``); ``None``: that feature is always NaN.
 
     """
 
@@ -327,6 +356,7 @@ class Verifier:
     calibration: tuple[float, float] = (1.0, 0.0)
     source: str = "built-in"
     titles: Verifier | None = None
+    vector_map: VectorMap | None = None
 
     def __post_init__(self) -> None:
         if not self.calibration[0] > 0:
@@ -336,6 +366,11 @@ class Verifier:
             raise ConfigError(f"the verifier's linear term goes against the monotone direction of {against}")
         if self.titles is not None and self.titles.titles is not None:
             raise ConfigError("the verifier's title model cannot have a title model of its own")
+
+    def map_for(self, model: str, dim: int) -> VectorMap | None:
+        """The vector map, if vectors of ``model`` (``Config.model``) of dimension ``dim`` are in its space."""
+        found = self.vector_map
+        return found if found is not None and found.applies_to(model, dim) else None
 
     def title_rows(self, x: NDArray[np.float64]) -> NDArray[np.bool_]:
         """Which rows :attr:`titles` scores (none without a title model)."""
@@ -361,19 +396,23 @@ class Verifier:
         if data.get("format") not in READS:
             raise ConfigError(f"verifier parameters are format {data.get('format')!r}, this version reads {READS}")
         names = tuple(data.get("features", ()))
-        if names != FEATURES:
+        if names != (FEATURES if data["format"] >= 9 else FORMAT8_FEATURES):
             raise ConfigError(f"verifier parameters are for features {names}, this version uses {FEATURES}")
         try:
             titles = data.get("titles")
             if titles is not None and data["format"] < 8:
                 raise ConfigError(f"verifier parameters of format {data['format']} cannot have a title model")
+            mapped = data.get("vector_map")
+            if mapped is not None and data["format"] < 9:
+                raise ConfigError(f"verifier parameters of format {data['format']} cannot have a vector map")
             return cls(
-                Trees.from_dict(data["model"], len(FEATURES)),
+                _trees(data["model"], len(names)),
                 _calibration(data.get("calibration")),
                 str(data.get("source", "file")),
                 None
                 if titles is None
-                else cls(Trees.from_dict(titles["model"], len(FEATURES)), _calibration(titles.get("calibration")), "titles"),
+                else cls(_trees(titles["model"], len(names)), _calibration(titles.get("calibration")), "titles"),
+                None if mapped is None else _vector_map(mapped),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"verifier parameters are malformed: {exc!r}") from None
@@ -396,9 +435,12 @@ class Verifier:
         z = model.calibration[0] * float(model.trees.raw(row)[0]) + model.calibration[1]
         return _logistic(z) * (VETO_SCALE if conflict_veto(row)[0] else 1.0)
 
-    def pair_score(self, evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_date_gap_days: int = 7) -> float:
-        """The model's score of a pair (no date veto)."""
-        return self.score(pair_features(evidence, a, b, max_date_gap_days=max_date_gap_days))
+    def pair_score(
+        self, evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_date_gap_days: int = 7, model: str = ""
+    ) -> float:
+        """The model's score of a pair (no date veto); ``model`` (``Config.model``) says whether the vector map applies."""
+        vector_map = self.map_for(model, int(a.vector.shape[-1])) if model else None
+        return self.score(pair_features(evidence, a, b, max_date_gap_days=max_date_gap_days, vector_map=vector_map))
 
     def decide(self, a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> Match:
         """Compare ``a`` (query) with ``b`` (candidate) and decide.
@@ -414,7 +456,7 @@ class Verifier:
         elif evidence.identical:  # an exact repeat, however short
             score = 1.0
         else:
-            score = self.pair_score(evidence, a, b, max_date_gap_days=config.max_date_gap_days)
+            score = self.pair_score(evidence, a, b, max_date_gap_days=config.max_date_gap_days, model=config.model)
         return Match(
             id=b.id,
             score=score,

@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 from dedup.config import Config
 from dedup.types import EmbeddedArticle
 from dedup.verify import FEATURES, Trees, Verifier, align, identical
-from dedup.verify_features import CENTRED_OFFSET, LEAD_DECAY, char_overlap, lead_vector, title_words
+from dedup.verify_features import CENTRED_OFFSET, LEAD_DECAY, VectorMap, char_overlap, lead_vector, title_words
 
 __all__ = [
     "TEXT_FEATURES",
@@ -190,11 +190,14 @@ def _decay(count: int) -> NDArray[np.float64]:
 _DECAY = np.power(LEAD_DECAY, np.arange(64, dtype=np.float64))
 
 
-def vector_bounds(query: EmbeddedArticle, candidates: list[EmbeddedArticle], config: Config) -> Bounds:
+def vector_bounds(
+    query: EmbeddedArticle, candidates: list[EmbeddedArticle], config: Config, vector_map: VectorMap | None = None
+) -> Bounds:
     """What vectors, titles, lengths, languages and dates tell of the features of ``(query, candidate)`` pairs.
 
     The similarity features
-    (article, lead-weighted, soft and top match, lead, title) are known to within
+    (article, lead-weighted, soft and top match, lead, title, and the mapped similarity
+    under ``vector_map``: a known NaN without one) are known to within
     :data:`VECTOR_SLACK` (another order of float sums than :func:`dedup.verify_features.pair_features`'s),
     the counts and dates exactly; the alignment features and the title's character
     overlap only within the ranges they can take; :data:`TEXT_FEATURES` not at all.
@@ -229,6 +232,13 @@ def vector_bounds(query: EmbeddedArticle, candidates: list[EmbeddedArticle], con
     lo = np.full((n, len(FEATURES)), -np.inf)
     hi = np.full((n, len(FEATURES)), np.inf)
     nan = np.zeros((n, len(FEATURES)), dtype=bool)
+    at = _AT["mapped_similarity"]
+    if vector_map is None:
+        lo[:, at], hi[:, at], nan[:, at] = np.inf, -np.inf, True
+    else:
+        moved = vector_map.apply(np.vstack([query.vector[None, :], vectors]))
+        mapped = moved[1:] @ moved[0]
+        lo[:, at], hi[:, at] = mapped - VECTOR_SLACK, mapped + VECTOR_SLACK
     for name, value in (
         ("article_similarity", cosine),
         ("lead_weighted_similarity", leads),
@@ -419,7 +429,8 @@ class Pruner:
             else:
                 bounded.append(i)
         if bounded:
-            rows = vector_bounds(query, [candidates[i] for i in bounded], config)
+            vector_map = self.verifier.map_for(config.model, int(query.vector.shape[-1]))
+            rows = vector_bounds(query, [candidates[i] for i in bounded], config, vector_map)
             reach = self.reach(rows)
             keep[bounded] = reach
             still = np.flatnonzero(reach)

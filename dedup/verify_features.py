@@ -28,9 +28,11 @@ __all__ = [
     "FEATURES",
     "MONOTONE",
     "Profile",
+    "VectorMap",
     "char_overlap",
     "date_marks",
     "lead_vector",
+    "mapped_similarity",
     "name_cover",
     "pair_features",
     "profile",
@@ -60,6 +62,7 @@ FEATURES = (
     "title_only",
     "title_words",
     "date_gap",
+    "mapped_similarity",
 )
 
 #: The direction each feature may move the score: +1 never lowers it when the feature
@@ -80,6 +83,7 @@ MONOTONE = {
     "name_conflict": -1,
     "number_conflict": -1,
     "date_gap": -1,
+    "mapped_similarity": 1,
 }
 
 #: Position decay of the lead-weighted article vector (passage i weighs ``LEAD_DECAY**i``).
@@ -214,6 +218,53 @@ def soft_match(sims: NDArray[np.float32]) -> tuple[float, float]:
     return round(soft, 6), round(top, 6)
 
 
+@dataclass(frozen=True, eq=False)
+class VectorMap:
+    """A learned low-rank map of one model's centred article vectors: ``v -> v + (v V) Uᵀ``.
+
+    Fitted by ``benchmarks/fit_verifier.py`` (through :func:`benchmarks.learned_map.fit_map`)
+    on the ratings of the SemEval tune pairs, so that the cosine of mapped vectors ranks
+    independently written reports of one story above others. Its cosine is the
+    ``mapped_similarity`` feature; it belongs to the vector space of the models it names
+    (other models: the feature is NaN).
+
+    Attributes:
+        models: The encoder names whose article vectors it maps.
+        u: ``(dim, rank)``.
+        v: ``(dim, rank)``.
+        fitted_on: Where it comes from, in words.
+
+    """
+
+    models: tuple[str, ...]
+    u: NDArray[np.float64]
+    v: NDArray[np.float64]
+    fitted_on: str = ""
+
+    def __post_init__(self) -> None:
+        if self.u.ndim != 2 or self.u.shape != self.v.shape or not (np.isfinite(self.u).all() and np.isfinite(self.v).all()):
+            raise ValueError(
+                f"a vector map needs two finite (dim, rank) arrays of one shape, got {self.u.shape} and {self.v.shape}"
+            )
+
+    @property
+    def dim(self) -> int:
+        """The dimension of the vectors it maps."""
+        return int(self.u.shape[0])
+
+    def applies_to(self, model: str, dim: int) -> bool:
+        """Whether vectors of ``model`` (of dimension ``dim``) are in its space."""
+        return model in self.models and dim == self.dim
+
+    def apply(self, vectors: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Rows of ``vectors`` mapped, each of unit length (a zero row stays zero)."""
+        rows = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+        moved = rows + (rows @ self.v) @ self.u.T
+        norms = np.linalg.norm(moved, axis=1, keepdims=True)
+        out: NDArray[np.float64] = moved / np.where(norms > 0, norms, 1.0)
+        return out
+
+
 def lead_vector(item: EmbeddedArticle) -> NDArray[np.float32]:
     """A lead-weighted article vector, in the centred space of :attr:`EmbeddedArticle.vector`.
 
@@ -234,6 +285,14 @@ def lead_vector(item: EmbeddedArticle) -> NDArray[np.float32]:
 def _unit(v: NDArray[np.float64]) -> NDArray[np.float64]:
     norm = float(np.linalg.norm(v))
     return v / norm if norm > 0 else v
+
+
+def mapped_similarity(vector_map: VectorMap | None, a: EmbeddedArticle, b: EmbeddedArticle) -> float:
+    """The cosine of the two article vectors under ``vector_map`` (NaN without one)."""
+    if vector_map is None:
+        return float("nan")
+    ma, mb = vector_map.apply(np.vstack([a.vector, b.vector]))
+    return float(ma @ mb)
 
 
 def _conflict(
@@ -321,11 +380,17 @@ def _lead_similarity(a: EmbeddedArticle, b: EmbeddedArticle) -> float:
 
 
 def pair_features(
-    evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_date_gap_days: int = 7
+    evidence: Evidence,
+    a: EmbeddedArticle,
+    b: EmbeddedArticle,
+    *,
+    max_date_gap_days: int = 7,
+    vector_map: VectorMap | None = None,
 ) -> NDArray[np.float64]:
     """The feature vector of a pair, in the order of :data:`FEATURES` (both articles must have passages).
 
-    ``date_gap`` is the gap in days over ``max_date_gap_days`` (NaN when a date is unknown).
+    ``date_gap`` is the gap in days over ``max_date_gap_days`` (NaN when a date is unknown);
+    ``mapped_similarity`` the cosine of the article vectors under ``vector_map`` (NaN without one).
     """
     sims = a.passage_vectors @ b.passage_vectors.T
     soft, top = soft_match(sims)
@@ -367,6 +432,7 @@ def pair_features(
             float(min(len(a.passages), len(b.passages)) <= 1),
             min(title_words(_title(a)), title_words(_title(b)), 30) / 10.0,
             min(gap, max_date_gap_days) / max(max_date_gap_days, 1) if gap is not None else float("nan"),
+            mapped_similarity(vector_map, a, b),
         ],
         dtype=np.float64,
     )

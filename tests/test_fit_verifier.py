@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from benchmarks import fit_verifier as fv
-from dedup.verify import FEATURES, Trees, Verifier
+from benchmarks.learned_map import fit_map, mapped_cosine
+from dedup.verify import FEATURES, FORMAT, FORMAT8_FEATURES, Trees, Verifier
 
 LEAD = FEATURES.index("lead_weighted_similarity")
 NAMES = FEATURES.index("name_match")
@@ -49,7 +50,7 @@ def test_trees_boost_on_top_of_the_base_and_export_exactly(monkeypatch: pytest.M
     exported = fv.export_trees(model)
     mine = Trees.from_dict(exported, len(FEATURES))
     assert np.allclose(mine.raw(x), raw, atol=1e-9)  # numpy (with the linear term) = scikit-learn + base
-    params = {"format": 7, "features": list(FEATURES), "model": exported}
+    params = {"format": FORMAT, "features": list(FEATURES), "model": exported}
     assert Verifier.from_dict(params).trees.linear[LEAD] == pytest.approx(linear[LEAD])
 
 
@@ -65,7 +66,7 @@ def test_a_carried_title_model_scores_the_title_rows_of_the_report_and_of_the_ou
         "value": [0.0, -4.0, 4.0],
         "leaf": [False, True, True],
     }
-    carried = {"format": 6, "features": list(FEATURES), "source": "old", "model": {"baseline": 0.0, "trees": [stump]}}
+    carried = {"format": 6, "features": list(FORMAT8_FEATURES), "source": "old", "model": {"baseline": 0.0, "trees": [stump]}}
     path = tmp_path / "old.json"
     path.write_text(json.dumps(carried), encoding="utf-8")
     entry, titles = fv.title_model(path)
@@ -76,9 +77,49 @@ def test_a_carried_title_model_scores_the_title_rows_of_the_report_and_of_the_ou
     scores = fv.final_scores(z, x, (1.0, 0.0), True, titles)
     assert np.allclose(scores, [1 / (1 + np.exp(-4.0)), 0.5, 1 / (1 + np.exp(4.0)), 0.5])
     assert np.allclose(fv.final_scores(z, x, (1.0, 0.0), True), 0.5)  # without: the fitted model everywhere
-    out = {"format": 8, "features": list(FEATURES), "model": {"baseline": 0.0, "trees": [stump]}, "titles": entry}
+    out = {"format": 8, "features": list(FORMAT8_FEATURES), "model": {"baseline": 0.0, "trees": [stump]}, "titles": entry}
     assert np.allclose(Verifier.from_dict(out).scores(x)[[0, 2]], scores[[0, 2]])  # the output scores titles the same
     nested = {**out, "source": "new"}
     path.write_text(json.dumps(nested), encoding="utf-8")
     with pytest.raises(SystemExit, match="title model would be dropped"):
         fv.title_model(path)
+
+
+def test_the_vector_map_is_cross_fitted_on_the_semeval_tune_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tune rows get a map fitted without their fold; held rows and other sources the full map's cosine."""
+    monkeypatch.setattr(fv, "MAP_PARAMS", {"rank": 2, "lam": 0.1, "steps": 60})
+    rng = np.random.default_rng(0)
+    n, dim = 120, 8
+    va = rng.standard_normal((n, dim)).astype(np.float32)
+    vb = (va + rng.standard_normal((n, dim))).astype(np.float32)
+    overall = rng.uniform(1, 4, n)
+    roots = np.array([f"c{i}" for i in range(n)])
+    kind = np.where(np.arange(n) < 90, "tune", "held")
+    x = np.full((n, len(FEATURES)), np.nan)
+    semeval = fv.Rows(
+        "semeval", x, (overall < 2).astype(float), roots, roots, kind, np.full(n, ""), overall=overall, va=va, vb=vb
+    )
+    other = fv.Rows(
+        "ntrex",
+        np.full((5, len(FEATURES)), np.nan),
+        np.ones(5),
+        *(np.full(5, "s"),) * 2,
+        np.full(5, "knn"),
+        np.full(5, ""),
+        va=va[:5],
+        vb=vb[:5],
+    )
+    full = fv.fit_vector_map({"semeval": semeval, "ntrex": other}, "m/one")
+    at = FEATURES.index("mapped_similarity")
+    assert full.models == ("m/one",)
+    expected = mapped_cosine(full, va, vb)
+    held = kind == "held"
+    assert np.allclose(semeval.x[held, at], expected[held]) and np.allclose(other.x[:, at], expected[:5])
+    assert not np.isnan(semeval.x[:, at]).any()
+    assert np.abs(semeval.x[~held, at] - expected[~held]).min() > 0  # every tune row: another map's cosine
+    folds = np.array([fv._fold("semeval", g) for g in roots])
+    k = int(folds[0])
+    part = ~held & (folds != k)
+    fold_map = fit_map(va[part], vb[part], 1 - (overall[part] - 1) / 3, models=("m/one",), **fv.MAP_PARAMS)  # type: ignore[arg-type]
+    test = ~held & (folds == k)
+    assert np.allclose(semeval.x[test, at], mapped_cosine(fold_map, va[test], vb[test]), atol=1e-6)

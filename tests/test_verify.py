@@ -11,7 +11,18 @@ from dedup.config import Config
 from dedup.embedding.articles import pool
 from dedup.errors import ConfigError
 from dedup.types import Article, EmbeddedArticle, PartialDate
-from dedup.verify import FEATURES, FORMAT, MONOTONE, READS, Verifier, align, compare, conflict_veto, pair_features
+from dedup.verify import (
+    FEATURES,
+    FORMAT,
+    FORMAT8_FEATURES,
+    MONOTONE,
+    READS,
+    Verifier,
+    align,
+    compare,
+    conflict_veto,
+    pair_features,
+)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -118,7 +129,9 @@ def test_the_linear_base_adds_to_the_trees() -> None:
     x[:, lead] = [0.4, 0.8, np.nan]
     assert np.allclose(verifier.trees.raw(x), [-1.0 + 1.2 - 2.0, -1.0 + 2.4 + 2.0, -1.0 + 0.0 + 2.0])
     assert verifier.trees.linear.tolist() == linear
-    without = Verifier.from_dict({**_params([_stump(cos, 0.6, -2.0, 2.0)], baseline=-1.0), "format": 6})
+    without = Verifier.from_dict(
+        {**_params([_stump(cos, 0.6, -2.0, 2.0)], baseline=-1.0), "format": 6, "features": list(FORMAT8_FEATURES)}
+    )
     assert not without.trees.linear.any()  # format 6 (v6) has no linear term
     assert np.allclose(without.trees.raw(x), [-3.0, 1.0, 1.0])
 
@@ -156,7 +169,7 @@ def test_a_title_model_scores_title_pairs_and_the_main_model_the_rest() -> None:
     plain = Verifier.from_dict(_params([_stump(cos, 0.6, -2.0, 2.0)], calibration={"a": 0.5, "b": 0.0}))
     assert np.allclose(plain.scores(x), [logistic(1.0), logistic(1.0), logistic(1.0), logistic(-1.0)])  # no title model
     with pytest.raises(ConfigError, match="cannot have a title model"):
-        Verifier.from_dict({**params, "format": 7})
+        Verifier.from_dict({**params, "format": 7, "features": list(FORMAT8_FEATURES)})
     nested = {**params, "titles": {**params["titles"]}}
     with pytest.raises(ConfigError, match="malformed"):
         Verifier.from_dict({**nested, "titles": {"calibration": {"a": 1.0, "b": 0.0}}})  # no model
@@ -245,3 +258,37 @@ def test_conflict_veto_needs_conflicting_names_and_numbers_and_nothing_shared() 
     free[FEATURES.index("number_match")] = 1e-9
     assert verifier.score(template) < Config().threshold and verifier.score(template) < verifier.score(free)
     assert verifier.scores(np.vstack([template, free])).tolist() == [verifier.score(template), verifier.score(free)]
+
+
+def test_a_vector_map_is_read_from_format_9_and_applies_to_the_models_it_names() -> None:
+    mapped, dim = FEATURES.index("mapped_similarity"), 16
+    entry = {"models": ["m/one"], "u": np.zeros((dim, 2)).tolist(), "v": np.zeros((dim, 2)).tolist(), "fitted_on": "test"}
+    params = _params([_stump(mapped, 0.5, -3.0, 3.0)], vector_map=entry)  # NaN (no map) goes left
+    verifier = Verifier.from_dict(params)
+    assert verifier.vector_map is not None and verifier.map_for("m/one", dim) is verifier.vector_map
+    assert verifier.map_for("m/two", dim) is None and verifier.map_for("m/one", 8) is None
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((3, dim))
+    a = _embedded(Article("a", "Talks in Hanoi"), _unit(base))
+    b = _embedded(Article("b", "Hanoi talks"), _unit(base + 0.1 * rng.standard_normal((3, dim))))
+    assert float(a.vector @ b.vector) > 0.5  # under the zero map the mapped similarity is this cosine
+    logistic = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    assert verifier.decide(a, b, Config(model="m/one")).score == pytest.approx(logistic(3.0))
+    assert verifier.decide(a, b, Config(model="m/two")).score == pytest.approx(logistic(-3.0))  # not its space: NaN
+    with pytest.raises(ConfigError, match="cannot have a vector map"):
+        Verifier.from_dict({**params, "format": 8, "features": list(FORMAT8_FEATURES)})
+    for bad in ({**entry, "v": np.zeros((dim, 3)).tolist()}, {**entry, "models": []}, [1, 2], {**entry, "u": "x"}):
+        with pytest.raises(ConfigError, match="malformed"):
+            Verifier.from_dict({**params, "vector_map": bad})
+
+
+def test_parameters_of_format_8_are_read_without_the_mapped_similarity() -> None:
+    cos = FEATURES.index("article_similarity")
+    old = {"format": 8, "features": list(FORMAT8_FEATURES), "model": {"baseline": 0.0, "trees": [_stump(cos, 0.5, -1.0, 1.0)]}}
+    old["model"]["linear"] = [0.0] * len(FORMAT8_FEATURES)
+    verifier = Verifier.from_dict(old)
+    assert verifier.trees.linear.shape == (len(FEATURES),) and verifier.vector_map is None
+    with pytest.raises(ConfigError, match="features"):
+        Verifier.from_dict({**old, "features": list(FEATURES)})  # format 8 never had the 21st
+    with pytest.raises(ConfigError, match="features"):
+        Verifier.from_dict({**old, "format": 9})  # format 9 must have it

@@ -17,12 +17,13 @@ from dedup.detect.detector import Detector
 from dedup.evaluation.ingest_feed import SyntheticFeed
 from dedup.io import as_article, read_articles
 from dedup.types import Article, EmbeddedArticle, Verdict
-from dedup.verify import FEATURES, Trees, Verifier, compare, conflict_veto, pair_features
+from dedup.verify import FEATURES, Trees, VectorMap, Verifier, compare, conflict_veto, pair_features
 from dedup.verify_bound import TEXT_FEATURES, Bounds, Pruner, aligned_bounds, max_raw, unknown_row, vector_bounds
 
 from .conftest import SEEDS, HashEncoder
 
 AT = {name: i for i, name in enumerate(FEATURES)}
+MAPPED = AT["mapped_similarity"]
 
 
 def _random_trees(rng: np.random.Generator, n_trees: int = 40, depth: int = 3) -> Trees:
@@ -163,14 +164,19 @@ def _feed_pairs() -> tuple[list[EmbeddedArticle], list[EmbeddedArticle]]:
     return stored, queries
 
 
-def _assert_features_within(query: EmbeddedArticle, candidates: list[EmbeddedArticle], config: Config) -> None:
-    bounds = vector_bounds(query, candidates, config)
+def _assert_features_within(
+    query: EmbeddedArticle, candidates: list[EmbeddedArticle], config: Config, vector_map: VectorMap | None = None
+) -> None:
+    bounds = vector_bounds(query, candidates, config, vector_map)
     narrower = aligned_bounds(query, candidates, config, bounds)
     text = np.isin(np.array(FEATURES), TEXT_FEATURES)
     assert bounds.nan[:, text].all() and (bounds.lo[:, text] == 0).all() and (bounds.hi[:, text] == 1).all()
     assert (narrower.hi - narrower.lo <= bounds.hi - bounds.lo).all()
     for j, other in enumerate(candidates):
-        x = pair_features(compare(query, other, config), query, other, max_date_gap_days=config.max_date_gap_days)
+        x = pair_features(
+            compare(query, other, config), query, other, max_date_gap_days=config.max_date_gap_days, vector_map=vector_map
+        )
+        assert np.isnan(x[MAPPED]) == (vector_map is None)
         for b in (bounds, narrower):
             inside = np.where(np.isnan(x), b.nan[j], (b.lo[j] <= x) & (x <= b.hi[j]))
             assert inside.all(), (other.id, [FEATURES[i] for i in np.flatnonzero(~inside)])
@@ -178,8 +184,12 @@ def _assert_features_within(query: EmbeddedArticle, candidates: list[EmbeddedArt
 
 def test_vector_bounds_hold_every_feature_of_synthetic_pairs() -> None:
     stored, queries = _feed_pairs()
+    rng = np.random.default_rng(5)
+    dim = stored[0].vector.shape[0]
+    vector_map = VectorMap(("m",), rng.normal(0, 0.3, (dim, 4)), rng.normal(0, 0.3, (dim, 4)))
     for query in queries:
         _assert_features_within(query, stored, Config())
+        _assert_features_within(query, stored, Config(), vector_map)
 
 
 def test_pruning_keeps_every_duplicate_of_synthetic_queries_and_prunes_the_rest() -> None:

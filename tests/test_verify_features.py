@@ -14,6 +14,7 @@ from dedup.types import Article, EmbeddedArticle
 from dedup.verify import compare
 from dedup.verify_features import (
     FEATURES,
+    VectorMap,
     date_marks,
     lead_vector,
     name_cover,
@@ -110,3 +111,35 @@ def test_a_script_without_capitals_gives_no_name_evidence_rather_than_a_conflict
     get = FEATURES.index
     x = _pair(("President Xi Jinping visited Paris.", "Talks lasted two days."), ("习近平主席访问了巴黎。", "会谈持续了两天。"))
     assert math.isnan(x[get("name_match")]) and math.isnan(x[get("name_conflict")])
+
+
+def test_the_mapped_similarity_is_the_cosine_of_the_mapped_article_vectors() -> None:
+    rng = np.random.default_rng(7)
+    a = _item("a", ("one", "two"), rng.standard_normal((2, 8)))
+    b = _item("b", ("three", "four"), rng.standard_normal((2, 8)))
+    at = FEATURES.index("mapped_similarity")
+    evidence = compare(a, b, Config())
+    assert math.isnan(pair_features(evidence, a, b)[at])  # no map: nothing to measure
+    zero = VectorMap(("m",), np.zeros((8, 2)), np.zeros((8, 2)))
+    assert pair_features(evidence, a, b, vector_map=zero)[at] == pytest.approx(float(a.vector @ b.vector), abs=1e-6)
+    u, v = rng.standard_normal((8, 2)), rng.standard_normal((8, 2))
+    moved_a, moved_b = a.vector + (a.vector @ v) @ u.T, b.vector + (b.vector @ v) @ u.T
+    want = float(moved_a @ moved_b / np.linalg.norm(moved_a) / np.linalg.norm(moved_b))
+    assert pair_features(evidence, a, b, vector_map=VectorMap(("m",), u, v))[at] == pytest.approx(want, abs=1e-6)
+    # A map that sends the difference of the two vectors to nothing makes them one story.
+    d = (a.vector - b.vector).astype(np.float64)
+    d /= np.linalg.norm(d)
+    collapse = VectorMap(("m",), -d[:, None], d[:, None])  # v -> v - (v.d) d
+    assert pair_features(evidence, a, b, vector_map=collapse)[at] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_vector_map_names_its_models_and_checks_its_shape() -> None:
+    m = VectorMap(("dedup/model",), np.zeros((4, 2)), np.zeros((4, 2)))
+    assert m.dim == 4 and m.applies_to("dedup/model", 4)
+    assert not m.applies_to("other/model", 4) and not m.applies_to("dedup/model", 8)
+    assert np.allclose(m.apply(np.array([[3.0, 0, 0, 4.0]])), [[0.6, 0, 0, 0.8]])
+    assert np.array_equal(m.apply(np.zeros((1, 4))), np.zeros((1, 4)))  # a zero vector stays zero, no NaN
+    with pytest.raises(ValueError, match="one shape"):
+        VectorMap(("m",), np.zeros((4, 2)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="finite"):
+        VectorMap(("m",), np.full((4, 2), np.nan), np.zeros((4, 2)))
