@@ -19,8 +19,9 @@ feature): titles and articles are two regimes, and a model fitted for one need n
 the other. Format 9 adds a learned low-rank map of the default model's article vectors
 (``vector_map``, :class:`dedup.verify_features.VectorMap`), whose cosine is the
 ``mapped_similarity`` feature. The shipped parameters are v9 for articles (v7's form with
-that feature) and v6 (format 6, no linear base) for titles. The model ships as JSON in ``verifier.json`` beside this module and is
-evaluated with numpy here: no pickle, no scikit-learn at prediction time.
+that feature) and v6 (format 6, no linear base) for titles. The model ships as JSON in
+``verifier.json`` beside this module and is evaluated with numpy here: no pickle, no
+scikit-learn at prediction time.
 """
 
 from __future__ import annotations
@@ -439,7 +440,7 @@ class Verifier:
         self, evidence: Evidence, a: EmbeddedArticle, b: EmbeddedArticle, *, max_date_gap_days: int = 7, model: str = ""
     ) -> float:
         """The model's score of a pair (no date veto); ``model`` (``Config.model``) says whether the vector map applies."""
-        vector_map = self.map_for(model, int(a.vector.shape[-1])) if model else None
+        vector_map = self.map_for(model, int(a.vector.shape[-1]))
         return self.score(pair_features(evidence, a, b, max_date_gap_days=max_date_gap_days, vector_map=vector_map))
 
     def decide(self, a: EmbeddedArticle, b: EmbeddedArticle, config: Config) -> Match:
